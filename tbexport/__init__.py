@@ -1,0 +1,65 @@
+"""tbexport: every TensorBoard scalar, exactly as logged, to Excel, MATLAB, CSV and pandas.
+
+>>> import tbexport
+>>> frame = tbexport.read_scalars("lightning_logs")            # long DataFrame
+>>> wide = tbexport.to_wide(frame)                               # one column per tag
+>>> tbexport.export("lightning_logs/version_0", "losses.xlsx")   # one sheet per tag
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .discover import Run, find_runs
+from .exceptions import (
+    CorruptEventFileError,
+    CorruptRecordWarning,
+    InputError,
+    NoEventFilesError,
+    NoMatchingTagsError,
+    NoScalarsError,
+    NotAnEventFileError,
+    OutputError,
+    OutputWriteError,
+    PathNotFoundError,
+    TbexportError,
+    UnknownFormatError,
+)
+from .export import ExportResult, export
+from .load import ScalarData, load_scalars, read_scalars
+from .records import Corruption
+from .reshape import tag_stats, to_wide
+from .write import FORMATS, write_scalars
+
+try:
+    __version__ = version("tbexport")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "FORMATS",
+    "CorruptEventFileError",
+    "CorruptRecordWarning",
+    "Corruption",
+    "ExportResult",
+    "InputError",
+    "NoEventFilesError",
+    "NoMatchingTagsError",
+    "NoScalarsError",
+    "NotAnEventFileError",
+    "OutputError",
+    "OutputWriteError",
+    "PathNotFoundError",
+    "Run",
+    "ScalarData",
+    "TbexportError",
+    "UnknownFormatError",
+    "__version__",
+    "export",
+    "find_runs",
+    "load_scalars",
+    "read_scalars",
+    "tag_stats",
+    "to_wide",
+    "write_scalars",
+]

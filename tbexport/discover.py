@@ -1,0 +1,87 @@
+"""Find the runs (directories that directly hold event files) under the given paths."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .exceptions import NoEventFilesError, PathNotFoundError
+
+__all__ = ["Run", "find_runs", "is_event_file"]
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run: its display name and its event files in file-name order."""
+
+    name: str
+    files: tuple[Path, ...]
+
+
+def is_event_file(name: str) -> bool:
+    """True for file names TensorBoard writers give event files."""
+    return "tfevents" in name
+
+
+def natural_key(text: str) -> list[tuple[int, int | str]]:
+    """Sort key that orders ``version_2`` before ``version_10``."""
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", text)]
+
+
+def find_runs(paths: PathLike | Sequence[PathLike]) -> list[Run]:
+    """All runs under ``paths``, named by their path relative to the root they were found in."""
+    roots = [Path(paths)] if isinstance(paths, str | os.PathLike) else [Path(p) for p in paths]
+    found: list[tuple[Path, str, list[Path]]] = []
+    seen: set[Path] = set()
+    for root in roots:
+        for directory, files in _runs_under(root):
+            files = [f for f in files if f.resolve() not in seen]
+            seen.update(f.resolve() for f in files)
+            if files:
+                found.append((root, _relative_name(root, directory), files))
+    names = [name for _, name, _ in found]
+    if len(set(names)) < len(names):
+        # Two roots hold runs of the same relative name: fall back to the paths as given.
+        found = [(root, _given_path(root, name), files) for root, name, files in found]
+    runs = [Run(name, tuple(sorted(files, key=lambda f: f.name))) for _, name, files in found]
+    return sorted(runs, key=lambda run: natural_key(run.name))
+
+
+def _runs_under(root: Path) -> list[tuple[Path, list[Path]]]:
+    if not root.exists():
+        raise PathNotFoundError(f"path does not exist: {root}")
+    if root.is_file():
+        return [(root.parent, [root])]
+    runs = []
+    for directory, subdirs, filenames in os.walk(root):
+        subdirs.sort(key=natural_key)
+        events = [Path(directory, name) for name in filenames if is_event_file(name)]
+        if events:
+            runs.append((Path(directory), events))
+    if not runs:
+        raise NoEventFilesError(f"no TensorBoard event files (*tfevents*) under {root}")
+    return runs
+
+
+def _relative_name(root: Path, directory: Path) -> str:
+    base = root.parent if root.is_file() else root
+    relative = directory.relative_to(base) if directory != base else Path()
+    if relative == Path():
+        return _display_name(base)
+    return relative.as_posix()
+
+
+def _display_name(directory: Path) -> str:
+    return directory.resolve().name or directory.resolve().as_posix()
+
+
+def _given_path(root: Path, name: str) -> str:
+    base = root.parent if root.is_file() else root
+    if name == _display_name(base):
+        return base.as_posix()
+    return (base / name).as_posix()

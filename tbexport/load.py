@@ -1,0 +1,174 @@
+"""Read every scalar under some paths into one long DataFrame (the ``load`` verb)."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .decode import FileScalars, Series, read_event_file, tag_filter
+from .discover import Run, find_runs, natural_key
+from .exceptions import (
+    CorruptEventFileError,
+    CorruptRecordWarning,
+    NoMatchingTagsError,
+    NotAnEventFileError,
+)
+from .records import Corruption
+
+__all__ = ["COLUMNS", "ScalarData", "load_scalars", "read_scalars"]
+
+PathLike = str | os.PathLike[str]
+Paths = PathLike | Sequence[PathLike]
+COLUMNS = ("run", "tag", "step", "wall_time", "value")
+
+
+@dataclass
+class ScalarData:
+    """The result of a read: the long frame plus what was noticed on the way."""
+
+    frame: pd.DataFrame
+    runs: list[Run]
+    corruptions: list[Corruption] = field(default_factory=list)
+    truncated: dict[str, int] = field(default_factory=dict)
+    tags_seen: set[str] = field(default_factory=set)
+
+    @property
+    def files(self) -> int:
+        return sum(len(run.files) for run in self.runs)
+
+
+def read_scalars(
+    paths: Paths,
+    *,
+    tags: Sequence[str] | None = None,
+    keep_duplicates: bool = False,
+    strict: bool = False,
+) -> pd.DataFrame:
+    """Read every scalar point under ``paths`` into a long DataFrame.
+
+    Columns: ``run`` and ``tag`` (categorical), ``step`` (int64), ``wall_time``
+    (float64 seconds since the epoch) and ``value`` (float64, holding float32
+    values bit-exactly). ``paths`` may be event files, run directories or whole
+    trees such as ``lightning_logs``. ``tags`` are glob patterns (``"val_*"``).
+
+    Within a run, a point at step ``s`` replaces earlier points of its tag at steps
+    ``>= s`` (what TensorBoard shows after a resume) unless ``keep_duplicates``.
+    Damaged records are skipped with a :class:`CorruptRecordWarning` and listed in
+    ``frame.attrs["corruptions"]``; with ``strict=True`` they raise
+    :class:`CorruptEventFileError` instead.
+    """
+    data = load_scalars(paths, tags=tags, keep_duplicates=keep_duplicates, strict=strict)
+    for corruption in data.corruptions:
+        warnings.warn(str(corruption), CorruptRecordWarning, stacklevel=2)
+    data.frame.attrs["corruptions"] = [str(c) for c in data.corruptions]
+    return data.frame
+
+
+def load_scalars(
+    paths: Paths,
+    *,
+    tags: Sequence[str] | None = None,
+    keep_duplicates: bool = False,
+    strict: bool = False,
+    verify: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> ScalarData:
+    """Like :func:`read_scalars`, returning the frame together with the read report."""
+    runs = find_runs(paths)
+    accept = tag_filter(list(tags) if tags else None)
+    per_run: list[tuple[str, dict[str, Series]]] = []
+    data = ScalarData(frame=pd.DataFrame(), runs=runs)
+    explicit_files = _explicit_files(paths)
+    for run in runs:
+        file_results = [
+            read_event_file(path, accept, verify=verify, progress=progress) for path in run.files
+        ]
+        for result in file_results:
+            _check_file(result, strict=strict, explicit=result.path in explicit_files)
+            data.corruptions.extend(result.corruptions)
+            if result.truncated_tail:
+                data.truncated[result.path] = result.truncated_tail
+        per_run.append((run.name, _merge_files(file_results)))
+    data.tags_seen = {tag for _, series in per_run for tag in series}
+    if tags and not data.tags_seen:
+        raise NoMatchingTagsError(
+            f"no scalar tag matches {', '.join(repr(t) for t in tags)}"
+        )
+    data.frame = _long_frame(per_run, keep_duplicates=keep_duplicates)
+    return data
+
+
+def _explicit_files(paths: Paths) -> set[str]:
+    given = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    return {os.fspath(p) for p in given if os.path.isfile(p)}
+
+
+def _check_file(result: FileScalars, *, strict: bool, explicit: bool) -> None:
+    if explicit and result.valid_records == 0 and result.corruptions:
+        raise NotAnEventFileError(f"not a TensorBoard event file: {result.path}")
+    if strict and result.corruptions:
+        raise CorruptEventFileError(str(result.corruptions[0]))
+
+
+def _merge_files(results: list[FileScalars]) -> dict[str, Series]:
+    """Concatenate each tag's points over the run's files, in file-name order."""
+    merged: dict[str, Series] = {}
+    for result in results:
+        for tag, series in result.series.items():
+            target = merged.setdefault(tag, Series())
+            target.steps.extend(series.steps)
+            target.wall_times.extend(series.wall_times)
+            target.values.extend(series.values)
+    return merged
+
+
+def superseded_mask(steps: np.ndarray) -> np.ndarray:
+    """Which points survive a restart: those with no later point at the same or an earlier step."""
+    if len(steps) == 0:
+        return np.ones(0, dtype=bool)
+    later_min = np.minimum.accumulate(steps[::-1])[::-1]
+    keep = np.ones(len(steps), dtype=bool)
+    keep[:-1] = steps[:-1] < later_min[1:]
+    return keep
+
+
+def _long_frame(per_run: list[tuple[str, dict[str, Series]]], *, keep_duplicates: bool) -> pd.DataFrame:
+    run_names = [name for name, _ in per_run]
+    tag_names = sorted({tag for _, series in per_run for tag in series}, key=natural_key)
+    tag_codes = {tag: i for i, tag in enumerate(tag_names)}
+    parts: dict[str, list[np.ndarray]] = {c: [] for c in COLUMNS}
+    for run_code, (_, by_tag) in enumerate(per_run):
+        for tag in sorted(by_tag, key=natural_key):
+            series = by_tag[tag]
+            steps = np.frombuffer(series.steps, dtype=np.int64)
+            keep = slice(None) if keep_duplicates else superseded_mask(steps)
+            steps = steps[keep]
+            parts["run"].append(np.full(len(steps), run_code, dtype=np.int32))
+            parts["tag"].append(np.full(len(steps), tag_codes[tag], dtype=np.int32))
+            parts["step"].append(steps)
+            parts["wall_time"].append(np.frombuffer(series.wall_times, dtype=np.float64)[keep])
+            parts["value"].append(np.frombuffer(series.values, dtype=np.float64)[keep])
+    columns = {c: _concat(parts[c], c) for c in COLUMNS}
+    return pd.DataFrame(
+        {
+            "run": pd.Categorical.from_codes(columns["run"], categories=run_names),
+            "tag": pd.Categorical.from_codes(columns["tag"], categories=tag_names),
+            "step": columns["step"],
+            "wall_time": columns["wall_time"],
+            "value": columns["value"],
+        }
+    )
+
+
+_DTYPES = {"run": np.int32, "tag": np.int32, "step": np.int64}
+
+
+def _concat(arrays: list[np.ndarray], column: str) -> np.ndarray:
+    if not arrays:
+        return np.zeros(0, dtype=_DTYPES.get(column, np.float64))
+    return np.concatenate(arrays)

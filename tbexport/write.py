@@ -1,0 +1,85 @@
+"""Write a long frame to a file whose format follows its suffix (the ``write`` verb).
+
+Every output is written to a temporary file beside the target and renamed over
+it only when complete, so a failure never leaves a half-written file behind or
+destroys an earlier one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from .exceptions import OutputWriteError, UnknownFormatError
+from .writers import csv, excel, matlab
+
+__all__ = ["FORMATS", "format_for", "write_scalars"]
+
+Writer = Callable[..., None]
+
+# suffix -> writer; the one table that decides what tbexport can write
+FORMATS: dict[str, Writer] = {
+    ".xlsx": excel.write,
+    ".mat": matlab.write,
+    ".csv": csv.write,
+}
+
+
+def format_for(path: str | os.PathLike[str], format: str | None = None) -> str:
+    """The format (a key of ``FORMATS``) for ``path``, or for an explicit ``format``."""
+    suffix = ("." + format.lower().lstrip(".")) if format else Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        known = ", ".join(FORMATS)
+        what = f"format {format!r}" if format else f"output suffix {suffix or '(none)'!r}"
+        raise UnknownFormatError(f"unknown {what}; known formats: {known}")
+    return suffix
+
+
+def write_scalars(
+    frame: pd.DataFrame,
+    output: str | os.PathLike[str],
+    *,
+    format: str | None = None,
+    wide: bool = False,
+) -> Path:
+    """Write a long scalar frame to ``output`` atomically; return the path written."""
+    path = Path(output)
+    writer = FORMATS[format_for(path, format)]
+    with _atomic_path(path) as temporary:
+        writer(frame, temporary, wide=wide)
+    return path
+
+
+@contextlib.contextmanager
+def _atomic_path(path: Path) -> Iterator[Path]:
+    directory = path.parent
+    if not directory.is_dir():
+        raise OutputWriteError(f"cannot write {path}: directory {directory} does not exist")
+    if path.is_dir():
+        raise OutputWriteError(f"cannot write {path}: it is a directory")
+    try:
+        handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as error:
+        raise OutputWriteError(f"cannot write {path}: {error.strerror}") from error
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        yield temporary
+        os.chmod(temporary, 0o666 & ~_umask())
+        os.replace(temporary, path)
+    except OSError as error:
+        raise OutputWriteError(f"cannot write {path}: {error.strerror or error}") from error
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
