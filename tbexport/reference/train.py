@@ -1,0 +1,108 @@
+"""Run the reference training and return where its TensorBoard logs went."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+from .data import DigitsDataModule
+from .model import DigitsClassifier
+
+
+@dataclass
+class TrainResult:
+    """Where the logs are, and how the run ended."""
+
+    log_dir: Path
+    device: str
+    interrupted: bool
+    last_checkpoint: Path | None
+
+
+class _StopAtStep(Callback):
+    """Simulates a crash at a given global step (for the resume demo)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+        self.fired = False
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: object) -> None:
+        if trainer.global_step >= self.step:
+            self.fired = True
+            raise KeyboardInterrupt  # Lightning shuts down as on Ctrl-C; no checkpoint is saved
+
+
+def _version_of(checkpoint: Path) -> int | None:
+    """``…/version_N/checkpoints/x.ckpt`` -> N, so a resume logs into the same run."""
+    match = re.fullmatch(r"version_(\d+)", checkpoint.resolve().parent.parent.name)
+    return int(match.group(1)) if match else None
+
+
+def train(
+    out: Path = Path("."),
+    *,
+    max_epochs: int = 12,
+    seed: int = 0,
+    lr: float = 1e-3,
+    batch_size: int = 32,
+    accelerator: str = "auto",
+    resume: Path | None = None,
+    stop_at_step: int | None = None,
+    limit_train_batches: int | float = 1.0,
+    csv_log: bool = False,
+    progress_bar: bool = True,
+) -> TrainResult:
+    """Train the digits CNN, logging to ``out/lightning_logs/version_N`` with TensorBoardLogger."""
+    pl.seed_everything(seed, workers=True)
+    on_gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    version = _version_of(resume) if resume else None
+    # default_hp_metric=False: hp_metric is logged for real in validation_step; the
+    # default would add a placeholder -1 at step 0 to every new event file.
+    loggers: list[pl.loggers.Logger] = [
+        TensorBoardLogger(out, name="lightning_logs", version=version, default_hp_metric=False)
+    ]
+    if csv_log:
+        loggers.append(CSVLogger(out, name="csv_logs", version=version))
+    checkpoint = ModelCheckpoint(monitor="val_loss", mode="min", save_top_k=1, save_last=True)
+    callbacks: list[Callback] = [
+        checkpoint,
+        EarlyStopping(monitor="val_loss", mode="min", patience=5),
+        LearningRateMonitor(logging_interval="epoch"),
+    ]
+    stopper = _StopAtStep(stop_at_step if stop_at_step is not None else -1)
+    if stop_at_step is not None:
+        callbacks.append(stopper)
+    trainer = pl.Trainer(
+        max_epochs=max_epochs,
+        accelerator="gpu" if on_gpu else ("cpu" if accelerator == "auto" else accelerator),
+        devices=1,
+        precision="16-mixed" if on_gpu else "32-true",
+        deterministic=not on_gpu,
+        logger=loggers,
+        callbacks=callbacks,
+        log_every_n_steps=1,
+        limit_train_batches=limit_train_batches,
+        enable_progress_bar=progress_bar,
+        enable_model_summary=False,
+    )
+    model = DigitsClassifier(lr=lr)
+    data = DigitsDataModule(batch_size=batch_size, seed=seed)
+    try:
+        trainer.fit(model, datamodule=data, ckpt_path=str(resume) if resume else None)
+    except SystemExit:
+        # Lightning exits after a KeyboardInterrupt; ours is the simulated crash.
+        if not stopper.fired:
+            raise
+    interrupted = stopper.fired or trainer.interrupted
+    if not interrupted:
+        trainer.test(model, datamodule=data, ckpt_path="best" if checkpoint.best_model_path else None,
+                     verbose=False)  # fmt: skip
+    last = Path(checkpoint.last_model_path) if checkpoint.last_model_path else None
+    device = torch.cuda.get_device_name(0) if on_gpu else "CPU"
+    return TrainResult(Path(loggers[0].log_dir), device, interrupted, last)
