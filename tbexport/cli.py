@@ -149,7 +149,8 @@ def _summary(result: ExportResult) -> str:
     )
     if result.corruptions:
         skipped = sum(c.skipped for c in result.corruptions)
-        text += f"; skipped {len(result.corruptions)} corrupt stretch(es), {skipped} bytes"
+        count = len(result.corruptions)
+        text += f"; skipped {count} damaged stretch{'es' if count != 1 else ''} ({skipped} bytes)"
     return text
 
 

@@ -44,6 +44,7 @@ _CONTENT_DTYPES: dict[int, str] = {
 }
 _INT_VAL_DTYPES = {_DT_INT32, _DT_UINT8, _DT_INT16, _DT_INT8, _DT_UINT16}
 _SCALAR_PLUGINS = {"", "scalars"}
+_SESSION_START = 1  # SessionLog.START: a writer restarted with purge_step
 _PROGRESS_EVERY = 1 << 16  # records between progress callbacks
 
 TagFilter = Callable[[str], bool]
@@ -56,6 +57,8 @@ class Series:
     steps: array[int] = field(default_factory=lambda: array("q"))
     wall_times: array[float] = field(default_factory=lambda: array("d"))
     values: array[float] = field(default_factory=lambda: array("d"))
+    # (points before it, step) of each purge_step restart that applies to this tag
+    purges: list[tuple[int, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -67,6 +70,8 @@ class FileScalars:
     corruptions: list[Corruption]
     truncated_tail: int
     valid_records: int
+    # SessionLog START events (``purge_step``): (step, points each tag had before it)
+    purges: list[tuple[int, dict[str, int]]] = field(default_factory=list)
 
 
 def tag_filter(patterns: list[str] | None) -> TagFilter:
@@ -93,12 +98,15 @@ def read_event_file(
     event = Event()
     parse = event.ParseFromString
     reported = 0
+    purges: list[tuple[int, dict[str, int]]] = []
     for count, payload in enumerate(scan, 1):
         parse(payload)
         if count % _PROGRESS_EVERY == 0 and progress is not None:
             progress(scan.position - reported)
             reported = scan.position
         if not event.HasField("summary"):
+            if event.HasField("session_log") and event.session_log.status == _SESSION_START:
+                purges.append((event.step, {t: len(v.steps) for t, v in series.items()}))
             continue
         step = event.step
         wall_time = event.wall_time
@@ -124,7 +132,7 @@ def read_event_file(
     if progress is not None:
         progress(scan.position - reported)
     return FileScalars(
-        os.fspath(path), series, scan.corruptions, scan.truncated_tail, scan.valid_records
+        os.fspath(path), series, scan.corruptions, scan.truncated_tail, scan.valid_records, purges
     )
 
 

@@ -94,7 +94,7 @@ def load_scalars(
             if result.truncated_tail:
                 data.truncated[result.path] = result.truncated_tail
         per_run.append((run.name, _merge_files(file_results)))
-    data.tags_seen = {tag for _, series in per_run for tag in series}
+    data.tags_seen = {tag for _, by_tag in per_run for tag, s in by_tag.items() if len(s.steps)}
     if tags and not data.tags_seen:
         raise NoMatchingTagsError(
             f"no scalar tag matches {', '.join(repr(t) for t in tags)}"
@@ -119,6 +119,12 @@ def _merge_files(results: list[FileScalars]) -> dict[str, Series]:
     """Concatenate each tag's points over the run's files, in file-name order."""
     merged: dict[str, Series] = {}
     for result in results:
+        before = {tag: len(series.steps) for tag, series in merged.items()}
+        for step, counts in result.purges:
+            # A purge also covers tags this file has not logged yet (count 0).
+            for tag in merged.keys() | counts.keys():
+                target = merged.setdefault(tag, Series())
+                target.purges.append((before.get(tag, 0) + counts.get(tag, 0), step))
         for tag, series in result.series.items():
             target = merged.setdefault(tag, Series())
             target.steps.extend(series.steps)
@@ -127,26 +133,44 @@ def _merge_files(results: list[FileScalars]) -> dict[str, Series]:
     return merged
 
 
-def superseded_mask(steps: np.ndarray) -> np.ndarray:
-    """Which points survive a restart: those with no later point at the same or an earlier step."""
-    if len(steps) == 0:
-        return np.ones(0, dtype=bool)
-    later_min = np.minimum.accumulate(steps[::-1])[::-1]
+def superseded_mask(steps: np.ndarray, purges: Sequence[tuple[int, int]] = ()) -> np.ndarray:
+    """Which points survive restarts: those with no later point at the same or an earlier step.
+
+    ``purges`` are ``(position, step)`` restarts (``purge_step``): every point
+    before ``position`` at a step ``>= step`` is dropped too, as TensorBoard does.
+    """
     keep = np.ones(len(steps), dtype=bool)
+    if len(steps) == 0:
+        return keep
+    later_min = np.minimum.accumulate(steps[::-1])[::-1]
     keep[:-1] = steps[:-1] < later_min[1:]
+    if purges:
+        positions = np.array([p for p, _ in purges], dtype=np.int64)
+        order = np.argsort(positions, kind="stable")
+        positions = positions[order]
+        purge_steps = np.array([s for _, s in purges], dtype=np.int64)[order]
+        # lowest purge step among purges at or after each position
+        purge_min = np.append(np.minimum.accumulate(purge_steps[::-1])[::-1], np.iinfo(np.int64).max)
+        first_after = np.searchsorted(positions, np.arange(len(steps)), side="right")
+        keep &= steps < purge_min[first_after]
     return keep
 
 
 def _long_frame(per_run: list[tuple[str, dict[str, Series]]], *, keep_duplicates: bool) -> pd.DataFrame:
     run_names = [name for name, _ in per_run]
-    tag_names = sorted({tag for _, series in per_run for tag in series}, key=natural_key)
+    tag_names = sorted(
+        {tag for _, by_tag in per_run for tag, series in by_tag.items() if len(series.steps)},
+        key=natural_key,
+    )
     tag_codes = {tag: i for i, tag in enumerate(tag_names)}
     parts: dict[str, list[np.ndarray]] = {c: [] for c in COLUMNS}
     for run_code, (_, by_tag) in enumerate(per_run):
         for tag in sorted(by_tag, key=natural_key):
             series = by_tag[tag]
+            if not len(series.steps):
+                continue
             steps = np.frombuffer(series.steps, dtype=np.int64)
-            keep = slice(None) if keep_duplicates else superseded_mask(steps)
+            keep = slice(None) if keep_duplicates else superseded_mask(steps, series.purges)
             steps = steps[keep]
             parts["run"].append(np.full(len(steps), run_code, dtype=np.int32))
             parts["tag"].append(np.full(len(steps), tag_codes[tag], dtype=np.int32))

@@ -2,107 +2,114 @@
 
 Each tag sheet has the header ``step, wall_time, value`` (``run`` first when
 several runs are written). NaN and ±Inf, which Excel cannot store as numbers, are
-written as the text ``nan``/``inf``/``-inf`` and counted in the index. A tag with
-more rows than a sheet holds continues on sheets named ``<sheet> #2``, ….
+written as the text ``nan``/``inf``/``-inf`` and counted in the index
+(``nonfinite``). A tag with more rows than a sheet holds continues on sheets named
+``<sheet> #2``, …, all listed in the index.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
-import xlsxwriter
 
 from ..names import sheet_continuation, sheet_names
 from ..reshape import tag_stats
+from ..xlsx import MAX_ROWS, Sheet, Workbook, column_letter, string_cell
 
-MAX_ROWS = 1_048_576  # Excel's row limit, header included
 INDEX_COLUMNS = ["run", "tag", "sheet", "points", "first_step", "last_step", "last_value",
                  "min", "max", "nonfinite"]  # fmt: skip
+ROWS_PER_SHEET = MAX_ROWS - 1  # the header takes one
 
 
 def write(frame: pd.DataFrame, path: Path, *, wide: bool = False) -> None:
     """Write ``frame`` as an Excel workbook (``wide`` is accepted for symmetry and ignored)."""
-    tags = [str(t) for t in frame["tag"].cat.categories if (frame["tag"] == t).any()]
-    multi_run = frame["run"].nunique() > 1
-    names = sheet_names(tags)
-    taken = {n.lower() for n in names.values()} | {"index"}
     by_tag = {str(t): g for t, g in frame.groupby("tag", observed=True, sort=True)}
-    rows_per_sheet = MAX_ROWS - 1
+    names = sheet_names(by_tag)
+    taken = {n.lower() for n in names.values()} | {"index"}
     sheets = {
-        tag: [names[tag]]
-        + [sheet_continuation(names[tag], part + 1, taken)
-           for part in range(1, _ceil_div(len(by_tag[tag]), rows_per_sheet))]
-        for tag in tags
+        tag: [names[tag]] + [sheet_continuation(names[tag], part, taken)
+                             for part in range(2, _parts(len(group)) + 1)]
+        for tag, group in by_tag.items()
     }  # fmt: skip
-    with xlsxwriter.Workbook(path, {"constant_memory": True}) as book:
-        bold = book.add_format({"bold": True})
-        _write_index(book, tag_stats(frame), sheets, bold)
-        for tag in tags:
-            _write_tag(book, by_tag[tag], sheets[tag], multi_run, bold, rows_per_sheet)
+    multi_run = frame["run"].nunique() > 1
+    with Workbook(path) as book:
+        _write_index(book.add_sheet("index", [28, 28, 24] + [12] * 7), tag_stats(frame), sheets)
+        for tag, group in by_tag.items():
+            _write_tag(book, group, sheets[tag], multi_run)
 
 
-def _ceil_div(a: int, b: int) -> int:
-    return max(1, -(-a // b))
+def _parts(rows: int) -> int:
+    return max(1, math.ceil(rows / ROWS_PER_SHEET))
 
 
-def _write_index(book: Any, stats: pd.DataFrame, sheets: dict[str, list[str]], bold: Any) -> None:
-    sheet = book.add_worksheet("index")
-    sheet.write_row(0, 0, INDEX_COLUMNS, bold)
-    sheet.freeze_panes(1, 0)
-    sheet.set_column(0, 1, 28)
-    sheet.set_column(2, 2, 24)
-    sheet.set_column(3, len(INDEX_COLUMNS) - 1, 12)
-    link = book.add_format({"font_color": "blue", "underline": 1})
-    for r, row in enumerate(stats.itertuples(index=False), 1):
-        names = sheets[row.tag]
-        sheet.write_string(r, 0, row.run)
-        sheet.write_string(r, 1, row.tag)
-        target = names[0].replace("'", "''")
-        sheet.write_url(r, 2, f"internal:'{target}'!A1", link, string=", ".join(names))
-        for c, value in enumerate(row[3:], 3):
-            _write_cell(sheet, r, c, value)
+def _write_index(sheet: Sheet, stats: pd.DataFrame, sheets: dict[str, list[str]]) -> None:
+    sheet.header(INDEX_COLUMNS)
+    rows = []
+    for r, row in enumerate(stats.itertuples(index=False), 2):
+        targets = sheets[row.tag]
+        cells = [string_cell(f"A{r}", row.run), string_cell(f"B{r}", row.tag),
+                 string_cell(f"C{r}", ", ".join(targets), 2)]  # fmt: skip
+        for c, value in enumerate(row[2:], 3):
+            ref = f"{column_letter(c)}{r}"
+            if np.isfinite(value):
+                cells.append(f'<c r="{ref}"><v>{_number(value)}</v></c>')
+            elif c == 6 or not np.isnan(value):  # min/max stay empty when nothing is finite
+                cells.append(string_cell(ref, _nonfinite_text(value)))
+        rows.append(f'<row r="{r}">{"".join(cells)}</row>')
+        sheet.link(f"C{r}", targets[0], ", ".join(targets))
+    sheet.raw_rows(rows)
+    sheet.close()
 
 
-def _write_cell(sheet: Any, row: int, col: int, value: float) -> None:
-    if np.isfinite(value):
-        sheet.write_number(row, col, value)
-    elif col == 6 or not np.isnan(value):  # empty min/max: no finite value
-        sheet.write_string(row, col, _nonfinite_text(value))
+def _number(value: float | int) -> str:
+    return repr(int(value)) if isinstance(value, int | np.integer) else repr(float(value))
 
 
 def _nonfinite_text(value: float) -> str:
-    if np.isnan(value):
+    if math.isnan(value):
         return "nan"
     return "inf" if value > 0 else "-inf"
 
 
-def _write_tag(
-    book: Any, group: pd.DataFrame, names: list[str], multi_run: bool, bold: Any, per_sheet: int
-) -> None:
+def _write_tag(book: Workbook, group: pd.DataFrame, names: list[str], multi_run: bool) -> None:
     header = (["run"] if multi_run else []) + ["step", "wall_time", "value"]
-    runs = group["run"].astype(str).to_numpy() if multi_run else None
-    steps = group["step"].to_numpy()
-    wall_times = group["wall_time"].to_numpy()
-    values = group["value"].to_numpy()
-    finite = np.isfinite(values)
+    runs = group["run"].astype(str).tolist() if multi_run else None
+    steps = group["step"].tolist()
+    wall_times = group["wall_time"].tolist()
+    values = group["value"].tolist()
     for part, name in enumerate(names):
-        sheet = book.add_worksheet(name)
-        sheet.write_row(0, 0, header, bold)
-        sheet.freeze_panes(1, 0)
-        sheet.set_column(0, len(header) - 1, 16)
-        start = part * per_sheet
-        stop = min(start + per_sheet, len(steps))
-        offset = 1 if multi_run else 0
-        number, string = sheet.write_number, sheet.write_string
-        for r, i in enumerate(range(start, stop), 1):
-            if runs is not None:
-                string(r, 0, runs[i])
-            number(r, offset, steps[i])
-            number(r, offset + 1, wall_times[i])
-            if finite[i]:
-                number(r, offset + 2, values[i])
-            else:
-                string(r, offset + 2, _nonfinite_text(values[i]))
+        sheet = book.add_sheet(name, [16] * len(header))
+        sheet.header(header)
+        start = part * ROWS_PER_SHEET
+        stop = min(start + ROWS_PER_SHEET, len(steps))
+        sheet.raw_rows(_data_rows(start, stop, runs, steps, wall_times, values))
+        sheet.close()
+
+
+def _data_rows(
+    start: int,
+    stop: int,
+    runs: list[str] | None,
+    steps: list[int],
+    wall_times: list[float],
+    values: list[float],
+) -> Iterator[str]:
+    """Render rows ``start:stop`` as sheet XML; numbers in shortest round-trip form."""
+    columns = "BCD" if runs is not None else "ABC"
+    s_col, w_col, v_col = columns
+    for i in range(start, stop):
+        r = i - start + 2
+        value = values[i]
+        if value - value == 0.0:  # finite (NaN and ±Inf give NaN)
+            value_cell = f'<c r="{v_col}{r}"><v>{value!r}</v></c>'
+        else:
+            value_cell = string_cell(f"{v_col}{r}", _nonfinite_text(value))
+        run_cell = string_cell(f"A{r}", runs[i]) if runs is not None else ""
+        yield (
+            f'<row r="{r}">{run_cell}<c r="{s_col}{r}"><v>{steps[i]}</v></c>'
+            f'<c r="{w_col}{r}"><v>{wall_times[i]!r}</v></c>{value_cell}</row>'
+        )

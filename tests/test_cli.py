@@ -1,0 +1,166 @@
+"""The command line, driven through click's CliRunner: exit codes and exact messages."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import openpyxl
+import pytest
+import scipy.io
+from click.testing import CliRunner
+
+import tbexport
+from tbexport.cli import cli
+
+from .builders import simple, write_events
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    run = tmp_path / "logs" / "version_0"
+    write_events(run / "events.out.tfevents.1",
+                 [simple("train_loss", s, 1 / (s + 1)) for s in range(50)]
+                 + [simple("val_loss", s, 2.0) for s in range(0, 50, 10)])  # fmt: skip
+    return run
+
+
+def invoke(*args: str | Path):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_export_xlsx_with_summary(run_dir: Path, tmp_path: Path) -> None:
+    result = invoke(run_dir, "-o", tmp_path / "losses.xlsx")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip() == (
+        f"wrote {tmp_path / 'losses.xlsx'}: 1 run, 2 tags, 55 points from 1 event file"
+    )
+    assert openpyxl.load_workbook(tmp_path / "losses.xlsx").sheetnames == ["index", "train_loss", "val_loss"]
+
+
+def test_format_flag_names_output_after_input(run_dir: Path, tmp_path: Path) -> None:
+    result = invoke(run_dir, "--mat", "--quiet")
+    assert result.exit_code == 0 and result.output == ""
+    mat = scipy.io.loadmat(tmp_path / "version_0.mat", simplify_cells=True)
+    assert mat["val_loss"]["step"].tolist() == [0, 10, 20, 30, 40]
+    assert invoke(run_dir, "--csv", "-q").exit_code == 0
+    assert (tmp_path / "version_0.csv").read_text().startswith("run,tag,step,wall_time,value\n")
+    assert invoke(run_dir, "-q").exit_code == 0
+    assert (tmp_path / "version_0.xlsx").exists()
+
+
+def test_python_dash_m(run_dir: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "tbexport", str(run_dir), "--list"],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "train_loss" in done.stdout
+
+
+def test_list(run_dir: Path) -> None:
+    result = invoke(run_dir, "--list")
+    assert result.exit_code == 0
+    assert result.stdout.splitlines() == [
+        "version_0  (1 event file, 2 tags)",
+        "  train_loss         50 points  steps 0..49",
+        "  val_loss            5 points  steps 0..40",
+    ]
+    assert [p.name for p in Path.cwd().iterdir()] == ["logs"]  # --list writes nothing
+
+
+def test_tags_filter(run_dir: Path, tmp_path: Path) -> None:
+    result = invoke(run_dir, "-o", tmp_path / "v.csv", "--tags", "val_*", "-q")
+    assert result.exit_code == 0
+    lines = (tmp_path / "v.csv").read_text().splitlines()
+    assert len(lines) == 6 and all(",val_loss," in line for line in lines[1:])
+
+
+def test_missing_path_is_a_usage_error(tmp_path: Path) -> None:
+    result = invoke(tmp_path / "nope")
+    assert result.exit_code == 2
+    assert f"Path '{tmp_path / 'nope'}' does not exist." in result.stderr
+
+
+def test_directory_without_event_files(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = invoke(tmp_path / "empty")
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: no TensorBoard event files (*tfevents*) under {tmp_path / 'empty'}\n"
+
+
+def test_tag_filter_matching_nothing(run_dir: Path) -> None:
+    result = invoke(run_dir, "--tags", "acc*")
+    assert result.exit_code == 1
+    assert result.stderr == "Error: no scalar tag matches 'acc*'\n"
+
+
+def test_unknown_suffix(run_dir: Path, tmp_path: Path) -> None:
+    result = invoke(run_dir, "-o", tmp_path / "out.json")
+    assert result.exit_code == 1
+    assert result.stderr == "Error: unknown output suffix '.json'; known formats: .xlsx, .mat, .csv\n"
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_conflicting_format_flag(run_dir: Path, tmp_path: Path) -> None:
+    result = invoke(run_dir, "-o", tmp_path / "out.csv", "--mat")
+    assert result.exit_code == 2
+    assert "--mat conflicts with output suffix '.csv'" in result.stderr
+
+
+def test_not_an_event_file(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(os.urandom(300))
+    result = invoke(junk)
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: not a TensorBoard event file: {junk}\n"
+
+
+def test_unwritable_output_directory(run_dir: Path, tmp_path: Path) -> None:
+    target = tmp_path / "no" / "such" / "dir.xlsx"
+    result = invoke(run_dir, "-o", target)
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: cannot write {target}: directory {target.parent} does not exist\n"
+
+
+def test_failure_never_clobbers_an_earlier_output(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "keep.csv"
+    target.write_text("precious\n")
+
+    def explode(*args: object, **kwargs: object) -> None:
+        Path(args[1]).write_text("half-writ")  # type: ignore[arg-type]
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setitem(tbexport.FORMATS, ".csv", explode)
+    result = invoke(run_dir, "-o", target)
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: cannot write {target}: No space left on device\n"
+    assert target.read_text() == "precious\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.csv", "logs"]  # no temp file left
+
+
+def test_corruption_is_reported_and_export_goes_on(run_dir: Path, tmp_path: Path) -> None:
+    path = run_dir / "events.out.tfevents.1"
+    blob = bytearray(path.read_bytes())
+    blob[100] ^= 0x01
+    path.write_bytes(bytes(blob))
+    result = invoke(run_dir, "-o", tmp_path / "x.csv")
+    assert result.exit_code == 0
+    assert re.search(rf"^warning: {re.escape(str(path))}: (corrupt record|invalid record header) "
+                     r"at byte \d+, skipped \d+ bytes$", result.stderr, re.M)
+    assert re.search(r"; skipped 1 damaged stretch \(\d+ bytes\)$", result.stderr, re.M)
+    strict = invoke(run_dir, "-o", tmp_path / "y.csv", "--strict")
+    assert strict.exit_code == 1
+    assert strict.stderr.startswith(f"Error: {path}: ")
+    assert not (tmp_path / "y.csv").exists()
+
+
+def test_help_and_version() -> None:
+    help_text = invoke("--help").output
+    assert "Examples:" in help_text and "tbexport lightning_logs/version_0 -o losses.xlsx" in help_text
+    assert invoke("-h").output == help_text
+    assert invoke("--version").output == f"tbexport, version {tbexport.__version__}\n"

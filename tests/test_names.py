@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import re
+
+from tbexport.names import matlab_names, sheet_continuation, sheet_names
+
+VALID_SHEET = re.compile(r"^[^\[\]:*?/\\']([^\[\]:*?/\\]{0,29}[^\[\]:*?/\\'])?$")
+VALID_MATLAB = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+
+
+def test_sheet_names_are_valid_unique_and_recognisable() -> None:
+    tags = [
+        "train/loss", "train\\loss", "TRAIN/LOSS", "a:b*c?[d]", "History", "index",
+        "metrics/validation/precision_macro_epoch", "metrics/validation/precision_micro_epoch",
+        "'quoted'", "",
+    ]  # fmt: skip
+    names = sheet_names(tags)
+    assert names["train/loss"] == "train_loss"
+    assert names["train\\loss"] == "train_loss (2)"
+    assert names["TRAIN/LOSS"] == "TRAIN_LOSS (3)"
+    assert names["a:b*c?[d]"] == "a_b_c__d_"
+    assert names["History"] == "History (2)"
+    assert names["index"] == "index (2)"
+    long_a = names["metrics/validation/precision_macro_epoch"]
+    long_b = names["metrics/validation/precision_micro_epoch"]
+    assert long_a.startswith("metrics_valid") and long_a.endswith("macro_epoch")
+    assert long_b.endswith("micro_epoch")
+    assert names["'quoted'"] == "quoted"
+    assert names[""] == "tag"
+    lowered = [n.lower() for n in names.values()]
+    assert len(set(lowered)) == len(tags)
+    for name in names.values():
+        assert len(name) <= 31 and VALID_SHEET.match(name), name
+
+
+def test_sheet_continuation_names() -> None:
+    taken = {"loss"}
+    assert sheet_continuation("loss", 2, taken) == "loss #2"
+    assert sheet_continuation("x" * 31, 2, taken) == "x" * 28 + " #2"
+
+
+def test_matlab_names_are_valid_and_unique() -> None:
+    tags = ["train/loss", "train-loss", "1st", "end", "lr-AdamW", "__x__", "tbexport_tags",
+            "val_metrics/precision_macro", "a" * 80, "a" * 79 + "b", "ÜBER"]  # fmt: skip
+    names = matlab_names(tags)
+    assert names["train/loss"] == "train_loss"
+    assert names["train-loss"] == "train_loss_2"
+    assert names["1st"] == "x1st"
+    assert names["end"] == "end_"
+    assert names["lr-AdamW"] == "lr_AdamW"
+    assert names["__x__"] == "x"
+    assert names["tbexport_tags"] == "tbexport_tags_"
+    assert names["val_metrics/precision_macro"] == "val_metrics_precision_macro"
+    assert names["a" * 80] != names["a" * 79 + "b"]
+    assert names["ÜBER"] == "BER"
+    assert len(set(names.values())) == len(tags)
+    for name in names.values():
+        assert VALID_MATLAB.match(name), name

@@ -1,0 +1,171 @@
+"""Each output format read back with an independent reader, values compared exactly."""
+
+from __future__ import annotations
+
+import math
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import openpyxl
+import pandas as pd
+import pytest
+import scipy.io
+
+import tbexport
+from tbexport.writers import excel
+
+from .builders import simple, write_events
+
+RNG_VALUES = np.random.default_rng(7).standard_normal(300).astype(np.float32)
+
+
+@pytest.fixture
+def two_runs(tmp_path: Path) -> Path:
+    root = tmp_path / "lightning_logs"
+    for version, scale in [(0, 1.0), (1, 2.0)]:
+        events = [simple("train/loss", s, float(RNG_VALUES[s]) * scale, wall_time=1e9 + s / 3)
+                  for s in range(300)]  # fmt: skip
+        events += [simple("val_acc", s, s / 1000 * scale) for s in range(0, 300, 100)]
+        write_events(root / f"version_{version}" / "events.out.tfevents.1", events)
+    return root
+
+
+@pytest.fixture
+def odd_values(tmp_path: Path) -> Path:
+    run = tmp_path / "version_0"
+    values = [1.5, math.nan, math.inf, -math.inf, 2.5]
+    write_events(run / "events.out.tfevents.1", [simple("odd", s, v) for s, v in enumerate(values)])
+    return run
+
+
+def _sheet_rows(path: Path, name: str) -> list[tuple[object, ...]]:
+    book = openpyxl.load_workbook(path, read_only=True)
+    return [tuple(r) for r in book[name].iter_rows(values_only=True)]
+
+
+def test_xlsx_single_run_layout_and_exact_values(two_runs: Path, tmp_path: Path) -> None:
+    out = tbexport.export(two_runs / "version_0", tmp_path / "out.xlsx").output
+    book = openpyxl.load_workbook(out)
+    assert book.sheetnames == ["index", "train_loss", "val_acc"]
+    rows = _sheet_rows(out, "train_loss")
+    assert rows[0] == ("step", "wall_time", "value")
+    assert [r[0] for r in rows[1:]] == list(range(300))
+    assert [r[1] for r in rows[1:]] == [1e9 + s / 3 for s in range(300)]
+    # bit-exact doubles (xlsxwriter/openpyxl's 16 digits would fail this)
+    assert [r[2] for r in rows[1:]] == RNG_VALUES.astype(np.float64).tolist()
+    index = _sheet_rows(out, "index")
+    assert index[0] == tuple(excel.INDEX_COLUMNS)
+    finite = RNG_VALUES.astype(np.float64)
+    assert index[1] == ("version_0", "train/loss", "train_loss", 300, 0, 299, float(finite[-1]),
+                        float(finite.min()), float(finite.max()), 0)  # fmt: skip
+    assert index[2][:6] == ("version_0", "val_acc", "val_acc", 3, 0, 200)
+    assert book["index"]["C2"].hyperlink.location == "'train_loss'!A1"
+
+
+def test_xlsx_several_runs_get_a_run_column(two_runs: Path, tmp_path: Path) -> None:
+    out = tbexport.export(two_runs, tmp_path / "sweep.xlsx").output
+    rows = _sheet_rows(out, "val_acc")
+    assert rows == [
+        ("run", "step", "wall_time", "value"),
+        *[("version_0", s, 1000.0 + s, float(np.float32(s / 1000))) for s in (0, 100, 200)],
+        *[("version_1", s, 1000.0 + s, float(np.float32(s / 1000 * 2))) for s in (0, 100, 200)],
+    ]
+    index = _sheet_rows(out, "index")
+    assert [(r[0], r[1], r[2]) for r in index[1:]] == [
+        ("version_0", "train/loss", "train_loss"), ("version_0", "val_acc", "val_acc"),
+        ("version_1", "train/loss", "train_loss"), ("version_1", "val_acc", "val_acc"),
+    ]  # fmt: skip
+
+
+def test_xlsx_nonfinite_values_are_text_and_counted(odd_values: Path, tmp_path: Path) -> None:
+    out = tbexport.export(odd_values, tmp_path / "odd.xlsx").output
+    assert [r[2] for r in _sheet_rows(out, "odd")[1:]] == [1.5, "nan", "inf", "-inf", 2.5]
+    index = _sheet_rows(out, "index")[1]
+    assert index[3:] == (5, 0, 4, 2.5, 1.5, 2.5, 3)
+
+
+def test_xlsx_reads_back_with_calamine(two_runs: Path, tmp_path: Path) -> None:
+    calamine = pytest.importorskip("python_calamine")
+    out = tbexport.export(two_runs / "version_1", tmp_path / "c.xlsx").output
+    book = calamine.CalamineWorkbook.from_path(str(out))
+    assert book.sheet_names == ["index", "train_loss", "val_acc"]
+    rows = book.get_sheet_by_name("train_loss").to_python()
+    assert [r[2] for r in rows[1:]] == (RNG_VALUES.astype(np.float64) * 2).astype(np.float32).astype(
+        np.float64).tolist()  # fmt: skip
+
+
+def test_xlsx_tag_longer_than_a_sheet_continues(
+    two_runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(excel, "ROWS_PER_SHEET", 120)  # 300 rows -> 3 sheets, same code path
+    out = tbexport.export(two_runs / "version_0", tmp_path / "long.xlsx").output
+    book = openpyxl.load_workbook(out)
+    assert book.sheetnames == ["index", "train_loss", "train_loss #2", "train_loss #3", "val_acc"]
+    steps = [r[0] for name in book.sheetnames[1:4] for r in _sheet_rows(out, name)[1:]]
+    assert steps == list(range(300))
+    assert _sheet_rows(out, "train_loss #3")[0] == ("step", "wall_time", "value")
+    assert _sheet_rows(out, "index")[1][2] == "train_loss, train_loss #2, train_loss #3"
+
+
+def test_xlsx_package_is_well_formed(two_runs: Path, tmp_path: Path) -> None:
+    out = tbexport.export(two_runs, tmp_path / "pkg.xlsx").output
+    with zipfile.ZipFile(out) as archive:
+        names = archive.namelist()
+        assert archive.testzip() is None
+        assert {"[Content_Types].xml", "_rels/.rels", "xl/workbook.xml", "xl/styles.xml",
+                "xl/_rels/workbook.xml.rels"} <= set(names)  # fmt: skip
+        import xml.dom.minidom
+
+        for name in names:  # every part parses as XML
+            xml.dom.minidom.parseString(archive.read(name))
+
+
+def test_mat_single_run(two_runs: Path, tmp_path: Path) -> None:
+    out = tbexport.export(two_runs / "version_0", tmp_path / "v0.mat").output
+    mat = scipy.io.loadmat(out, squeeze_me=False)
+    loss = mat["train_loss"][0, 0]
+    assert loss["step"].shape == (300, 1)
+    assert loss["step"].dtype == np.float64
+    assert loss["step"][:, 0].tolist() == list(range(300))
+    assert loss["wall_time"][:, 0].tolist() == [1e9 + s / 3 for s in range(300)]
+    assert loss["value"][:, 0].tolist() == RNG_VALUES.astype(np.float64).tolist()
+    tags = mat["tbexport_tags"]
+    assert tags.shape == (2, 2)
+    assert [(str(tags[i, 0][0]), str(tags[i, 1][0])) for i in range(2)] == [
+        ("train/loss", "train_loss"), ("val_acc", "val_acc")]  # fmt: skip
+
+
+def test_mat_several_runs_nest_one_struct_per_run(two_runs: Path, tmp_path: Path) -> None:
+    out = tbexport.export(two_runs, tmp_path / "all.mat").output
+    mat = scipy.io.loadmat(out, simplify_cells=True)
+    assert mat["version_1"]["val_acc"]["value"].tolist() == [
+        float(np.float32(s / 1000 * 2)) for s in (0, 100, 200)]  # fmt: skip
+    assert mat["version_0"]["train_loss"]["step"].tolist() == list(range(300))
+    assert [list(r) for r in mat["tbexport_runs"]] == [["version_0", "version_0"],
+                                                       ["version_1", "version_1"]]  # fmt: skip
+
+
+def test_mat_keeps_nan_and_inf(odd_values: Path, tmp_path: Path) -> None:
+    out = tbexport.export(odd_values, tmp_path / "odd.mat").output
+    values = scipy.io.loadmat(out, simplify_cells=True)["odd"]["value"]
+    assert values[0] == 1.5 and math.isnan(values[1]) and values[2] == math.inf and values[3] == -math.inf
+
+
+def test_csv_long_and_wide(two_runs: Path, tmp_path: Path) -> None:
+    out = tbexport.export(two_runs, tmp_path / "all.csv").output
+    back = pd.read_csv(out)
+    assert list(back.columns) == ["run", "tag", "step", "wall_time", "value"]
+    frame = tbexport.read_scalars(two_runs)
+    assert back["value"].tolist() == frame["value"].tolist()
+    assert back["wall_time"].tolist() == frame["wall_time"].tolist()
+    assert back["run"].tolist() == frame["run"].astype(str).tolist()
+    wide = pd.read_csv(tbexport.export(two_runs, tmp_path / "w.csv", wide=True).output)
+    assert list(wide.columns) == ["run", "step", "train/loss", "val_acc"]
+    assert len(wide) == 600
+    assert wide["val_acc"].notna().sum() == 6
+
+
+def test_csv_writes_nan_and_inf(odd_values: Path, tmp_path: Path) -> None:
+    text = tbexport.export(odd_values, tmp_path / "odd.csv").output.read_text().splitlines()
+    assert [line.rsplit(",", 1)[1] for line in text[1:]] == ["1.5", "", "inf", "-inf", "2.5"]
