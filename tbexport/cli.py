@@ -26,24 +26,50 @@ FORMAT_FLAGS = {"mat": ".mat", "csv": ".csv", "xlsx": ".xlsx"}
 
 @click.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Output file; its suffix picks the format (.xlsx, .mat, .csv). "
-                   "Default: named after the input, in the current directory.")
-@click.option("--mat", "format_flag", flag_value="mat", help="Write MATLAB .mat (when -o is omitted).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Output file; its suffix picks the format (.xlsx, .mat, .csv). "
+    "Default: named after the input, in the current directory.",
+)
+@click.option(
+    "--mat", "format_flag", flag_value="mat", help="Write MATLAB .mat (when -o is omitted)."
+)
 @click.option("--csv", "format_flag", flag_value="csv", help="Write CSV (when -o is omitted).")
-@click.option("--xlsx", "format_flag", flag_value="xlsx",
-              help="Write Excel .xlsx (the default when -o is omitted).")
-@click.option("-t", "--tags", "tags", multiple=True, metavar="GLOB",
-              help="Only tags matching this glob pattern (repeatable), e.g. 'val_*'.")
-@click.option("--wide", is_flag=True,
-              help="CSV only: one row per (run, step), one column per tag.")
-@click.option("--keep-duplicates", is_flag=True,
-              help="Keep every point; by default a resumed run's points replace the "
-                   "earlier ones at the same or later steps, as TensorBoard shows them.")
-@click.option("--strict", is_flag=True,
-              help="Fail on a corrupt record instead of skipping it and reporting it.")
-@click.option("-l", "--list", "list_only", is_flag=True,
-              help="List runs, tags, point counts and step ranges; write nothing.")
+@click.option(
+    "--xlsx",
+    "format_flag",
+    flag_value="xlsx",
+    help="Write Excel .xlsx (the default when -o is omitted).",
+)
+@click.option(
+    "-t",
+    "--tags",
+    "tags",
+    multiple=True,
+    metavar="GLOB",
+    help="Only tags matching this glob pattern (repeatable), e.g. 'val_*'.",
+)
+@click.option("--wide", is_flag=True, help="CSV only: one row per (run, step), one column per tag.")
+@click.option(
+    "--keep-duplicates",
+    is_flag=True,
+    help="Keep every point; by default a resumed run's points replace the "
+    "earlier ones at the same or later steps, as TensorBoard shows them.",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Fail on a corrupt record instead of skipping it and reporting it.",
+)
+@click.option(
+    "-l",
+    "--list",
+    "list_only",
+    is_flag=True,
+    help="List runs, tags, point counts and step ranges; write nothing.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
 @click.version_option(__version__, "-V", "--version", prog_name="tbexport")
 def cli(
@@ -78,9 +104,15 @@ def cli(
             return
         with _progress(paths, quiet) as progress:
             result = export(
-                list(paths), output, format=format, tags=tags or None, wide=wide,
-                keep_duplicates=keep_duplicates, strict=strict, progress=progress,
-            )  # fmt: skip
+                list(paths),
+                output,
+                format=format,
+                tags=tags or None,
+                wide=wide,
+                keep_duplicates=keep_duplicates,
+                strict=strict,
+                progress=progress,
+            )
     except TbexportError as error:
         raise click.ClickException(str(error)) from error
     _report_problems(result.corruptions, result.truncated)
@@ -107,15 +139,24 @@ def _progress(paths: tuple[Path, ...], quiet: bool) -> Iterator[Any]:
         total = sum(f.stat().st_size for run in find_runs(list(paths)) for f in run.files)
     except TbexportError:
         total = None  # let the export raise the real error
-    bar = tqdm(total=total, unit="B", unit_scale=True, desc="reading", delay=0.5,
-               file=sys.stderr, leave=False)  # fmt: skip
+    bar = tqdm(
+        total=total,
+        unit="B",
+        unit_scale=True,
+        desc="reading",
+        delay=0.5,
+        file=sys.stderr,
+        leave=False,
+    )
     try:
         yield bar.update
     finally:
         bar.close()
 
 
-def _list(paths: tuple[Path, ...], tags: tuple[str, ...], keep: bool, strict: bool, quiet: bool) -> None:
+def _list(
+    paths: tuple[Path, ...], tags: tuple[str, ...], keep: bool, strict: bool, quiet: bool
+) -> None:
     with _progress(paths, quiet) as progress:
         data: ScalarData = load_scalars(
             list(paths), tags=tags or None, keep_duplicates=keep, strict=strict, progress=progress

@@ -4,24 +4,37 @@ Scalars come in two encodings: ``Summary.Value.simple_value`` (float32; PyTorch'
 ``SummaryWriter``, tensorboardX, Lightning) and rank-0 tensors of the ``scalars``
 plugin (TF2 ``tf.summary.scalar``, ``SummaryWriter(new_style=True)``), in
 ``tensor_content`` or the typed ``*_val`` fields. Everything else is skipped.
+
+Two readers give identical results: the C extension ``_fastscan`` decodes the
+common simple_value events itself and hands every other record back to the
+protobuf path here; without the extension, every record takes the protobuf path.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from types import ModuleType
 
 import numpy as np
+from google.protobuf.message import DecodeError
 from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.compat.proto.tensor_pb2 import TensorProto
 
 from .records import Corruption, RecordScan
 
-__all__ = ["FileScalars", "Series", "TagFilter", "read_event_file"]
+_fastscan: ModuleType | None
+try:
+    from . import _fastscan  # type: ignore[attr-defined,no-redef]
+except ImportError:  # built without a C compiler: the protobuf path does everything
+    _fastscan = None
+
+__all__ = ["FileScalars", "Series", "TagFilter", "read_event_file", "tag_filter"]
 
 # TensorFlow DataType enum values of the numeric dtypes a scalar can carry.
 _DT_FLOAT, _DT_DOUBLE, _DT_INT32, _DT_UINT8, _DT_INT16, _DT_INT8 = 1, 2, 3, 4, 5, 6
@@ -45,7 +58,7 @@ _CONTENT_DTYPES: dict[int, str] = {
 _INT_VAL_DTYPES = {_DT_INT32, _DT_UINT8, _DT_INT16, _DT_INT8, _DT_UINT16}
 _SCALAR_PLUGINS = {"", "scalars"}
 _SESSION_START = 1  # SessionLog.START: a writer restarted with purge_step
-_PROGRESS_EVERY = 1 << 16  # records between progress callbacks
+_CHUNK_BYTES = 8 << 20  # the C scanner reports progress this often
 
 TagFilter = Callable[[str], bool]
 
@@ -54,9 +67,9 @@ TagFilter = Callable[[str], bool]
 class Series:
     """The points of one tag in file order: int64 steps, float64 wall times and values."""
 
-    steps: array[int] = field(default_factory=lambda: array("q"))
-    wall_times: array[float] = field(default_factory=lambda: array("d"))
-    values: array[float] = field(default_factory=lambda: array("d"))
+    steps: np.ndarray
+    wall_times: np.ndarray
+    values: np.ndarray
     # (points before it, step) of each purge_step restart that applies to this tag
     purges: list[tuple[int, int]] = field(default_factory=list)
 
@@ -81,6 +94,46 @@ def tag_filter(patterns: list[str] | None) -> TagFilter:
     return lambda tag: any(fnmatchcase(tag, p) for p in patterns)
 
 
+@dataclass
+class _Points:
+    """Flat columns of every point of a file, in record order, plus restarts."""
+
+    tag_ids: dict[str, int] = field(default_factory=dict)
+    tags: array[int] = field(default_factory=lambda: array("i"))
+    steps: array[int] = field(default_factory=lambda: array("q"))
+    wall_times: array[float] = field(default_factory=lambda: array("d"))
+    values: array[float] = field(default_factory=lambda: array("d"))
+    records: array[int] = field(default_factory=lambda: array("q"))
+    purges: list[tuple[int, int]] = field(default_factory=list)  # (record, step)
+    plugins: dict[str, str] = field(default_factory=dict)
+
+    def add_event(self, payload: bytes, record: int, event: Event) -> None:
+        """Decode one record with protobuf; raises DecodeError on a malformed message."""
+        event.ParseFromString(payload)
+        if not event.HasField("summary"):
+            if event.HasField("session_log") and event.session_log.status == _SESSION_START:
+                self.purges.append((record, event.step))
+            return
+        step, wall_time = event.step, event.wall_time
+        for value in event.summary.value:
+            kind = value.WhichOneof("value")
+            if kind == "simple_value":
+                number: float | None = value.simple_value
+            elif kind == "tensor":
+                number = _tensor_scalar(value, self.plugins)
+            else:
+                continue
+            if number is None:
+                continue
+            tag = value.tag
+            tag_id = self.tag_ids.setdefault(tag, len(self.tag_ids))
+            self.tags.append(tag_id)
+            self.steps.append(step)
+            self.wall_times.append(wall_time)
+            self.values.append(number)
+            self.records.append(record)
+
+
 def read_event_file(
     path: str | os.PathLike[str],
     accept: TagFilter | None = None,
@@ -90,50 +143,125 @@ def read_event_file(
 ) -> FileScalars:
     """Read every scalar point of one event file, skipping (and reporting) damaged records."""
     scan = RecordScan(path, verify=verify)
-    series: dict[str, Series] = {}
-    # tag -> Series, or None when the tag is filtered out or not a scalar
-    wanted: dict[str, Series | None] = {}
-    plugins: dict[str, str] = {}
-    accept = accept or (lambda tag: True)
+    points = _Points()
+    fast: list[tuple[np.ndarray, ...]] = []
+    with open(scan.path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size:
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+                if _fastscan is not None and not os.environ.get("TBEXPORT_PURE_PYTHON"):
+                    fast = _scan_fast(buf, size, scan, points, progress)
+                else:
+                    _scan_python(buf, size, scan, points, progress)
+    series, purges = _assemble(points, fast, accept or (lambda tag: True))
+    return FileScalars(
+        scan.path, series, scan.corruptions, scan.truncated_tail, scan.valid_records, purges
+    )
+
+
+def _decode_or_report(
+    payload: bytes, record: int, offset: int, scan: RecordScan, points: _Points, event: Event
+) -> None:
+    try:
+        points.add_event(payload, record, event)
+    except DecodeError:
+        # CRC-valid but not an Event (a foreign TFRecord file, or a writer bug).
+        scan.corruptions.append(
+            Corruption(scan.path, offset, len(payload) + 16, "undecodable event")
+        )
+
+
+def _scan_python(
+    buf: mmap.mmap,
+    size: int,
+    scan: RecordScan,
+    points: _Points,
+    progress: Callable[[int], None] | None,
+) -> None:
     event = Event()
-    parse = event.ParseFromString
     reported = 0
-    purges: list[tuple[int, dict[str, int]]] = []
-    for count, payload in enumerate(scan, 1):
-        parse(payload)
-        if count % _PROGRESS_EVERY == 0 and progress is not None:
+    for record, payload in enumerate(scan.records(buf, size)):
+        _decode_or_report(payload, record, scan.position - len(payload) - 16, scan, points, event)
+        if progress is not None and record % 65536 == 65535:
             progress(scan.position - reported)
             reported = scan.position
-        if not event.HasField("summary"):
-            if event.HasField("session_log") and event.session_log.status == _SESSION_START:
-                purges.append((event.step, {t: len(v.steps) for t, v in series.items()}))
-            continue
-        step = event.step
-        wall_time = event.wall_time
-        for value in event.summary.value:
-            tag = value.tag
-            kind = value.WhichOneof("value")
-            if kind == "simple_value":
-                number: float | None = value.simple_value
-            elif kind == "tensor":
-                number = _tensor_scalar(value, plugins)
-            else:
-                continue
-            if number is None:
-                continue
-            target = wanted.get(tag, False)
-            if target is False:
-                target = wanted[tag] = series.setdefault(tag, Series()) if accept(tag) else None
-            if target is None:
-                continue
-            target.steps.append(step)
-            target.wall_times.append(wall_time)
-            target.values.append(number)
     if progress is not None:
-        progress(scan.position - reported)
-    return FileScalars(
-        os.fspath(path), series, scan.corruptions, scan.truncated_tail, scan.valid_records, purges
+        progress(size - reported)
+
+
+def _scan_fast(
+    buf: mmap.mmap,
+    size: int,
+    scan: RecordScan,
+    points: _Points,
+    progress: Callable[[int], None] | None,
+) -> list[tuple[np.ndarray, ...]]:
+    assert _fastscan is not None
+    chunks: list[tuple[np.ndarray, ...]] = []
+    fallbacks: list[tuple[int, int, int]] = []
+    tag_ids: dict[bytes, int] = {}
+    pos = record = 0
+    while pos < size:
+        start = pos
+        pos, failed, record, *columns, fallback = _fastscan.scan(
+            buf, pos, min(size, pos + _CHUNK_BYTES), scan.verify, tag_ids, record
+        )
+        chunks.append(
+            tuple(np.frombuffer(c, dtype=t) for c, t in zip(columns, _FAST_DTYPES, strict=True))
+        )
+        fallbacks.extend(fallback)
+        if failed:
+            pos = scan.recover(buf, pos, size)
+        if progress is not None:
+            progress(pos - start)
+    scan.valid_records = record
+    scan.position = size
+    # The C side names tags by their UTF-8 bytes; fallback points join the same ids.
+    for name, tag_id in sorted(tag_ids.items(), key=lambda item: item[1]):
+        points.tag_ids[name.decode("utf-8", errors="replace")] = tag_id
+    event = Event()
+    for fallback_record, offset, length in fallbacks:
+        payload = buf[offset : offset + length]
+        _decode_or_report(payload, fallback_record, offset - 12, scan, points, event)
+    return chunks
+
+
+_FAST_DTYPES = (np.int64, np.float64, np.float64, np.int32, np.int64)
+
+
+def _assemble(
+    points: _Points, fast: list[tuple[np.ndarray, ...]], accept: TagFilter
+) -> tuple[dict[str, Series], list[tuple[int, dict[str, int]]]]:
+    """Split the flat columns into per-tag series in record order; place the restarts."""
+    python_part = (
+        np.frombuffer(points.steps, dtype=np.int64),
+        np.frombuffer(points.wall_times, dtype=np.float64),
+        np.frombuffer(points.values, dtype=np.float64),
+        np.frombuffer(points.tags, dtype=np.int32),
+        np.frombuffer(points.records, dtype=np.int64),
     )
+    parts = [*fast, python_part]
+    steps, walls, values, tags, records = (np.concatenate([p[i] for p in parts]) for i in range(5))
+    if len(points.steps) and fast:
+        order = np.argsort(records, kind="stable")  # fallback records back in file order
+        steps, walls, values, tags, records = (
+            a[order] for a in (steps, walls, values, tags, records)
+        )
+    by_tag = np.argsort(tags, kind="stable")
+    bounds = np.searchsorted(tags[by_tag], np.arange(len(points.tag_ids) + 1))
+    series: dict[str, Series] = {}
+    tag_records: dict[str, np.ndarray] = {}
+    for name, tag_id in points.tag_ids.items():
+        rows = by_tag[bounds[tag_id] : bounds[tag_id + 1]]
+        if len(rows) == 0 or not accept(name):
+            continue
+        series[name] = Series(steps[rows], walls[rows], values[rows])
+        tag_records[name] = records[rows]
+    purges = [
+        (step, {name: int(np.searchsorted(recs, record)) for name, recs in tag_records.items()})
+        for record, step in points.purges
+    ]
+    return series, purges
 
 
 def _tensor_scalar(value: Summary.Value, plugins: dict[str, str]) -> float | None:

@@ -96,9 +96,7 @@ def load_scalars(
         per_run.append((run.name, _merge_files(file_results)))
     data.tags_seen = {tag for _, by_tag in per_run for tag, s in by_tag.items() if len(s.steps)}
     if tags and not data.tags_seen:
-        raise NoMatchingTagsError(
-            f"no scalar tag matches {', '.join(repr(t) for t in tags)}"
-        )
+        raise NoMatchingTagsError(f"no scalar tag matches {', '.join(repr(t) for t in tags)}")
     data.frame = _long_frame(per_run, keep_duplicates=keep_duplicates)
     return data
 
@@ -117,20 +115,29 @@ def _check_file(result: FileScalars, *, strict: bool, explicit: bool) -> None:
 
 def _merge_files(results: list[FileScalars]) -> dict[str, Series]:
     """Concatenate each tag's points over the run's files, in file-name order."""
-    merged: dict[str, Series] = {}
+    if len(results) == 1 and not results[0].purges:
+        return results[0].series
+    parts: dict[str, list[Series]] = {}
+    purges: dict[str, list[tuple[int, int]]] = {}
+    lengths: dict[str, int] = {}
     for result in results:
-        before = {tag: len(series.steps) for tag, series in merged.items()}
         for step, counts in result.purges:
             # A purge also covers tags this file has not logged yet (count 0).
-            for tag in merged.keys() | counts.keys():
-                target = merged.setdefault(tag, Series())
-                target.purges.append((before.get(tag, 0) + counts.get(tag, 0), step))
+            for tag in lengths.keys() | counts.keys():
+                position = lengths.get(tag, 0) + counts.get(tag, 0)
+                purges.setdefault(tag, []).append((position, step))
         for tag, series in result.series.items():
-            target = merged.setdefault(tag, Series())
-            target.steps.extend(series.steps)
-            target.wall_times.extend(series.wall_times)
-            target.values.extend(series.values)
-    return merged
+            parts.setdefault(tag, []).append(series)
+            lengths[tag] = lengths.get(tag, 0) + len(series.steps)
+    return {
+        tag: Series(
+            np.concatenate([s.steps for s in chunks]),
+            np.concatenate([s.wall_times for s in chunks]),
+            np.concatenate([s.values for s in chunks]),
+            purges.get(tag, []),
+        )
+        for tag, chunks in parts.items()
+    }
 
 
 def superseded_mask(steps: np.ndarray, purges: Sequence[tuple[int, int]] = ()) -> np.ndarray:
@@ -150,13 +157,17 @@ def superseded_mask(steps: np.ndarray, purges: Sequence[tuple[int, int]] = ()) -
         positions = positions[order]
         purge_steps = np.array([s for _, s in purges], dtype=np.int64)[order]
         # lowest purge step among purges at or after each position
-        purge_min = np.append(np.minimum.accumulate(purge_steps[::-1])[::-1], np.iinfo(np.int64).max)
+        purge_min = np.append(
+            np.minimum.accumulate(purge_steps[::-1])[::-1], np.iinfo(np.int64).max
+        )
         first_after = np.searchsorted(positions, np.arange(len(steps)), side="right")
         keep &= steps < purge_min[first_after]
     return keep
 
 
-def _long_frame(per_run: list[tuple[str, dict[str, Series]]], *, keep_duplicates: bool) -> pd.DataFrame:
+def _long_frame(
+    per_run: list[tuple[str, dict[str, Series]]], *, keep_duplicates: bool
+) -> pd.DataFrame:
     run_names = [name for name, _ in per_run]
     tag_names = sorted(
         {tag for _, by_tag in per_run for tag, series in by_tag.items() if len(series.steps)},
@@ -169,19 +180,18 @@ def _long_frame(per_run: list[tuple[str, dict[str, Series]]], *, keep_duplicates
             series = by_tag[tag]
             if not len(series.steps):
                 continue
-            steps = np.frombuffer(series.steps, dtype=np.int64)
-            keep = slice(None) if keep_duplicates else superseded_mask(steps, series.purges)
-            steps = steps[keep]
+            keep = slice(None) if keep_duplicates else superseded_mask(series.steps, series.purges)
+            steps = series.steps[keep]
             parts["run"].append(np.full(len(steps), run_code, dtype=np.int32))
             parts["tag"].append(np.full(len(steps), tag_codes[tag], dtype=np.int32))
             parts["step"].append(steps)
-            parts["wall_time"].append(np.frombuffer(series.wall_times, dtype=np.float64)[keep])
-            parts["value"].append(np.frombuffer(series.values, dtype=np.float64)[keep])
+            parts["wall_time"].append(series.wall_times[keep])
+            parts["value"].append(series.values[keep])
     columns = {c: _concat(parts[c], c) for c in COLUMNS}
     return pd.DataFrame(
         {
-            "run": pd.Categorical.from_codes(columns["run"], categories=run_names),
-            "tag": pd.Categorical.from_codes(columns["tag"], categories=tag_names),
+            "run": pd.Categorical.from_codes(columns["run"], categories=pd.Index(run_names)),
+            "tag": pd.Categorical.from_codes(columns["tag"], categories=pd.Index(tag_names)),
             "step": columns["step"],
             "wall_time": columns["wall_time"],
             "value": columns["value"],

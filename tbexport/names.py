@@ -5,7 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["MATLAB_MAX", "SHEET_MAX", "matlab_name", "matlab_names", "sheet_continuation", "sheet_names"]
+__all__ = [
+    "MATLAB_MAX",
+    "SHEET_MAX",
+    "matlab_name",
+    "matlab_names",
+    "sheet_continuation",
+    "sheet_names",
+]
 
 SHEET_MAX = 31
 MATLAB_MAX = 63
@@ -14,10 +21,27 @@ _MATLAB_BAD = re.compile(r"[^A-Za-z0-9_]+")
 # Names Excel refuses (History) or that tbexport uses for its own sheets.
 _RESERVED_SHEETS = {"history", "index"}
 _MATLAB_KEYWORDS = {
-    "break", "case", "catch", "classdef", "continue", "else", "elseif", "end", "for",
-    "function", "global", "if", "otherwise", "parfor", "persistent", "return", "spmd",
-    "switch", "try", "while",
-}  # fmt: skip
+    "break",
+    "case",
+    "catch",
+    "classdef",
+    "continue",
+    "else",
+    "elseif",
+    "end",
+    "for",
+    "function",
+    "global",
+    "if",
+    "otherwise",
+    "parfor",
+    "persistent",
+    "return",
+    "spmd",
+    "switch",
+    "try",
+    "while",
+}
 
 
 def _shorten(name: str, limit: int, joint: str) -> str:

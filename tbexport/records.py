@@ -73,10 +73,10 @@ class RecordScan:
             if size == 0:
                 return
             with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-                yield from self._records(buf, size)
+                yield from self.records(buf, size)
 
-    def _records(self, buf: mmap.mmap, size: int) -> Iterator[bytes]:
-        pos = 0
+    def records(self, buf: mmap.mmap, size: int, pos: int = 0) -> Iterator[bytes]:
+        """Verified payloads from ``pos`` to the end, recovering from damage on the way."""
         verify = self.verify
         while pos < size:
             if size - pos >= _HEADER + _FOOTER:
@@ -93,9 +93,9 @@ class RecordScan:
                     self.position = pos = end + _FOOTER
                     yield buf[pos - length - _FOOTER : pos - _FOOTER]
                     continue
-            self.position = pos = self._recover(buf, pos, size)
+            self.position = pos = self.recover(buf, pos, size)
 
-    def _recover(self, buf: mmap.mmap, pos: int, size: int) -> int:
+    def recover(self, buf: mmap.mmap, pos: int, size: int) -> int:
         """Classify the bad bytes at ``pos``; return where reading resumes."""
         if _is_truncated_tail(buf, pos, size):
             self.truncated_tail = size - pos

@@ -18,9 +18,14 @@ def to_wide(frame: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["run", "step"])
     last = frame.drop_duplicates(["run", "tag", "step"], keep="last")
     wide = last.pivot_table(
-        index=["run", "step"], columns="tag", values="value", aggfunc="last",
-        observed=True, dropna=False, sort=True,
-    )  # fmt: skip
+        index=["run", "step"],
+        columns="tag",
+        values="value",
+        aggfunc="last",
+        observed=True,
+        dropna=False,
+        sort=True,
+    )
     wide = wide.dropna(how="all")
     wide.columns = [str(c) for c in wide.columns]
     wide = wide.reset_index()
@@ -48,6 +53,15 @@ def tag_stats(frame: pd.DataFrame) -> pd.DataFrame:
                 "nonfinite": int((~finite).sum()),
             }
         )
-    columns = ["run", "tag", "points", "first_step", "last_step", "last_value", "min", "max",
-               "nonfinite"]  # fmt: skip
+    columns = [
+        "run",
+        "tag",
+        "points",
+        "first_step",
+        "last_step",
+        "last_value",
+        "min",
+        "max",
+        "nonfinite",
+    ]
     return pd.DataFrame(rows, columns=columns)

@@ -76,8 +76,14 @@ def content_tensor(value: float | int | bool, dtype: str) -> TensorProto:
         bits = np.array([value], "<f4").view("<u4") >> 16
         raw = bits.astype("<u2").tobytes()
     else:
-        code = {"float": "<f4", "double": "<f8", "int32": "<i4", "int64": "<i8",
-                "bool": "?", "half": "<f2"}[dtype]  # fmt: skip
+        code = {
+            "float": "<f4",
+            "double": "<f8",
+            "int32": "<i4",
+            "int64": "<i8",
+            "bool": "?",
+            "half": "<f2",
+        }[dtype]
         raw = np.array([value], code).tobytes()
     return TensorProto(dtype=DT[dtype], tensor_shape=TensorShapeProto(), tensor_content=raw)
 

@@ -22,3 +22,15 @@ def sample_runs() -> Path:
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@pytest.fixture(params=["c", "python"])
+def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the C fast path and again with the pure-protobuf reader."""
+    from tbexport import decode
+
+    if request.param == "python":
+        monkeypatch.setattr(decode, "_fastscan", None)
+    elif decode._fastscan is None:
+        pytest.skip("the C extension tbexport._fastscan is not built")
+    return str(request.param)

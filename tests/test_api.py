@@ -13,8 +13,9 @@ import tbexport.exceptions
 def test_all_lists_exactly_the_public_names() -> None:
     public = {name for name in vars(tbexport) if not name.startswith("_")}
     modules = {name for name in public if inspect.ismodule(getattr(tbexport, name))}
-    assert sorted(tbexport.__all__) == sorted((public - modules - {"annotations", "version",
-                                               "PackageNotFoundError"}) | {"__version__"})  # fmt: skip
+    assert sorted(tbexport.__all__) == sorted(
+        (public - modules - {"annotations", "version", "PackageNotFoundError"}) | {"__version__"}
+    )
     for name in tbexport.__all__:
         assert hasattr(tbexport, name), name
 
@@ -43,8 +44,10 @@ def test_exception_tree_matches_the_module_docstring() -> None:
 
 
 def test_exporter_never_imports_torch_or_lightning() -> None:
-    code = ("import sys, tbexport, tbexport.cli; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "{'torch', 'pytorch_lightning', 'lightning', 'tensorflow'}))")  # fmt: skip
+    code = (
+        "import sys, tbexport, tbexport.cli; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'torch', 'pytorch_lightning', 'lightning', 'tensorflow'}))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -20,9 +20,11 @@ from .builders import simple, write_events
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
     run = tmp_path / "logs" / "version_0"
-    write_events(run / "events.out.tfevents.1",
-                 [simple("train_loss", s, 1 / (s + 1)) for s in range(50)]
-                 + [simple("val_loss", s, 2.0) for s in range(0, 50, 10)])  # fmt: skip
+    write_events(
+        run / "events.out.tfevents.1",
+        [simple("train_loss", s, 1 / (s + 1)) for s in range(50)]
+        + [simple("val_loss", s, 2.0) for s in range(0, 50, 10)],
+    )
     return run
 
 
@@ -36,7 +38,11 @@ def test_export_xlsx_with_summary(run_dir: Path, tmp_path: Path) -> None:
     assert result.stderr.strip() == (
         f"wrote {tmp_path / 'losses.xlsx'}: 1 run, 2 tags, 55 points from 1 event file"
     )
-    assert openpyxl.load_workbook(tmp_path / "losses.xlsx").sheetnames == ["index", "train_loss", "val_loss"]
+    assert openpyxl.load_workbook(tmp_path / "losses.xlsx").sheetnames == [
+        "index",
+        "train_loss",
+        "val_loss",
+    ]
 
 
 def test_format_flag_names_output_after_input(run_dir: Path, tmp_path: Path) -> None:
@@ -54,8 +60,12 @@ def test_python_dash_m(run_dir: Path, tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "tbexport", str(run_dir), "--list"],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "tbexport", str(run_dir), "--list"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "train_loss" in done.stdout
 
@@ -88,7 +98,10 @@ def test_directory_without_event_files(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     result = invoke(tmp_path / "empty")
     assert result.exit_code == 1
-    assert result.stderr == f"Error: no TensorBoard event files (*tfevents*) under {tmp_path / 'empty'}\n"
+    assert (
+        result.stderr
+        == f"Error: no TensorBoard event files (*tfevents*) under {tmp_path / 'empty'}\n"
+    )
 
 
 def test_tag_filter_matching_nothing(run_dir: Path) -> None:
@@ -100,7 +113,9 @@ def test_tag_filter_matching_nothing(run_dir: Path) -> None:
 def test_unknown_suffix(run_dir: Path, tmp_path: Path) -> None:
     result = invoke(run_dir, "-o", tmp_path / "out.json")
     assert result.exit_code == 1
-    assert result.stderr == "Error: unknown output suffix '.json'; known formats: .xlsx, .mat, .csv\n"
+    assert (
+        result.stderr == "Error: unknown output suffix '.json'; known formats: .xlsx, .mat, .csv\n"
+    )
     assert not (tmp_path / "out.json").exists()
 
 
@@ -122,7 +137,9 @@ def test_unwritable_output_directory(run_dir: Path, tmp_path: Path) -> None:
     target = tmp_path / "no" / "such" / "dir.xlsx"
     result = invoke(run_dir, "-o", target)
     assert result.exit_code == 1
-    assert result.stderr == f"Error: cannot write {target}: directory {target.parent} does not exist\n"
+    assert (
+        result.stderr == f"Error: cannot write {target}: directory {target.parent} does not exist\n"
+    )
 
 
 def test_failure_never_clobbers_an_earlier_output(
@@ -150,8 +167,12 @@ def test_corruption_is_reported_and_export_goes_on(run_dir: Path, tmp_path: Path
     path.write_bytes(bytes(blob))
     result = invoke(run_dir, "-o", tmp_path / "x.csv")
     assert result.exit_code == 0
-    assert re.search(rf"^warning: {re.escape(str(path))}: (corrupt record|invalid record header) "
-                     r"at byte \d+, skipped \d+ bytes$", result.stderr, re.M)
+    assert re.search(
+        rf"^warning: {re.escape(str(path))}: (corrupt record|invalid record header) "
+        r"at byte \d+, skipped \d+ bytes$",
+        result.stderr,
+        re.M,
+    )
     assert re.search(r"; skipped 1 damaged stretch \(\d+ bytes\)$", result.stderr, re.M)
     strict = invoke(run_dir, "-o", tmp_path / "y.csv", "--strict")
     assert strict.exit_code == 1
@@ -161,6 +182,8 @@ def test_corruption_is_reported_and_export_goes_on(run_dir: Path, tmp_path: Path
 
 def test_help_and_version() -> None:
     help_text = invoke("--help").output
-    assert "Examples:" in help_text and "tbexport lightning_logs/version_0 -o losses.xlsx" in help_text
+    assert (
+        "Examples:" in help_text and "tbexport lightning_logs/version_0 -o losses.xlsx" in help_text
+    )
     assert invoke("-h").output == help_text
     assert invoke("--version").output == f"tbexport, version {tbexport.__version__}\n"

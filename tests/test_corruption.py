@@ -11,6 +11,8 @@ from tbexport.records import RecordScan
 
 from .builders import file_version, record_bytes, simple, write_events
 
+pytestmark = pytest.mark.usefixtures("reader")
+
 
 def _values(frame) -> list[tuple[int, float]]:  # type: ignore[no-untyped-def]
     return [(int(s), float(v)) for s, v in zip(frame["step"], frame["value"], strict=True)]
@@ -85,7 +87,9 @@ def test_strict_turns_corruption_into_an_error(tmp_path: Path) -> None:
     blob[20] ^= 0xFF
     path = tmp_path / "events.out.tfevents.1"
     path.write_bytes(bytes(blob))
-    with pytest.raises(tbexport.CorruptEventFileError, match=r"events.out.tfevents.1: corrupt record at byte 0"):
+    with pytest.raises(
+        tbexport.CorruptEventFileError, match=r"events.out.tfevents.1: corrupt record at byte 0"
+    ):
         tbexport.read_scalars(path, strict=True)
 
 
@@ -108,7 +112,9 @@ def test_empty_event_file_has_no_points(tmp_path: Path) -> None:
 def test_a_file_that_is_not_an_event_file_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "notes.txt"
     path.write_text("these are my notes about the experiment, not an event file\n" * 5)
-    with pytest.raises(tbexport.NotAnEventFileError, match="not a TensorBoard event file: .*notes.txt"):
+    with pytest.raises(
+        tbexport.NotAnEventFileError, match=r"not a TensorBoard event file: .*notes\.txt"
+    ):
         tbexport.read_scalars(path)
 
 

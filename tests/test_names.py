@@ -10,10 +10,17 @@ VALID_MATLAB = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 
 def test_sheet_names_are_valid_unique_and_recognisable() -> None:
     tags = [
-        "train/loss", "train\\loss", "TRAIN/LOSS", "a:b*c?[d]", "History", "index",
-        "metrics/validation/precision_macro_epoch", "metrics/validation/precision_micro_epoch",
-        "'quoted'", "",
-    ]  # fmt: skip
+        "train/loss",
+        "train\\loss",
+        "TRAIN/LOSS",
+        "a:b*c?[d]",
+        "History",
+        "index",
+        "metrics/validation/precision_macro_epoch",
+        "metrics/validation/precision_micro_epoch",
+        "'quoted'",
+        "",
+    ]
     names = sheet_names(tags)
     assert names["train/loss"] == "train_loss"
     assert names["train\\loss"] == "train_loss (2)"
@@ -40,8 +47,19 @@ def test_sheet_continuation_names() -> None:
 
 
 def test_matlab_names_are_valid_and_unique() -> None:
-    tags = ["train/loss", "train-loss", "1st", "end", "lr-AdamW", "__x__", "tbexport_tags",
-            "val_metrics/precision_macro", "a" * 80, "a" * 79 + "b", "ÜBER"]  # fmt: skip
+    tags = [
+        "train/loss",
+        "train-loss",
+        "1st",
+        "end",
+        "lr-AdamW",
+        "__x__",
+        "tbexport_tags",
+        "val_metrics/precision_macro",
+        "a" * 80,
+        "a" * 79 + "b",
+        "ÜBER",
+    ]
     names = matlab_names(tags)
     assert names["train/loss"] == "train_loss"
     assert names["train-loss"] == "train_loss_2"

@@ -24,8 +24,10 @@ RNG_VALUES = np.random.default_rng(7).standard_normal(300).astype(np.float32)
 def two_runs(tmp_path: Path) -> Path:
     root = tmp_path / "lightning_logs"
     for version, scale in [(0, 1.0), (1, 2.0)]:
-        events = [simple("train/loss", s, float(RNG_VALUES[s]) * scale, wall_time=1e9 + s / 3)
-                  for s in range(300)]  # fmt: skip
+        events = [
+            simple("train/loss", s, float(RNG_VALUES[s]) * scale, wall_time=1e9 + s / 3)
+            for s in range(300)
+        ]
         events += [simple("val_acc", s, s / 1000 * scale) for s in range(0, 300, 100)]
         write_events(root / f"version_{version}" / "events.out.tfevents.1", events)
     return root
@@ -57,8 +59,18 @@ def test_xlsx_single_run_layout_and_exact_values(two_runs: Path, tmp_path: Path)
     index = _sheet_rows(out, "index")
     assert index[0] == tuple(excel.INDEX_COLUMNS)
     finite = RNG_VALUES.astype(np.float64)
-    assert index[1] == ("version_0", "train/loss", "train_loss", 300, 0, 299, float(finite[-1]),
-                        float(finite.min()), float(finite.max()), 0)  # fmt: skip
+    assert index[1] == (
+        "version_0",
+        "train/loss",
+        "train_loss",
+        300,
+        0,
+        299,
+        float(finite[-1]),
+        float(finite.min()),
+        float(finite.max()),
+        0,
+    )
     assert index[2][:6] == ("version_0", "val_acc", "val_acc", 3, 0, 200)
     assert book["index"]["C2"].hyperlink.location == "'train_loss'!A1"
 
@@ -73,9 +85,11 @@ def test_xlsx_several_runs_get_a_run_column(two_runs: Path, tmp_path: Path) -> N
     ]
     index = _sheet_rows(out, "index")
     assert [(r[0], r[1], r[2]) for r in index[1:]] == [
-        ("version_0", "train/loss", "train_loss"), ("version_0", "val_acc", "val_acc"),
-        ("version_1", "train/loss", "train_loss"), ("version_1", "val_acc", "val_acc"),
-    ]  # fmt: skip
+        ("version_0", "train/loss", "train_loss"),
+        ("version_0", "val_acc", "val_acc"),
+        ("version_1", "train/loss", "train_loss"),
+        ("version_1", "val_acc", "val_acc"),
+    ]
 
 
 def test_xlsx_nonfinite_values_are_text_and_counted(odd_values: Path, tmp_path: Path) -> None:
@@ -91,8 +105,9 @@ def test_xlsx_reads_back_with_calamine(two_runs: Path, tmp_path: Path) -> None:
     book = calamine.CalamineWorkbook.from_path(str(out))
     assert book.sheet_names == ["index", "train_loss", "val_acc"]
     rows = book.get_sheet_by_name("train_loss").to_python()
-    assert [r[2] for r in rows[1:]] == (RNG_VALUES.astype(np.float64) * 2).astype(np.float32).astype(
-        np.float64).tolist()  # fmt: skip
+    assert [r[2] for r in rows[1:]] == (RNG_VALUES.astype(np.float64) * 2).astype(
+        np.float32
+    ).astype(np.float64).tolist()
 
 
 def test_xlsx_tag_longer_than_a_sheet_continues(
@@ -113,8 +128,13 @@ def test_xlsx_package_is_well_formed(two_runs: Path, tmp_path: Path) -> None:
     with zipfile.ZipFile(out) as archive:
         names = archive.namelist()
         assert archive.testzip() is None
-        assert {"[Content_Types].xml", "_rels/.rels", "xl/workbook.xml", "xl/styles.xml",
-                "xl/_rels/workbook.xml.rels"} <= set(names)  # fmt: skip
+        assert {
+            "[Content_Types].xml",
+            "_rels/.rels",
+            "xl/workbook.xml",
+            "xl/styles.xml",
+            "xl/_rels/workbook.xml.rels",
+        } <= set(names)
         import xml.dom.minidom
 
         for name in names:  # every part parses as XML
@@ -133,23 +153,33 @@ def test_mat_single_run(two_runs: Path, tmp_path: Path) -> None:
     tags = mat["tbexport_tags"]
     assert tags.shape == (2, 2)
     assert [(str(tags[i, 0][0]), str(tags[i, 1][0])) for i in range(2)] == [
-        ("train/loss", "train_loss"), ("val_acc", "val_acc")]  # fmt: skip
+        ("train/loss", "train_loss"),
+        ("val_acc", "val_acc"),
+    ]
 
 
 def test_mat_several_runs_nest_one_struct_per_run(two_runs: Path, tmp_path: Path) -> None:
     out = tbexport.export(two_runs, tmp_path / "all.mat").output
     mat = scipy.io.loadmat(out, simplify_cells=True)
     assert mat["version_1"]["val_acc"]["value"].tolist() == [
-        float(np.float32(s / 1000 * 2)) for s in (0, 100, 200)]  # fmt: skip
+        float(np.float32(s / 1000 * 2)) for s in (0, 100, 200)
+    ]
     assert mat["version_0"]["train_loss"]["step"].tolist() == list(range(300))
-    assert [list(r) for r in mat["tbexport_runs"]] == [["version_0", "version_0"],
-                                                       ["version_1", "version_1"]]  # fmt: skip
+    assert [list(r) for r in mat["tbexport_runs"]] == [
+        ["version_0", "version_0"],
+        ["version_1", "version_1"],
+    ]
 
 
 def test_mat_keeps_nan_and_inf(odd_values: Path, tmp_path: Path) -> None:
     out = tbexport.export(odd_values, tmp_path / "odd.mat").output
     values = scipy.io.loadmat(out, simplify_cells=True)["odd"]["value"]
-    assert values[0] == 1.5 and math.isnan(values[1]) and values[2] == math.inf and values[3] == -math.inf
+    assert (
+        values[0] == 1.5
+        and math.isnan(values[1])
+        and values[2] == math.inf
+        and values[3] == -math.inf
+    )
 
 
 def test_csv_long_and_wide(two_runs: Path, tmp_path: Path) -> None:

@@ -9,6 +9,8 @@ import pytest
 
 import tbexport
 
+pytestmark = pytest.mark.usefixtures("reader")
+
 torch_tb = pytest.importorskip("torch.utils.tensorboard", reason="needs torch (test extra)")
 
 
@@ -35,7 +37,9 @@ def test_pytorch_summary_writer_simple_value(tmp_path: Path) -> None:
     walls = frame[frame["tag"] == "train/loss"]["wall_time"].tolist()
     assert walls == [1_700_000_000.0 + s for s in range(300)]
     assert _series(frame, "val_loss") == (
-        list(range(0, 300, 50)), [float(np.float32(float(values[s]) * 2)) for s in range(0, 300, 50)])
+        list(range(0, 300, 50)),
+        [float(np.float32(float(values[s]) * 2)) for s in range(0, 300, 50)],
+    )
 
 
 def test_pytorch_new_style_double_precision(tmp_path: Path) -> None:
@@ -46,7 +50,9 @@ def test_pytorch_new_style_double_precision(tmp_path: Path) -> None:
     frame = tbexport.read_scalars(tmp_path)
     assert _series(frame, "exact") == (list(range(20)), [1 / 3 + s for s in range(20)])
     assert _series(frame, "single") == (
-        list(range(20)), [float(np.float32(1 / 3 + s)) for s in range(20)])
+        list(range(20)),
+        [float(np.float32(1 / 3 + s)) for s in range(20)],
+    )
 
 
 def test_tensorboardx_writer(tmp_path: Path) -> None:
@@ -55,7 +61,10 @@ def test_tensorboardx_writer(tmp_path: Path) -> None:
         for step in range(50):
             writer.add_scalar("acc", step / 50, step)
     frame = tbexport.read_scalars(tmp_path / "run")
-    assert _series(frame, "acc") == (list(range(50)), [float(np.float32(s / 50)) for s in range(50)])
+    assert _series(frame, "acc") == (
+        list(range(50)),
+        [float(np.float32(s / 50)) for s in range(50)],
+    )
 
 
 def test_add_scalars_subdirectories_are_runs(tmp_path: Path) -> None:

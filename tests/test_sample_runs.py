@@ -9,10 +9,19 @@ import numpy as np
 import tbexport
 
 TAGS = {
-    "epoch", "hp_metric", "lr-AdamW", "test_acc", "test_loss", "train_acc", "train_loss_epoch",
-    "train_loss_step", "val_acc", "val_loss", "val_metrics/precision_macro",
+    "epoch",
+    "hp_metric",
+    "lr-AdamW",
+    "test_acc",
+    "test_loss",
+    "train_acc",
+    "train_loss_epoch",
+    "train_loss_step",
+    "val_acc",
+    "val_loss",
+    "val_metrics/precision_macro",
     "val_metrics/recall_macro",
-}  # fmt: skip
+}
 STEPS_PER_EPOCH, EPOCHS = 38, 12
 
 

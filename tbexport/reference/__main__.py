@@ -11,21 +11,57 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
-@click.option("--max-epochs", default=12, show_default=True, help="Upper bound on epochs "
-              "(EarlyStopping on val_loss may stop sooner).")
-@click.option("--seed", default=0, show_default=True, help="Seed for data split, init and shuffling.")
-@click.option("--lr", default=1e-3, show_default=True, help="AdamW learning rate (StepLR halves it every 4 epochs).")
+@click.option(
+    "--max-epochs",
+    default=12,
+    show_default=True,
+    help="Upper bound on epochs (EarlyStopping on val_loss may stop sooner).",
+)
+@click.option(
+    "--seed", default=0, show_default=True, help="Seed for data split, init and shuffling."
+)
+@click.option(
+    "--lr",
+    default=1e-3,
+    show_default=True,
+    help="AdamW learning rate (StepLR halves it every 4 epochs).",
+)
 @click.option("--batch-size", default=32, show_default=True, help="Training batch size.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
-              show_default=True, help="Logs go to OUT/lightning_logs/version_N.")
-@click.option("--accelerator", type=click.Choice(["auto", "cpu", "gpu"]), default="auto",
-              show_default=True, help="auto: the GPU when CUDA is available (16-mixed), else CPU (fp32).")
-@click.option("--resume", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Resume from a checkpoint; logs continue in that checkpoint's version_N.")
-@click.option("--stop-at-step", type=int, default=None,
-              help="Interrupt training at this global step (simulates a crash, for resume demos).")
-def main(max_epochs: int, seed: int, lr: float, batch_size: int, out: Path, accelerator: str,
-         resume: Path | None, stop_at_step: int | None) -> None:  # fmt: skip
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Logs go to OUT/lightning_logs/version_N.",
+)
+@click.option(
+    "--accelerator",
+    type=click.Choice(["auto", "cpu", "gpu"]),
+    default="auto",
+    show_default=True,
+    help="auto: the GPU when CUDA is available (16-mixed), else CPU (fp32).",
+)
+@click.option(
+    "--resume",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Resume from a checkpoint; logs continue in that checkpoint's version_N.",
+)
+@click.option(
+    "--stop-at-step",
+    type=int,
+    default=None,
+    help="Interrupt training at this global step (simulates a crash, for resume demos).",
+)
+def main(
+    max_epochs: int,
+    seed: int,
+    lr: float,
+    batch_size: int,
+    out: Path,
+    accelerator: str,
+    resume: Path | None,
+    stop_at_step: int | None,
+) -> None:
     """Train a small CNN on scikit-learn's bundled 8x8 digits with PyTorch Lightning.
 
     Logs train/val/test loss and accuracy, grouped val_metrics/*, the learning rate
@@ -40,8 +76,16 @@ def main(max_epochs: int, seed: int, lr: float, batch_size: int, out: Path, acce
     from .train import train  # deferred: importing Lightning takes seconds
 
     started = time.perf_counter()
-    result = train(out, max_epochs=max_epochs, seed=seed, lr=lr, batch_size=batch_size,
-                   accelerator=accelerator, resume=resume, stop_at_step=stop_at_step)  # fmt: skip
+    result = train(
+        out,
+        max_epochs=max_epochs,
+        seed=seed,
+        lr=lr,
+        batch_size=batch_size,
+        accelerator=accelerator,
+        resume=resume,
+        stop_at_step=stop_at_step,
+    )
     elapsed = time.perf_counter() - started
     state = "interrupted" if result.interrupted else "finished"
     click.echo(f"\nTraining {state} on {result.device} in {elapsed:.0f} s.")

@@ -28,8 +28,9 @@ class DigitsDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader[tuple[torch.Tensor, ...]]:
         generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True,
-                          generator=generator)  # fmt: skip
+        return DataLoader(
+            self.train_set, batch_size=self.batch_size, shuffle=True, generator=generator
+        )
 
     def val_dataloader(self) -> DataLoader[tuple[torch.Tensor, ...]]:
         return DataLoader(self.val_set, batch_size=256)

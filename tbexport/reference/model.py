@@ -13,15 +13,21 @@ from torch import nn
 class DigitsClassifier(pl.LightningModule):
     """Two conv layers and a linear head; reaches well over 90% validation accuracy."""
 
-    def __init__(self, lr: float = 1e-3, hidden: int = 32, dropout: float = 0.1,
-                 weight_decay: float = 1e-4) -> None:  # fmt: skip
+    def __init__(
+        self, lr: float = 1e-3, hidden: int = 32, dropout: float = 0.1, weight_decay: float = 1e-4
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.net = nn.Sequential(
-            nn.Conv2d(1, hidden, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(hidden, hidden, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Dropout(dropout), nn.Linear(hidden * 16, 10),
-        )  # fmt: skip
+            nn.Conv2d(1, hidden, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(hidden, hidden, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden * 16, 10),
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)  # type: ignore[no-any-return]
@@ -34,7 +40,9 @@ class DigitsClassifier(pl.LightningModule):
         accuracy = (predictions == labels).float().mean()
         return loss, accuracy, predictions, labels
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
         loss, accuracy, _, _ = self._step(batch)
         # on_step + on_epoch gives train_loss_step and train_loss_epoch
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True)
@@ -47,8 +55,9 @@ class DigitsClassifier(pl.LightningModule):
         self.log("val_acc", accuracy, prog_bar=True)
         self.log("hp_metric", accuracy)
         precision, recall = _macro_precision_recall(predictions, labels)
-        self.log_dict({"val_metrics/precision_macro": precision,
-                       "val_metrics/recall_macro": recall})  # fmt: skip
+        self.log_dict(
+            {"val_metrics/precision_macro": precision, "val_metrics/recall_macro": recall}
+        )
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         loss, accuracy, _, _ = self._step(batch)
@@ -56,13 +65,20 @@ class DigitsClassifier(pl.LightningModule):
         self.log("test_acc", accuracy)
 
     def configure_optimizers(self) -> Any:
-        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr,
-                                      weight_decay=self.hparams.weight_decay)  # fmt: skip
+        hparams: Any = self.hparams
+        optimizer = torch.optim.AdamW(
+            self.parameters(), lr=hparams.lr, weight_decay=hparams.weight_decay
+        )
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=4, gamma=0.5)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+        }
 
 
-def _macro_precision_recall(predictions: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _macro_precision_recall(
+    predictions: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     classes = torch.arange(10, device=labels.device)
     predicted = predictions.unsqueeze(1) == classes
     actual = labels.unsqueeze(1) == classes

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.callbacks import (
+    Callback,
+    EarlyStopping,
+    LearningRateMonitor,
+    ModelCheckpoint,
+)
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from .data import DigitsDataModule
@@ -101,8 +106,12 @@ def train(
             raise
     interrupted = stopper.fired or trainer.interrupted
     if not interrupted:
-        trainer.test(model, datamodule=data, ckpt_path="best" if checkpoint.best_model_path else None,
-                     verbose=False)  # fmt: skip
+        trainer.test(
+            model,
+            datamodule=data,
+            ckpt_path="best" if checkpoint.best_model_path else None,
+            verbose=False,
+        )
     last = Path(checkpoint.last_model_path) if checkpoint.last_model_path else None
     device = torch.cuda.get_device_name(0) if on_gpu else "CPU"
-    return TrainResult(Path(loggers[0].log_dir), device, interrupted, last)
+    return TrainResult(Path(str(loggers[0].log_dir)), device, interrupted, last)

@@ -20,8 +20,18 @@ from ..names import sheet_continuation, sheet_names
 from ..reshape import tag_stats
 from ..xlsx import MAX_ROWS, Sheet, Workbook, column_letter, string_cell
 
-INDEX_COLUMNS = ["run", "tag", "sheet", "points", "first_step", "last_step", "last_value",
-                 "min", "max", "nonfinite"]  # fmt: skip
+INDEX_COLUMNS = [
+    "run",
+    "tag",
+    "sheet",
+    "points",
+    "first_step",
+    "last_step",
+    "last_value",
+    "min",
+    "max",
+    "nonfinite",
+]
 ROWS_PER_SHEET = MAX_ROWS - 1  # the header takes one
 
 
@@ -31,10 +41,10 @@ def write(frame: pd.DataFrame, path: Path, *, wide: bool = False) -> None:
     names = sheet_names(by_tag)
     taken = {n.lower() for n in names.values()} | {"index"}
     sheets = {
-        tag: [names[tag]] + [sheet_continuation(names[tag], part, taken)
-                             for part in range(2, _parts(len(group)) + 1)]
+        tag: [names[tag]]
+        + [sheet_continuation(names[tag], part, taken) for part in range(2, _parts(len(group)) + 1)]
         for tag, group in by_tag.items()
-    }  # fmt: skip
+    }
     multi_run = frame["run"].nunique() > 1
     with Workbook(path) as book:
         _write_index(book.add_sheet("index", [28, 28, 24] + [12] * 7), tag_stats(frame), sheets)
@@ -50,9 +60,13 @@ def _write_index(sheet: Sheet, stats: pd.DataFrame, sheets: dict[str, list[str]]
     sheet.header(INDEX_COLUMNS)
     rows = []
     for r, row in enumerate(stats.itertuples(index=False), 2):
-        targets = sheets[row.tag]
-        cells = [string_cell(f"A{r}", row.run), string_cell(f"B{r}", row.tag),
-                 string_cell(f"C{r}", ", ".join(targets), 2)]  # fmt: skip
+        run, tag = str(row.run), str(row.tag)
+        targets = sheets[tag]
+        cells = [
+            string_cell(f"A{r}", run),
+            string_cell(f"B{r}", tag),
+            string_cell(f"C{r}", ", ".join(targets), 2),
+        ]
         for c, value in enumerate(row[2:], 3):
             ref = f"{column_letter(c)}{r}"
             if np.isfinite(value):
@@ -99,8 +113,7 @@ def _data_rows(
     values: list[float],
 ) -> Iterator[str]:
     """Render rows ``start:stop`` as sheet XML; numbers in shortest round-trip form."""
-    columns = "BCD" if runs is not None else "ABC"
-    s_col, w_col, v_col = columns
+    s_col, w_col, v_col = ("B", "C", "D") if runs is not None else ("A", "B", "C")
     for i in range(start, stop):
         r = i - start + 2
         value = values[i]

@@ -1,0 +1,83 @@
+"""The C fast path and the protobuf reader must agree on every file, damaged or not."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tbexport import decode
+
+from .builders import (
+    content_tensor,
+    file_version,
+    record_bytes,
+    scalars_metadata,
+    session_start,
+    simple,
+    tensor_event,
+    typed_tensor,
+)
+
+pytestmark = pytest.mark.skipif(decode._fastscan is None, reason="C extension not built")
+
+
+def _random_file(rng: random.Random) -> bytes:
+    events = [file_version()]
+    for step in range(rng.randint(1, 300)):
+        kind = rng.random()
+        tag = rng.choice(["loss", "acc", "lr", "grp/x", "ünï"])
+        if kind < 0.7:
+            events.append(simple(tag, step, rng.uniform(-5, 5)))
+        elif kind < 0.8:
+            make = rng.choice([content_tensor, typed_tensor])
+            meta = scalars_metadata() if rng.random() < 0.5 else None
+            events.append(
+                tensor_event("t_" + tag, step, make(rng.random(), "double"), metadata=meta)
+            )
+        elif kind < 0.85:
+            events.append(session_start(rng.randint(0, step + 1)))
+        else:
+            events.append(simple(tag, rng.randint(0, step + 1), rng.random()))  # a restart
+    blob = bytearray(b"".join(record_bytes([e]) for e in events))
+    for _ in range(rng.randint(0, 3)):  # damage: flipped bytes, inserted garbage, cut tail
+        at = rng.randrange(len(blob))
+        if rng.random() < 0.5:
+            blob[at] ^= 1 << rng.randrange(8)
+        else:
+            blob[at:at] = rng.randbytes(rng.randint(1, 40))
+    if rng.random() < 0.3:
+        del blob[-rng.randint(1, 30) :]
+    return bytes(blob)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_c_and_python_readers_agree(
+    tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "events.out.tfevents.1"
+    path.write_bytes(_random_file(random.Random(seed)))
+    fast = decode.read_event_file(path)
+    monkeypatch.setattr(decode, "_fastscan", None)
+    slow = decode.read_event_file(path)
+    assert fast.corruptions == slow.corruptions
+    assert fast.truncated_tail == slow.truncated_tail
+    assert fast.valid_records == slow.valid_records
+    assert fast.purges == slow.purges
+    assert fast.series.keys() == slow.series.keys()
+    for tag in fast.series:
+        a, b = fast.series[tag], slow.series[tag]
+        assert np.array_equal(a.steps, b.steps)
+        assert np.array_equal(a.wall_times, b.wall_times)
+        assert np.array_equal(a.values, b.values, equal_nan=True)
+
+
+def test_masked_crc_matches_tensorboard() -> None:
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+
+    assert decode._fastscan is not None
+    for size in (0, 1, 7, 8, 9, 63, 1000):
+        data = bytes(range(256)) * 4
+        assert decode._fastscan.masked_crc32c(data[:size]) == masked_crc32c(data[:size])

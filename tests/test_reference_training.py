@@ -1,0 +1,74 @@
+"""The bundled Lightning training: a short CPU run read back by tbexport, checked against
+the values Lightning's own CSVLogger wrote in the same run."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+import tbexport
+
+pytest.importorskip("pytorch_lightning", reason="needs the train extra: pip install -e '.[train]'")
+pytest.importorskip("sklearn", reason="needs the train extra: pip install -e '.[train]'")
+
+
+def _csv_logged(path: Path) -> dict[str, list[tuple[int, float]]]:
+    series: dict[str, list[tuple[int, float]]] = {}
+    with path.open() as handle:
+        for row in csv.DictReader(handle):
+            for key, text in row.items():
+                if key != "step" and text:
+                    series.setdefault(key, []).append((int(row["step"]), float(text)))
+    return series
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_short_cpu_training_matches_lightnings_csv_logger(tmp_path: Path) -> None:
+    from tbexport.reference.train import train
+
+    result = train(
+        tmp_path,
+        max_epochs=2,
+        limit_train_batches=6,
+        accelerator="cpu",
+        csv_log=True,
+        progress_bar=False,
+    )
+    assert result.device == "CPU" and not result.interrupted
+    assert result.log_dir == tmp_path / "lightning_logs" / "version_0"
+    assert (result.log_dir / "hparams.yaml").read_text().count("lr: 0.001") == 1
+
+    frame = tbexport.read_scalars(result.log_dir)
+    tags = set(frame["tag"].astype(str))
+    assert tags == {
+        "epoch",
+        "hp_metric",
+        "lr-AdamW",
+        "test_acc",
+        "test_loss",
+        "train_acc",
+        "train_loss_epoch",
+        "train_loss_step",
+        "val_acc",
+        "val_loss",
+        "val_metrics/precision_macro",
+        "val_metrics/recall_macro",
+    }
+    logged = _csv_logged(tmp_path / "csv_logs" / "version_0" / "metrics.csv")
+    for tag in (
+        "train_loss_step",
+        "train_acc",
+        "val_loss",
+        "val_acc",
+        "train_loss_epoch",
+        "val_metrics/precision_macro",
+        "test_acc",
+    ):
+        ours = frame[frame["tag"] == tag]
+        assert (
+            list(zip(ours["step"].tolist(), ours["value"].tolist(), strict=True)) == logged[tag]
+        ), tag
+    assert len(logged["train_loss_step"]) == 12  # 2 epochs x 6 batches, every step logged
