@@ -64,6 +64,18 @@ FORMAT_FLAGS = {"mat": ".mat", "csv": ".csv", "xlsx": ".xlsx"}
     help="Fail on a corrupt record instead of skipping it and reporting it.",
 )
 @click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes reading event files in parallel.  [default: all cores]",
+)
+@click.option(
+    "--no-verify",
+    is_flag=True,
+    help="Skip the CRC checks of records (faster; damage may then go unnoticed).",
+)
+@click.option(
     "-l",
     "--list",
     "list_only",
@@ -76,12 +88,12 @@ def cli(
     paths: tuple[Path, ...],
     output: Path | None,
     format_flag: str | None,
-    tags: tuple[str, ...],
     wide: bool,
-    keep_duplicates: bool,
-    strict: bool,
     list_only: bool,
     quiet: bool,
+    tags: tuple[str, ...],
+    no_verify: bool,
+    **read_options: Any,
 ) -> None:
     """Export every TensorBoard scalar under PATHS — all points, exactly as logged.
 
@@ -98,23 +110,20 @@ def cli(
       tbexport lightning_logs --list
     """
     format = _choose_format(output, format_flag)
+    options = {"tags": tags or None, "verify": not no_verify, **read_options}
     try:
-        if list_only:
-            _list(paths, tags, keep_duplicates, strict, quiet)
-            return
         with _progress(paths, quiet) as progress:
-            result = export(
-                list(paths),
-                output,
-                format=format,
-                tags=tags or None,
-                wide=wide,
-                keep_duplicates=keep_duplicates,
-                strict=strict,
-                progress=progress,
-            )
+            if list_only:
+                data = load_scalars(list(paths), progress=progress, **options)
+            else:
+                result = export(list(paths), output, format=format, wide=wide, progress=progress,
+                                **options)  # fmt: skip
     except TbexportError as error:
         raise click.ClickException(str(error)) from error
+    if list_only:
+        _list(data)
+        _report_problems(data.corruptions, data.truncated)
+        return
     _report_problems(result.corruptions, result.truncated)
     if not quiet:
         click.echo(_summary(result), err=True)
@@ -154,13 +163,7 @@ def _progress(paths: tuple[Path, ...], quiet: bool) -> Iterator[Any]:
         bar.close()
 
 
-def _list(
-    paths: tuple[Path, ...], tags: tuple[str, ...], keep: bool, strict: bool, quiet: bool
-) -> None:
-    with _progress(paths, quiet) as progress:
-        data: ScalarData = load_scalars(
-            list(paths), tags=tags or None, keep_duplicates=keep, strict=strict, progress=progress
-        )
+def _list(data: ScalarData) -> None:
     stats = tag_stats(data.frame)
     for run in data.runs:
         rows = stats[stats["run"] == run.name]
@@ -172,7 +175,6 @@ def _list(
                 f"  {row.tag:<{width}}  {row.points:>9,} points  "
                 f"steps {row.first_step}..{row.last_step}"
             )
-    _report_problems(data.corruptions, data.truncated)
 
 
 def _report_problems(corruptions: list[Corruption], truncated: dict[str, int]) -> None:

@@ -34,7 +34,7 @@ try:
 except ImportError:  # built without a C compiler: the protobuf path does everything
     _fastscan = None
 
-__all__ = ["FileScalars", "Series", "TagFilter", "read_event_file", "tag_filter"]
+__all__ = ["FileScalars", "GlobFilter", "Series", "TagFilter", "read_event_file", "tag_filter"]
 
 # TensorFlow DataType enum values of the numeric dtypes a scalar can carry.
 _DT_FLOAT, _DT_DOUBLE, _DT_INT32, _DT_UINT8, _DT_INT16, _DT_INT8 = 1, 2, 3, 4, 5, 6
@@ -87,11 +87,19 @@ class FileScalars:
     purges: list[tuple[int, dict[str, int]]] = field(default_factory=list)
 
 
-def tag_filter(patterns: list[str] | None) -> TagFilter:
+@dataclass(frozen=True)
+class GlobFilter:
+    """Matches tags against glob patterns; no patterns match everything. Picklable."""
+
+    patterns: tuple[str, ...] = ()
+
+    def __call__(self, tag: str) -> bool:
+        return not self.patterns or any(fnmatchcase(tag, p) for p in self.patterns)
+
+
+def tag_filter(patterns: list[str] | None) -> GlobFilter:
     """A predicate matching tags against glob patterns (all tags when ``patterns`` is empty)."""
-    if not patterns:
-        return lambda tag: True
-    return lambda tag: any(fnmatchcase(tag, p) for p in patterns)
+    return GlobFilter(tuple(patterns or ()))
 
 
 @dataclass

@@ -52,6 +52,8 @@ def export(
     wide: bool = False,
     keep_duplicates: bool = False,
     strict: bool = False,
+    verify: bool = True,
+    jobs: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ExportResult:
     """Read every scalar under ``paths`` and write them to ``output``.
@@ -59,11 +61,18 @@ def export(
     The format follows ``output``'s suffix (``.xlsx``, ``.mat``, ``.csv``) or
     ``format``; without ``output`` the file is named after the input, in the
     current directory. Raises :class:`NoScalarsError` when there is nothing to write.
+    The other options are those of :func:`tbexport.load_scalars`.
     """
     target = Path(output) if output is not None else default_output(paths, format)
     format_for(target, format)  # fail on an unknown format before reading anything
     data = load_scalars(
-        paths, tags=tags, keep_duplicates=keep_duplicates, strict=strict, progress=progress
+        paths,
+        tags=tags,
+        keep_duplicates=keep_duplicates,
+        strict=strict,
+        verify=verify,
+        progress=progress,
+        jobs=jobs,
     )
     if data.frame.empty:
         raise NoScalarsError(f"no scalar data found in {_describe(paths)}")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .decode import FileScalars, Series, read_event_file, tag_filter
+from .decode import FileScalars, Series, tag_filter
 from .discover import Run, find_runs, natural_key
 from .exceptions import (
     CorruptEventFileError,
@@ -18,6 +18,7 @@ from .exceptions import (
     NoMatchingTagsError,
     NotAnEventFileError,
 )
+from .parallel import read_files
 from .records import Corruption
 
 __all__ = ["COLUMNS", "ScalarData", "load_scalars", "read_scalars"]
@@ -48,6 +49,7 @@ def read_scalars(
     tags: Sequence[str] | None = None,
     keep_duplicates: bool = False,
     strict: bool = False,
+    jobs: int | None = None,
 ) -> pd.DataFrame:
     """Read every scalar point under ``paths`` into a long DataFrame.
 
@@ -60,9 +62,10 @@ def read_scalars(
     ``>= s`` (what TensorBoard shows after a resume) unless ``keep_duplicates``.
     Damaged records are skipped with a :class:`CorruptRecordWarning` and listed in
     ``frame.attrs["corruptions"]``; with ``strict=True`` they raise
-    :class:`CorruptEventFileError` instead.
+    :class:`CorruptEventFileError` instead. ``jobs`` processes read files in
+    parallel (default: one per core; 1 reads in this process).
     """
-    data = load_scalars(paths, tags=tags, keep_duplicates=keep_duplicates, strict=strict)
+    data = load_scalars(paths, tags=tags, keep_duplicates=keep_duplicates, strict=strict, jobs=jobs)
     for corruption in data.corruptions:
         warnings.warn(str(corruption), CorruptRecordWarning, stacklevel=2)
     data.frame.attrs["corruptions"] = [str(c) for c in data.corruptions]
@@ -77,17 +80,23 @@ def load_scalars(
     strict: bool = False,
     verify: bool = True,
     progress: Callable[[int], None] | None = None,
+    jobs: int | None = None,
 ) -> ScalarData:
-    """Like :func:`read_scalars`, returning the frame together with the read report."""
+    """Like :func:`read_scalars`, returning the frame together with the read report.
+
+    ``verify=False`` skips the CRC checks (faster; damage then goes unnoticed).
+    ``jobs`` is how many processes read files in parallel (default: all cores);
+    ``progress`` is called with the number of bytes read since its last call.
+    """
     runs = find_runs(paths)
     accept = tag_filter(list(tags) if tags else None)
     per_run: list[tuple[str, dict[str, Series]]] = []
     data = ScalarData(frame=pd.DataFrame(), runs=runs)
     explicit_files = _explicit_files(paths)
+    all_files = [path for run in runs for path in run.files]
+    results = iter(read_files(all_files, accept, verify=verify, progress=progress, jobs=jobs))
     for run in runs:
-        file_results = [
-            read_event_file(path, accept, verify=verify, progress=progress) for path in run.files
-        ]
+        file_results = [next(results) for _ in run.files]
         for result in file_results:
             _check_file(result, strict=strict, explicit=result.path in explicit_files)
             data.corruptions.extend(result.corruptions)
