@@ -326,6 +326,117 @@ done:
     return result;
 }
 
+
+/* ---------- text rendering of number columns (CSV and sheet XML) ---------- */
+
+static int buf_text(Buf *b, const char *text) { return buf_push(b, text, strlen(text)); }
+
+/* Python's repr() of a double: the shortest text that reads back as the same double. */
+static int buf_double(Buf *b, double v) {
+    char *text = PyOS_double_to_string(v, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (!text) return 0;
+    int ok = buf_text(b, text);
+    PyMem_Free(text);
+    return ok;
+}
+
+static int buf_int(Buf *b, long long v) {
+    char text[32];
+    snprintf(text, sizeof text, "%lld", v);
+    return buf_text(b, text);
+}
+
+static int columns(Py_buffer *steps, Py_buffer *walls, Py_buffer *values, Py_ssize_t *n) {
+    if (steps->len % 8 || walls->len != steps->len || values->len != steps->len) {
+        PyErr_SetString(PyExc_ValueError, "columns must be int64/float64 of equal length");
+        return 0;
+    }
+    *n = steps->len / 8;
+    return 1;
+}
+
+/* csv_rows(prefix, steps, wall_times, values) -> bytes: "<prefix>step,wall,value\n" lines. */
+static PyObject *csv_rows(PyObject *self, PyObject *args) {
+    Py_buffer prefix, steps, walls, values;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*", &prefix, &steps, &walls, &values)) return NULL;
+    PyObject *result = NULL;
+    Buf out = {0};
+    if (!columns(&steps, &walls, &values, &n)) goto done;
+    const int64_t *s = steps.buf;
+    const double *w = walls.buf, *v = values.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!buf_push(&out, prefix.buf, (size_t)prefix.len) || !buf_int(&out, s[i]) ||
+            !buf_text(&out, ",") || !buf_double(&out, w[i]) || !buf_text(&out, ",") ||
+            (v[i] == v[i] && !buf_double(&out, v[i])) || !buf_text(&out, "\n")) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
+    result = buf_bytes(&out);
+done:
+    free(out.data);
+    PyBuffer_Release(&prefix); PyBuffer_Release(&steps);
+    PyBuffer_Release(&walls); PyBuffer_Release(&values);
+    return result;
+}
+
+static int cell_ref(Buf *b, char column, long long row) {
+    char text[48];
+    snprintf(text, sizeof text, "<c r=\"%c%lld\"", column, row);
+    return buf_text(b, text);
+}
+
+static int number_cell(Buf *b, char column, long long row, double v, int integer, int64_t iv) {
+    if (!cell_ref(b, column, row) || !buf_text(b, "><v>")) return 0;
+    if (integer ? !buf_int(b, iv) : !buf_double(b, v)) return 0;
+    return buf_text(b, "</v></c>");
+}
+
+/*
+ * sheet_rows(first_row, run_text, steps, wall_times, values) -> bytes: <row> elements
+ * for a tag sheet. run_text (XML-escaped, or b"" for none) fills column A; NaN and
+ * +-Inf become the text cells nan/inf/-inf.
+ */
+static PyObject *sheet_rows(PyObject *self, PyObject *args) {
+    long long row;
+    Py_buffer run, steps, walls, values;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "Ly*y*y*y*", &row, &run, &steps, &walls, &values)) return NULL;
+    PyObject *result = NULL;
+    Buf out = {0};
+    if (!columns(&steps, &walls, &values, &n)) goto done;
+    const int64_t *s = steps.buf;
+    const double *w = walls.buf, *v = values.buf;
+    char first = run.len ? 'B' : 'A';
+    char text[48];
+    for (Py_ssize_t i = 0; i < n; i++, row++) {
+        snprintf(text, sizeof text, "<row r=\"%lld\">", row);
+        int ok = buf_text(&out, text);
+        if (run.len)
+            ok = ok && cell_ref(&out, 'A', row) && buf_text(&out, " t=\"inlineStr\"><is><t>") &&
+                 buf_push(&out, run.buf, (size_t)run.len) && buf_text(&out, "</t></is></c>");
+        ok = ok && number_cell(&out, first, row, 0.0, 1, s[i]) &&
+             number_cell(&out, first + 1, row, w[i], 0, 0);
+        if (v[i] - v[i] == 0.0) {
+            ok = ok && number_cell(&out, first + 2, row, v[i], 0, 0);
+        } else {
+            const char *word = v[i] != v[i] ? "nan" : (v[i] > 0 ? "inf" : "-inf");
+            ok = ok && cell_ref(&out, first + 2, row) &&
+                 buf_text(&out, " t=\"inlineStr\"><is><t>") && buf_text(&out, word) &&
+                 buf_text(&out, "</t></is></c>");
+        }
+        ok = ok && buf_text(&out, "</row>");
+        if (!ok) { PyErr_NoMemory(); goto done; }
+    }
+    result = buf_bytes(&out);
+done:
+    free(out.data);
+    PyBuffer_Release(&run); PyBuffer_Release(&steps);
+    PyBuffer_Release(&walls); PyBuffer_Release(&values);
+    return result;
+}
+
 static PyObject *py_masked_crc32c(PyObject *self, PyObject *args) {
     Py_buffer view;
     if (!PyArg_ParseTuple(args, "y*", &view)) return NULL;
@@ -337,6 +448,8 @@ static PyObject *py_masked_crc32c(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, "Scan and decode records; see the module source."},
     {"masked_crc32c", py_masked_crc32c, METH_VARARGS, "Masked CRC32C, as TFRecord stores it."},
+    {"csv_rows", csv_rows, METH_VARARGS, "CSV lines of three number columns."},
+    {"sheet_rows", sheet_rows, METH_VARARGS, "Sheet XML rows of three number columns."},
     {NULL, NULL, 0, NULL},
 };
 

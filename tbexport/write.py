@@ -8,6 +8,7 @@ destroys an earlier one.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -16,18 +17,27 @@ from pathlib import Path
 import pandas as pd
 
 from .exceptions import OutputWriteError, UnknownFormatError
-from .writers import csv, excel, matlab
 
 __all__ = ["FORMATS", "format_for", "write_scalars"]
 
 Writer = Callable[..., None]
 
-# suffix -> writer; the one table that decides what tbexport can write
-FORMATS: dict[str, Writer] = {
-    ".xlsx": excel.write,
-    ".mat": matlab.write,
-    ".csv": csv.write,
+# suffix -> module in tbexport.writers, or a writer function; the one table that
+# decides what tbexport can write. Modules are imported on use (scipy is slow to load).
+FORMATS: dict[str, str | Writer] = {
+    ".xlsx": "excel",
+    ".mat": "matlab",
+    ".csv": "csv",
 }
+
+
+def _writer(suffix: str) -> Writer:
+    entry = FORMATS[suffix]
+    if callable(entry):
+        return entry
+    module = importlib.import_module(f"tbexport.writers.{entry}")
+    function: Writer = module.write
+    return function
 
 
 def format_for(path: str | os.PathLike[str], format: str | None = None) -> str:
@@ -49,7 +59,7 @@ def write_scalars(
 ) -> Path:
     """Write a long scalar frame to ``output`` atomically; return the path written."""
     path = Path(output)
-    writer = FORMATS[format_for(path, format)]
+    writer = _writer(format_for(path, format))
     with _atomic_path(path) as temporary:
         writer(frame, temporary, wide=wide)
     return path

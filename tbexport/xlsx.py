@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import IO
 from xml.sax.saxutils import escape
 
-__all__ = ["MAX_ROWS", "Workbook", "column_letter"]
+__all__ = ["MAX_ROWS", "Sheet", "Workbook", "column_letter", "string_cell", "xml_text"]
 
 MAX_ROWS = 1_048_576
 _INVALID_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]|_(?=x[0-9A-Fa-f]{4}_)")
@@ -41,7 +41,7 @@ def column_letter(index: int) -> str:
     return letters
 
 
-def _xml_text(text: str) -> str:
+def xml_text(text: str) -> str:
     """Escape for XML; encode characters XML cannot hold the way Excel does (``_xHHHH_``)."""
     text = _INVALID_XML.sub(lambda m: f"_x{ord(m.group()):04X}_", text)
     return escape(text)
@@ -50,7 +50,7 @@ def _xml_text(text: str) -> str:
 def string_cell(ref: str, text: str, style: int = 0) -> str:
     space = ' xml:space="preserve"' if text != text.strip() else ""
     s = f' s="{style}"' if style else ""
-    return f'<c r="{ref}"{s} t="inlineStr"><is><t{space}>{_xml_text(text)}</t></is></c>'
+    return f'<c r="{ref}"{s} t="inlineStr"><is><t{space}>{xml_text(text)}</t></is></c>'
 
 
 class Sheet:
@@ -92,6 +92,10 @@ class Sheet:
         if batch:
             self._write("".join(batch))
 
+    def raw_bytes(self, rows: bytes) -> None:
+        """Append ``<row>`` elements already rendered as UTF-8 XML."""
+        self._stream.write(rows)
+
     def link(self, ref: str, sheet: str, display: str) -> None:
         """Make cell ``ref`` (already written as text) jump to cell A1 of ``sheet``."""
         self._links.append((ref, sheet, display))
@@ -122,7 +126,7 @@ def _quote_sheet(name: str) -> str:
 
 
 def _xml_attr(text: str) -> str:
-    return _xml_text(text).replace('"', "&quot;")
+    return xml_text(text).replace('"', "&quot;")
 
 
 class Workbook:

@@ -199,3 +199,26 @@ def test_csv_long_and_wide(two_runs: Path, tmp_path: Path) -> None:
 def test_csv_writes_nan_and_inf(odd_values: Path, tmp_path: Path) -> None:
     text = tbexport.export(odd_values, tmp_path / "odd.csv").output.read_text().splitlines()
     assert [line.rsplit(",", 1)[1] for line in text[1:]] == ["1.5", "", "inf", "-inf", "2.5"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_c_python_and_parallel_rendering_write_identical_files(
+    two_runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    from tbexport.writers import csv as csv_writer
+    from tbexport.writers import render
+
+    def contents(path: Path) -> dict[str, bytes] | bytes:
+        if suffix == ".csv":
+            return path.read_bytes()
+        with zipfile.ZipFile(path) as archive:
+            return {name: archive.read(name) for name in archive.namelist()}
+
+    first = contents(tbexport.export(two_runs, tmp_path / f"c{suffix}").output)
+    monkeypatch.setattr(render, "PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(render, "default_jobs", lambda: 2)
+    parallel = contents(tbexport.export(two_runs, tmp_path / f"p{suffix}").output)
+    monkeypatch.setattr(csv_writer, "_fastscan", None)
+    monkeypatch.setattr(excel, "_fastscan", None)
+    python = contents(tbexport.export(two_runs, tmp_path / f"py{suffix}").output)
+    assert first == parallel == python

@@ -9,6 +9,7 @@ written as the text ``nan``/``inf``/``-inf`` and counted in the index
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,9 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..decode import _fastscan
 from ..names import sheet_continuation, sheet_names
 from ..reshape import tag_stats
-from ..xlsx import MAX_ROWS, Sheet, Workbook, column_letter, string_cell
+from ..xlsx import MAX_ROWS, Sheet, Workbook, column_letter, string_cell, xml_text
+from .render import BLOCK_ROWS, render
 
 INDEX_COLUMNS = [
     "run",
@@ -91,38 +94,58 @@ def _nonfinite_text(value: float) -> str:
 
 def _write_tag(book: Workbook, group: pd.DataFrame, names: list[str], multi_run: bool) -> None:
     header = (["run"] if multi_run else []) + ["step", "wall_time", "value"]
-    runs = group["run"].astype(str).tolist() if multi_run else None
-    steps = group["step"].tolist()
-    wall_times = group["wall_time"].tolist()
-    values = group["value"].tolist()
+    columns = (
+        np.ascontiguousarray(group["step"].to_numpy(dtype=np.int64)),
+        np.ascontiguousarray(group["wall_time"].to_numpy(dtype=np.float64)),
+        np.ascontiguousarray(group["value"].to_numpy(dtype=np.float64)),
+    )
+    runs = group["run"].astype(str).to_numpy() if multi_run else None
     for part, name in enumerate(names):
         sheet = book.add_sheet(name, [16] * len(header))
         sheet.header(header)
         start = part * ROWS_PER_SHEET
-        stop = min(start + ROWS_PER_SHEET, len(steps))
-        sheet.raw_rows(_data_rows(start, stop, runs, steps, wall_times, values))
+        stop = min(start + ROWS_PER_SHEET, len(columns[0]))
+        blocks = [
+            (piece - start + 2, xml_text(str(runs[first])) if runs is not None else "",
+             *(c[piece : min(piece + BLOCK_ROWS, last)] for c in columns))
+            for first, last in _run_segments(runs, start, stop)
+            for piece in range(first, last, BLOCK_ROWS)
+        ]  # fmt: skip
+        for rows in render(_sheet_rows, blocks, stop - start):
+            sheet.raw_bytes(rows)
         sheet.close()
 
 
+def _run_segments(runs: np.ndarray | None, start: int, stop: int) -> list[tuple[int, int]]:
+    """``[first, last)`` ranges within ``start:stop`` where the run stays the same."""
+    if runs is None or stop <= start:
+        return [(start, stop)]
+    changes = np.flatnonzero(runs[start + 1 : stop] != runs[start : stop - 1]) + start + 1
+    bounds = [start, *changes.tolist(), stop]
+    return list(itertools.pairwise(bounds))
+
+
+def _sheet_rows(first_row: int, run_xml: str, *columns: np.ndarray) -> bytes:
+    if _fastscan is not None:
+        return bytes(_fastscan.sheet_rows(first_row, run_xml.encode(), *columns))
+    rows = _data_rows(first_row, run_xml, *(c.tolist() for c in columns))
+    return "".join(rows).encode()
+
+
 def _data_rows(
-    start: int,
-    stop: int,
-    runs: list[str] | None,
-    steps: list[int],
-    wall_times: list[float],
-    values: list[float],
+    first_row: int, run_xml: str, steps: list[int], wall_times: list[float], values: list[float]
 ) -> Iterator[str]:
-    """Render rows ``start:stop`` as sheet XML; numbers in shortest round-trip form."""
-    s_col, w_col, v_col = ("B", "C", "D") if runs is not None else ("A", "B", "C")
-    for i in range(start, stop):
-        r = i - start + 2
-        value = values[i]
+    """Render rows as sheet XML; numbers in shortest round-trip form (pure-Python path)."""
+    s_col, w_col, v_col = ("B", "C", "D") if run_xml else ("A", "B", "C")
+    for r, (step, wall_time, value) in enumerate(
+        zip(steps, wall_times, values, strict=True), first_row
+    ):
         if value - value == 0.0:  # finite (NaN and ±Inf give NaN)
             value_cell = f'<c r="{v_col}{r}"><v>{value!r}</v></c>'
         else:
             value_cell = string_cell(f"{v_col}{r}", _nonfinite_text(value))
-        run_cell = string_cell(f"A{r}", runs[i]) if runs is not None else ""
+        run_cell = f'<c r="A{r}" t="inlineStr"><is><t>{run_xml}</t></is></c>' if run_xml else ""
         yield (
-            f'<row r="{r}">{run_cell}<c r="{s_col}{r}"><v>{steps[i]}</v></c>'
-            f'<c r="{w_col}{r}"><v>{wall_times[i]!r}</v></c>{value_cell}</row>'
+            f'<row r="{r}">{run_cell}<c r="{s_col}{r}"><v>{step}</v></c>'
+            f'<c r="{w_col}{r}"><v>{wall_time!r}</v></c>{value_cell}</row>'
         )

@@ -1,0 +1,232 @@
+"""tbexport against tbparse and TensorBoard's EventAccumulator, in one run.
+
+    python -m benchmarks.run            # full run (about 25 minutes on 2 cores)
+    python -m benchmarks.run --quick    # 100k-point inputs, one repetition (a smoke test)
+
+Inputs are generated under benchmarks/data/ (git-ignored). Every case runs in a
+fresh process; cases of one comparison alternate, and each is repeated (medians
+reported). Before timing, tbexport's values are checked against tbparse's for every
+point. Results go to benchmarks/results/ (markdown table, JSON, plot).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+
+from .generate import write_run, write_sweep
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+RESULTS = HERE / "results"
+
+
+@dataclass
+class Case:
+    """A named way of doing one job; ``command`` is a CLI or ``cases.py`` case name."""
+
+    label: str
+    command: list[str] | str
+    seconds: list[float] = field(default_factory=list)
+    peak_mib: list[float] = field(default_factory=list)
+
+
+def _run_case(case: Case, source: Path, scratch: Path) -> None:
+    if isinstance(case.command, str):  # in-process work, imports excluded
+        argv = [sys.executable, "-m", "benchmarks.cases", case.command, str(source), str(scratch)]
+        done = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=HERE.parent)
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        case.seconds.append(result["seconds"])
+        case.peak_mib.append(result["peak_mib"])
+        return
+    argv = [a.replace("{in}", str(source)).replace("{out}", str(scratch)) for a in case.command]
+    started = time.perf_counter()
+    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    case.seconds.append(time.perf_counter() - started)  # end to end: start-up included
+    case.peak_mib.append(usage.ru_maxrss / 1024)
+    if status != 0:
+        raise RuntimeError(f"{argv} failed: {child.stderr.read() if child.stderr else ''}")
+
+
+def compare(title: str, source: Path, cases: list[Case], repeat: int, scratch: Path) -> dict:
+    """Run ``cases`` alternately ``repeat`` times; the first case is the reference."""
+    print(f"\n## {title}", flush=True)
+    for _ in range(repeat):
+        for case in cases:
+            _run_case(case, source, scratch)
+            print(f"  {case.label:<40} {case.seconds[-1]:8.2f} s", flush=True)
+    ours = statistics.median(cases[0].seconds)
+    rows = [
+        {
+            "label": c.label,
+            "median_s": statistics.median(c.seconds),
+            "ratio": statistics.median(c.seconds) / ours,
+            "peak_mib": max(c.peak_mib),
+            "runs": len(c.seconds),
+        }
+        for c in cases
+    ]
+    return {"title": title, "rows": rows}
+
+
+def check_exact(source: Path, tensors: bool) -> int:
+    """tbexport's points equal tbparse's, value for value; returns the point count."""
+    from tbparse import SummaryReader
+
+    import tbexport
+
+    ours = tbexport.read_scalars(source)
+    ours["tag"] = ours["tag"].astype(str)
+    ours = ours.sort_values(["tag", "step"], kind="stable")
+    reader = SummaryReader(str(source))
+    theirs = (reader.tensors if tensors else reader.scalars).sort_values(["tag", "step"])
+    assert len(ours) == len(theirs), (len(ours), len(theirs))
+    assert ours["tag"].astype(str).tolist() == theirs["tag"].tolist()
+    assert np.array_equal(ours["step"].to_numpy(), theirs["step"].to_numpy())
+    assert np.array_equal(ours["value"].to_numpy(), theirs["value"].to_numpy(dtype=np.float64))
+    return len(ours)
+
+
+def inputs(quick: bool) -> dict[str, Path]:
+    steps = 2_000 if quick else 20_000
+    plan = {
+        "run": lambda p: write_run(p, 50, steps),
+        "run_tf2": lambda p: write_run(p, 50, steps, tensor=True),
+        "sweep": lambda p: write_sweep(p, 20 if quick else 200, 5, 1_000),
+        "scale_10k": lambda p: write_run(p, 10, 1_000),
+        "scale_100k": lambda p: write_run(p, 50, 2_000),
+    }
+    if not quick:
+        plan["scale_10m"] = lambda p: write_run(p, 50, 200_000)
+    paths = {}
+    for name, make in plan.items():
+        path = DATA / f"{'q_' if quick else ''}{name}"
+        if not path.exists():
+            print(f"generating {path} ...", flush=True)
+            make(path)
+        paths[name] = path
+    paths["scale_1m"] = paths["run"]
+    return paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small inputs, one repetition")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions per case (default 3)")
+    args = parser.parse_args()
+    repeat = 1 if args.quick else args.repeat
+    paths = inputs(args.quick)
+    scratch = DATA / "scratch"
+    scratch.mkdir(parents=True, exist_ok=True)
+    points = check_exact(paths["run"], tensors=False)
+    check_exact(paths["run_tf2"], tensors=True)
+    print(f"exactness: tbexport == tbparse on all {points:,} points (simple_value and TF2)")
+    cli = [sys.executable, "-m", "tbexport", "{in}", "-q"]
+    sections = [
+        compare(f"Read {points:,} scalars (simple_value) into a DataFrame", paths["run"], [
+            Case("tbexport read_scalars", "read_tbexport"),
+            Case("tbparse SummaryReader.scalars", "read_tbparse"),
+            Case("EventAccumulator (size_guidance 0)", "read_event_accumulator"),
+            Case("tbexport, CRC checks off", "read_tbexport_noverify"),
+        ], repeat, scratch),
+        compare(f"Read {points:,} scalars (TF2 tensors)", paths["run_tf2"], [
+            Case("tbexport read_scalars", "read_tbexport"),
+            Case("tbparse SummaryReader.tensors", "read_tbparse_tensors"),
+        ], repeat, scratch),
+        compare(f"Export {points:,} scalars to .xlsx", paths["run"], [
+            Case("tbexport CLI (end to end)", [*cli, "-o", "{out}/ours.xlsx"]),
+            Case("tbparse + DataFrame.to_excel (openpyxl)", "xlsx_tbparse_pandas"),
+        ], repeat, scratch),
+        compare(f"Export {points:,} scalars to .mat", paths["run"], [
+            Case("tbexport CLI (end to end)", [*cli, "-o", "{out}/ours.mat"]),
+            Case("tbparse + scipy.io.savemat", "mat_tbparse_scipy"),
+        ], repeat, scratch),
+        compare(f"Export {points:,} scalars to .csv", paths["run"], [
+            Case("tbexport CLI (end to end)", [*cli, "-o", "{out}/ours.csv"]),
+            Case("tbparse + DataFrame.to_csv", "csv_tbparse_pandas"),
+        ], repeat, scratch),
+        compare("Sweep: many small runs (lightning_logs/version_N)", paths["sweep"], [
+            Case(f"tbexport, --jobs {os.cpu_count()}", "read_tbexport"),
+            Case("tbexport, --jobs 1", "read_tbexport_1job"),
+            Case("tbparse SummaryReader.scalars", "read_tbparse"),
+        ], repeat, scratch),
+    ]  # fmt: skip
+    scaling = [Case(f"tbexport, {name.split('_')[1]} points", "read_tbexport")
+               for name in paths if name.startswith("scale_")]  # fmt: skip
+    for case, name in zip(scaling, [n for n in paths if n.startswith("scale_")], strict=True):
+        sections.append(compare(f"Scaling: {case.label}", paths[name], [case], repeat, scratch))
+    write_results(sections, args.quick)
+
+
+def _environment() -> str:
+    names = [
+        "tbexport",
+        "tbparse",
+        "tensorboard",
+        "protobuf",
+        "pandas",
+        "numpy",
+        "scipy",
+        "openpyxl",
+    ]
+    versions = ", ".join(f"{n} {version(n)}" for n in names)
+    return (f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}; "
+            f"{versions}")  # fmt: skip
+
+
+def write_results(sections: list[dict], quick: bool) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    stem = "quick" if quick else "results"
+    lines = [f"# Benchmark results{' (quick)' if quick else ''}", "",
+             f"Machine: {_environment()}.", "",
+             "Median seconds over the repetitions; ratio = median / tbexport's median "
+             "(higher is slower than tbexport); peak RSS of the process.", ""]  # fmt: skip
+    for section in sections:
+        lines += [f"## {section['title']}", "", "| tool | median s | ratio | peak RSS MiB |",
+                  "|---|---:|---:|---:|"]  # fmt: skip
+        for row in section["rows"]:
+            lines.append(f"| {row['label']} | {row['median_s']:.3f} | {row['ratio']:.1f}x | "
+                         f"{row['peak_mib']:.0f} |")  # fmt: skip
+        lines.append("")
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines))
+    (RESULTS / f"{stem}.json").write_text(json.dumps(sections, indent=2))
+    _plot(sections, RESULTS / f"{stem}.png")
+    print("\n".join(lines))
+
+
+def _plot(sections: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    compared = [s for s in sections if len(s["rows"]) > 1]
+    fig, axes = plt.subplots(len(compared), 1, figsize=(8, 1.6 * len(compared) + 1))
+    for ax, section in zip(np.atleast_1d(axes), compared, strict=True):
+        labels = [r["label"] for r in section["rows"]][::-1]
+        seconds = [r["median_s"] for r in section["rows"]][::-1]
+        colors = ["tab:blue" if "tbexport" in label else "tab:gray" for label in labels]
+        ax.barh(labels, seconds, color=colors)
+        ax.set_xscale("log")
+        ax.set_title(section["title"], fontsize=9)
+        ax.tick_params(labelsize=8)
+    axes_list = np.atleast_1d(axes)
+    axes_list[-1].set_xlabel("seconds (median, log scale)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()
