@@ -22,6 +22,15 @@ def _rss_now() -> float:
     return pages * resource.getpagesize() / 2**20
 
 
+def _peak_rss() -> float:
+    """VmHWM: unlike ru_maxrss it is not inherited from the parent across fork/exec."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _tbparse_frame(path: Path) -> Any:
     from tbparse import SummaryReader
 
@@ -66,10 +75,17 @@ def read_event_accumulator(path: Path, out: Path) -> None:
         accumulator.Reload()
         for tag in accumulator.Tags()["scalars"]:
             events = accumulator.Scalars(tag)
-            frames.append(pd.DataFrame({"run": str(run), "tag": tag,
-                                        "step": [e.step for e in events],
-                                        "wall_time": [e.wall_time for e in events],
-                                        "value": [e.value for e in events]}))  # fmt: skip
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "run": str(run),
+                        "tag": tag,
+                        "step": [e.step for e in events],
+                        "wall_time": [e.wall_time for e in events],
+                        "value": [e.value for e in events],
+                    }
+                )
+            )
     pd.concat(frames)
 
 
@@ -99,10 +115,18 @@ def csv_tbparse_pandas(path: Path, out: Path) -> None:
 
 CASES: dict[str, Callable[[Path, Path], None]] = {
     f.__name__: f
-    for f in (read_tbexport, read_tbexport_1job, read_tbexport_noverify, read_tbparse,
-              read_tbparse_tensors,
-              read_event_accumulator, xlsx_tbparse_pandas, mat_tbparse_scipy, csv_tbparse_pandas)
-}  # fmt: skip
+    for f in (
+        read_tbexport,
+        read_tbexport_1job,
+        read_tbexport_noverify,
+        read_tbparse,
+        read_tbparse_tensors,
+        read_event_accumulator,
+        xlsx_tbparse_pandas,
+        mat_tbparse_scipy,
+        csv_tbparse_pandas,
+    )
+}
 
 if __name__ == "__main__":
     case, source, outdir = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
@@ -117,5 +141,5 @@ if __name__ == "__main__":
     started = time.perf_counter()
     CASES[case](source, outdir)
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _peak_rss()
     print(json.dumps({"seconds": seconds, "peak_mib": peak, "baseline_mib": baseline}))

@@ -30,8 +30,9 @@ def _frame(payload: bytes) -> bytes:
 def _value(tag: str, number: float, tensor: bool, first: bool) -> Summary.Value:
     if not tensor:
         return Summary.Value(tag=tag, simple_value=number)
-    proto = TensorProto(dtype=1, tensor_shape=TensorShapeProto(),
-                        tensor_content=np.float32(number).tobytes())  # fmt: skip
+    proto = TensorProto(
+        dtype=1, tensor_shape=TensorShapeProto(), tensor_content=np.float32(number).tobytes()
+    )
     value = Summary.Value(tag=tag, tensor=proto)
     if first:
         value.metadata.CopyFrom(
@@ -57,8 +58,13 @@ def write_run(
         for step in range(steps):
             wall_time = 1.7e9 + step * 0.01
             for t, name in enumerate(names):
-                event = Event(wall_time=wall_time, step=step, summary=Summary(
-                    value=[_value(name, float(values[step, t]), tensor, step == 0)]))  # fmt: skip
+                event = Event(
+                    wall_time=wall_time,
+                    step=step,
+                    summary=Summary(
+                        value=[_value(name, float(values[step, t]), tensor, step == 0)]
+                    ),
+                )
                 chunk.append(_frame(event.SerializeToString()))
             if len(chunk) > 50_000:
                 handle.write(b"".join(chunk))

@@ -130,41 +130,94 @@ def main() -> None:
     paths = inputs(args.quick)
     scratch = DATA / "scratch"
     scratch.mkdir(parents=True, exist_ok=True)
-    points = check_exact(paths["run"], tensors=False)
-    check_exact(paths["run_tf2"], tensors=True)
+    # in a child, so this process stays small (children inherit its peak RSS counter)
+    check = (
+        "import sys; from benchmarks.run import check_exact; from pathlib import Path; "
+        "print(check_exact(Path(sys.argv[1]), sys.argv[2] == 'tf2'))"
+    )
+    counts = [
+        subprocess.run(
+            [sys.executable, "-c", check, str(paths[name]), name[4:]],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=HERE.parent,
+        ).stdout.strip()
+        for name in ("run", "run_tf2")
+    ]
+    points = int(counts[0])
     print(f"exactness: tbexport == tbparse on all {points:,} points (simple_value and TF2)")
     cli = [sys.executable, "-m", "tbexport", "{in}", "-q"]
     sections = [
-        compare(f"Read {points:,} scalars (simple_value) into a DataFrame", paths["run"], [
-            Case("tbexport read_scalars", "read_tbexport"),
-            Case("tbparse SummaryReader.scalars", "read_tbparse"),
-            Case("EventAccumulator (size_guidance 0)", "read_event_accumulator"),
-            Case("tbexport, CRC checks off", "read_tbexport_noverify"),
-        ], repeat, scratch),
-        compare(f"Read {points:,} scalars (TF2 tensors)", paths["run_tf2"], [
-            Case("tbexport read_scalars", "read_tbexport"),
-            Case("tbparse SummaryReader.tensors", "read_tbparse_tensors"),
-        ], repeat, scratch),
-        compare(f"Export {points:,} scalars to .xlsx", paths["run"], [
-            Case("tbexport CLI (end to end)", [*cli, "-o", "{out}/ours.xlsx"]),
-            Case("tbparse + DataFrame.to_excel (openpyxl)", "xlsx_tbparse_pandas"),
-        ], repeat, scratch),
-        compare(f"Export {points:,} scalars to .mat", paths["run"], [
-            Case("tbexport CLI (end to end)", [*cli, "-o", "{out}/ours.mat"]),
-            Case("tbparse + scipy.io.savemat", "mat_tbparse_scipy"),
-        ], repeat, scratch),
-        compare(f"Export {points:,} scalars to .csv", paths["run"], [
-            Case("tbexport CLI (end to end)", [*cli, "-o", "{out}/ours.csv"]),
-            Case("tbparse + DataFrame.to_csv", "csv_tbparse_pandas"),
-        ], repeat, scratch),
-        compare("Sweep: many small runs (lightning_logs/version_N)", paths["sweep"], [
-            Case(f"tbexport, --jobs {os.cpu_count()}", "read_tbexport"),
-            Case("tbexport, --jobs 1", "read_tbexport_1job"),
-            Case("tbparse SummaryReader.scalars", "read_tbparse"),
-        ], repeat, scratch),
-    ]  # fmt: skip
-    scaling = [Case(f"tbexport, {name.split('_')[1]} points", "read_tbexport")
-               for name in paths if name.startswith("scale_")]  # fmt: skip
+        compare(
+            f"Read {points:,} scalars (simple_value) into a DataFrame",
+            paths["run"],
+            [
+                Case("tbexport read_scalars", "read_tbexport"),
+                Case("tbparse SummaryReader.scalars", "read_tbparse"),
+                Case("EventAccumulator (size_guidance 0)", "read_event_accumulator"),
+                Case("tbexport, CRC checks off", "read_tbexport_noverify"),
+            ],
+            repeat,
+            scratch,
+        ),
+        compare(
+            f"Read {points:,} scalars (TF2 tensors)",
+            paths["run_tf2"],
+            [
+                Case("tbexport read_scalars", "read_tbexport"),
+                Case("tbparse SummaryReader.tensors", "read_tbparse_tensors"),
+            ],
+            repeat,
+            scratch,
+        ),
+        compare(
+            f"Export {points:,} scalars to .xlsx",
+            paths["run"],
+            [
+                Case("tbexport CLI (end to end)", [*cli, "-o", "{out}/ours.xlsx"]),
+                Case("tbparse + DataFrame.to_excel (openpyxl)", "xlsx_tbparse_pandas"),
+            ],
+            repeat,
+            scratch,
+        ),
+        compare(
+            f"Export {points:,} scalars to .mat",
+            paths["run"],
+            [
+                Case("tbexport CLI (end to end)", [*cli, "-o", "{out}/ours.mat"]),
+                Case("tbparse + scipy.io.savemat", "mat_tbparse_scipy"),
+            ],
+            repeat,
+            scratch,
+        ),
+        compare(
+            f"Export {points:,} scalars to .csv",
+            paths["run"],
+            [
+                Case("tbexport CLI (end to end)", [*cli, "-o", "{out}/ours.csv"]),
+                Case("tbparse + DataFrame.to_csv", "csv_tbparse_pandas"),
+            ],
+            repeat,
+            scratch,
+        ),
+        compare(
+            "Sweep: many small runs (lightning_logs/version_N)",
+            paths["sweep"],
+            [
+                Case(f"tbexport, --jobs {os.cpu_count()}", "read_tbexport"),
+                Case("tbexport, --jobs 1", "read_tbexport_1job"),
+                Case("tbparse SummaryReader.scalars", "read_tbparse"),
+            ],
+            repeat,
+            scratch,
+        ),
+    ]
+    scaling = [
+        Case(f"tbexport, {name.split('_')[1]} points", "read_tbexport")
+        for name in paths
+        if name.startswith("scale_")
+    ]
     for case, name in zip(scaling, [n for n in paths if n.startswith("scale_")], strict=True):
         sections.append(compare(f"Scaling: {case.label}", paths[name], [case], repeat, scratch))
     write_results(sections, args.quick)
@@ -182,23 +235,36 @@ def _environment() -> str:
         "openpyxl",
     ]
     versions = ", ".join(f"{n} {version(n)}" for n in names)
-    return (f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}; "
-            f"{versions}")  # fmt: skip
+    return (
+        f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}; "
+        f"{versions}"
+    )
 
 
 def write_results(sections: list[dict], quick: bool) -> None:
     RESULTS.mkdir(exist_ok=True)
     stem = "quick" if quick else "results"
-    lines = [f"# Benchmark results{' (quick)' if quick else ''}", "",
-             f"Machine: {_environment()}.", "",
-             "Median seconds over the repetitions; ratio = median / tbexport's median "
-             "(higher is slower than tbexport); peak RSS of the process.", ""]  # fmt: skip
+    lines = [
+        f"# Benchmark results{' (quick)' if quick else ''}",
+        "",
+        f"Machine: {_environment()}.",
+        "",
+        "Median seconds over the repetitions; ratio = median / tbexport's median "
+        "(higher is slower than tbexport); peak RSS of the process.",
+        "",
+    ]
     for section in sections:
-        lines += [f"## {section['title']}", "", "| tool | median s | ratio | peak RSS MiB |",
-                  "|---|---:|---:|---:|"]  # fmt: skip
+        lines += [
+            f"## {section['title']}",
+            "",
+            "| tool | median s | ratio | peak RSS MiB |",
+            "|---|---:|---:|---:|",
+        ]
         for row in section["rows"]:
-            lines.append(f"| {row['label']} | {row['median_s']:.3f} | {row['ratio']:.1f}x | "
-                         f"{row['peak_mib']:.0f} |")  # fmt: skip
+            lines.append(
+                f"| {row['label']} | {row['median_s']:.3f} | {row['ratio']:.1f}x | "
+                f"{row['peak_mib']:.0f} |"
+            )
         lines.append("")
     (RESULTS / f"{stem}.md").write_text("\n".join(lines))
     (RESULTS / f"{stem}.json").write_text(json.dumps(sections, indent=2))

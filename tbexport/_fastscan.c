@@ -210,19 +210,24 @@ static int decode_event(const unsigned char *p, const unsigned char *end, int64_
         }
     }
     if (!summary) return DECODED;
-    /* First pass: any tensor value (TF2 scalars) goes to Python as a whole record. */
+    /* First pass: a tensor value (TF2 scalars), or plugin metadata without a
+       simple_value (hparams), sends the whole record to Python. */
     for (const unsigned char *v = summary; v < summary_end;) {
         uint64_t key, n;
         if (!varint(&v, summary_end, &key)) return FALLBACK;
         if (key != ((1 << 3) | 2)) { if (!skip(&v, summary_end, (int)(key & 7))) return FALLBACK; continue; }
         if (!varint(&v, summary_end, &n) || n > (uint64_t)(summary_end - v)) return FALLBACK;
         const unsigned char *f = v, *f_end = v + n;
+        int has_metadata = 0, has_simple = 0;
         while (f < f_end) {
             uint64_t k;
             if (!varint(&f, f_end, &k)) return FALLBACK;
             if ((k >> 3) == 8) return FALLBACK;
+            has_metadata |= (k >> 3) == 9;
+            has_simple |= k == ((2 << 3) | 5);
             if (!skip(&f, f_end, (int)(k & 7))) return FALLBACK;
         }
+        if (has_metadata && !has_simple) return FALLBACK;
         v = f_end;
     }
     /* Second pass: emit every simple_value. */
@@ -346,85 +351,116 @@ static int buf_int(Buf *b, long long v) {
     return buf_text(b, text);
 }
 
-static int columns(Py_buffer *steps, Py_buffer *walls, Py_buffer *values, Py_ssize_t *n) {
-    if (steps->len % 8 || walls->len != steps->len || values->len != steps->len) {
-        PyErr_SetString(PyExc_ValueError, "columns must be int64/float64 of equal length");
-        return 0;
+/* Borrows the float64 buffers of a tuple of columns, each `n` long. */
+static int float_columns(PyObject *tuple, Py_buffer *views, Py_ssize_t count, Py_ssize_t n) {
+    for (Py_ssize_t j = 0; j < count; j++) {
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(tuple, j), &views[j], PyBUF_SIMPLE) < 0 ||
+            views[j].len != n * 8) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "columns must be float64 of equal length");
+            for (Py_ssize_t k = 0; k <= j && k < count; k++)
+                if (views[k].obj) PyBuffer_Release(&views[k]);
+            return 0;
+        }
     }
-    *n = steps->len / 8;
     return 1;
 }
 
-/* csv_rows(prefix, steps, wall_times, values) -> bytes: "<prefix>step,wall,value\n" lines. */
+#define MAX_COLUMNS 64
+
+/*
+ * csv_rows(prefix, steps, columns) -> bytes: "<prefix>step,c1,c2,...\n" lines.
+ * NaN is an empty field, infinities inf/-inf, other numbers as Python's repr().
+ */
 static PyObject *csv_rows(PyObject *self, PyObject *args) {
-    Py_buffer prefix, steps, walls, values;
-    Py_ssize_t n;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*", &prefix, &steps, &walls, &values)) return NULL;
+    Py_buffer prefix, steps, views[MAX_COLUMNS] = {{0}};
+    PyObject *tuple;
+    if (!PyArg_ParseTuple(args, "y*y*O!", &prefix, &steps, &PyTuple_Type, &tuple)) return NULL;
+    Py_ssize_t count = PyTuple_GET_SIZE(tuple), n = steps.len / 8;
     PyObject *result = NULL;
     Buf out = {0};
-    if (!columns(&steps, &walls, &values, &n)) goto done;
+    if (count > MAX_COLUMNS || !float_columns(tuple, views, count, n)) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "too many columns");
+        count = 0;
+        goto done;
+    }
     const int64_t *s = steps.buf;
-    const double *w = walls.buf, *v = values.buf;
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (!buf_push(&out, prefix.buf, (size_t)prefix.len) || !buf_int(&out, s[i]) ||
-            !buf_text(&out, ",") || !buf_double(&out, w[i]) || !buf_text(&out, ",") ||
-            (v[i] == v[i] && !buf_double(&out, v[i])) || !buf_text(&out, "\n")) {
-            PyErr_NoMemory();
-            goto done;
+        int ok = buf_push(&out, prefix.buf, (size_t)prefix.len) && buf_int(&out, s[i]);
+        for (Py_ssize_t j = 0; j < count && ok; j++) {
+            double v = ((const double *)views[j].buf)[i];
+            ok = buf_text(&out, ",") && (v != v || buf_double(&out, v));
         }
+        if (!ok || !buf_text(&out, "\n")) { PyErr_NoMemory(); goto done; }
     }
     result = buf_bytes(&out);
 done:
     free(out.data);
-    PyBuffer_Release(&prefix); PyBuffer_Release(&steps);
-    PyBuffer_Release(&walls); PyBuffer_Release(&values);
+    for (Py_ssize_t j = 0; j < count; j++) PyBuffer_Release(&views[j]);
+    PyBuffer_Release(&prefix);
+    PyBuffer_Release(&steps);
     return result;
 }
 
-static int cell_ref(Buf *b, char column, long long row) {
-    char text[48];
-    snprintf(text, sizeof text, "<c r=\"%c%lld\"", column, row);
+static int cell_ref(Buf *b, int column, long long row, int style) {
+    char text[64], letters[4] = {0};
+    if (column < 26) { letters[0] = (char)('A' + column); }
+    else { letters[0] = (char)('A' + column / 26 - 1); letters[1] = (char)('A' + column % 26); }
+    if (style) snprintf(text, sizeof text, "<c r=\"%s%lld\" s=\"%d\"", letters, row, style);
+    else snprintf(text, sizeof text, "<c r=\"%s%lld\"", letters, row);
     return buf_text(b, text);
 }
 
-static int number_cell(Buf *b, char column, long long row, double v, int integer, int64_t iv) {
-    if (!cell_ref(b, column, row) || !buf_text(b, "><v>")) return 0;
-    if (integer ? !buf_int(b, iv) : !buf_double(b, v)) return 0;
-    return buf_text(b, "</v></c>");
-}
-
 /*
- * sheet_rows(first_row, run_text, steps, wall_times, values) -> bytes: <row> elements
- * for a tag sheet. run_text (XML-escaped, or b"" for none) fills column A; NaN and
- * +-Inf become the text cells nan/inf/-inf.
+ * sheet_rows(first_row, run_text, steps, columns, styles, nan_words) -> bytes: <row>
+ * elements of a sheet: run_text (XML-escaped, b"" for none) in column A, then the
+ * step, then each float64 column with its cell style (0: none). A non-finite value
+ * becomes the text nan/inf/-inf where nan_words[j] is true, else an empty cell.
  */
 static PyObject *sheet_rows(PyObject *self, PyObject *args) {
     long long row;
-    Py_buffer run, steps, walls, values;
-    Py_ssize_t n;
-    if (!PyArg_ParseTuple(args, "Ly*y*y*y*", &row, &run, &steps, &walls, &values)) return NULL;
+    Py_buffer run, steps, views[MAX_COLUMNS] = {{0}};
+    PyObject *tuple, *styles, *words;
+    if (!PyArg_ParseTuple(args, "Ly*y*O!O!O!", &row, &run, &steps, &PyTuple_Type, &tuple,
+                          &PyTuple_Type, &styles, &PyTuple_Type, &words))
+        return NULL;
+    Py_ssize_t count = PyTuple_GET_SIZE(tuple), n = steps.len / 8;
     PyObject *result = NULL;
     Buf out = {0};
-    if (!columns(&steps, &walls, &values, &n)) goto done;
+    int style[MAX_COLUMNS], word[MAX_COLUMNS];
+    if (count > MAX_COLUMNS || PyTuple_GET_SIZE(styles) != count ||
+        PyTuple_GET_SIZE(words) != count || !float_columns(tuple, views, count, n)) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "bad column description");
+        count = 0;
+        goto done;
+    }
+    for (Py_ssize_t j = 0; j < count; j++) {
+        style[j] = (int)PyLong_AsLong(PyTuple_GET_ITEM(styles, j));
+        word[j] = PyObject_IsTrue(PyTuple_GET_ITEM(words, j));
+    }
     const int64_t *s = steps.buf;
-    const double *w = walls.buf, *v = values.buf;
-    char first = run.len ? 'B' : 'A';
+    int first = run.len ? 1 : 0;
     char text[48];
     for (Py_ssize_t i = 0; i < n; i++, row++) {
         snprintf(text, sizeof text, "<row r=\"%lld\">", row);
         int ok = buf_text(&out, text);
         if (run.len)
-            ok = ok && cell_ref(&out, 'A', row) && buf_text(&out, " t=\"inlineStr\"><is><t>") &&
+            ok = ok && cell_ref(&out, 0, row, 0) && buf_text(&out, " t=\"inlineStr\"><is><t>") &&
                  buf_push(&out, run.buf, (size_t)run.len) && buf_text(&out, "</t></is></c>");
-        ok = ok && number_cell(&out, first, row, 0.0, 1, s[i]) &&
-             number_cell(&out, first + 1, row, w[i], 0, 0);
-        if (v[i] - v[i] == 0.0) {
-            ok = ok && number_cell(&out, first + 2, row, v[i], 0, 0);
-        } else {
-            const char *word = v[i] != v[i] ? "nan" : (v[i] > 0 ? "inf" : "-inf");
-            ok = ok && cell_ref(&out, first + 2, row) &&
-                 buf_text(&out, " t=\"inlineStr\"><is><t>") && buf_text(&out, word) &&
-                 buf_text(&out, "</t></is></c>");
+        ok = ok && cell_ref(&out, first, row, 0) && buf_text(&out, "><v>") &&
+             buf_int(&out, s[i]) && buf_text(&out, "</v></c>");
+        for (Py_ssize_t j = 0; j < count && ok; j++) {
+            double v = ((const double *)views[j].buf)[i];
+            int column = first + 1 + (int)j;
+            if (v - v == 0.0) {
+                ok = cell_ref(&out, column, row, style[j]) && buf_text(&out, "><v>") &&
+                     buf_double(&out, v) && buf_text(&out, "</v></c>");
+            } else if (word[j]) {
+                const char *w = v != v ? "nan" : (v > 0 ? "inf" : "-inf");
+                ok = cell_ref(&out, column, row, 0) &&
+                     buf_text(&out, " t=\"inlineStr\"><is><t>") && buf_text(&out, w) &&
+                     buf_text(&out, "</t></is></c>");
+            }
         }
         ok = ok && buf_text(&out, "</row>");
         if (!ok) { PyErr_NoMemory(); goto done; }
@@ -432,8 +468,9 @@ static PyObject *sheet_rows(PyObject *self, PyObject *args) {
     result = buf_bytes(&out);
 done:
     free(out.data);
-    PyBuffer_Release(&run); PyBuffer_Release(&steps);
-    PyBuffer_Release(&walls); PyBuffer_Release(&values);
+    for (Py_ssize_t j = 0; j < count; j++) PyBuffer_Release(&views[j]);
+    PyBuffer_Release(&run);
+    PyBuffer_Release(&steps);
     return result;
 }
 
@@ -448,8 +485,8 @@ static PyObject *py_masked_crc32c(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, "Scan and decode records; see the module source."},
     {"masked_crc32c", py_masked_crc32c, METH_VARARGS, "Masked CRC32C, as TFRecord stores it."},
-    {"csv_rows", csv_rows, METH_VARARGS, "CSV lines of three number columns."},
-    {"sheet_rows", sheet_rows, METH_VARARGS, "Sheet XML rows of three number columns."},
+    {"csv_rows", csv_rows, METH_VARARGS, "CSV lines of a step and float columns."},
+    {"sheet_rows", sheet_rows, METH_VARARGS, "Sheet XML rows of a step and float columns."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -14,14 +14,35 @@ from tqdm import tqdm
 from . import __version__
 from .discover import find_runs
 from .exceptions import TbexportError
-from .export import ExportResult, export
+from .export import ExportResult, check_options, export
 from .load import ScalarData, load_scalars
+from .options import LAYOUTS
+from .plot import X_AXES
 from .records import Corruption
 from .reshape import tag_stats
-from .write import FORMATS
+from .transform import REDUCTIONS, TIME_MODES
 
-CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 FORMAT_FLAGS = {"mat": ".mat", "csv": ".csv", "xlsx": ".xlsx"}
+
+
+def _statistics(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [n for n in names if n not in REDUCTIONS]
+    if unknown or not names:
+        raise click.BadParameter(
+            f"unknown statistic {', '.join(map(repr, unknown)) or '(none)'}; "
+            f"choose from {', '.join(REDUCTIONS)}"
+        )
+    return names
+
+
+def _name_by(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if value != "dir" and (not value.startswith("hparam:") or value == "hparam:"):
+        raise click.BadParameter(f"use 'dir' or 'hparam:KEY' (e.g. hparam:lr), not {value!r}")
+    return value
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -30,8 +51,8 @@ FORMAT_FLAGS = {"mat": ".mat", "csv": ".csv", "xlsx": ".xlsx"}
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Output file; its suffix picks the format (.xlsx, .mat, .csv). "
-    "Default: named after the input, in the current directory.",
+    help="Output file; its suffix picks the format (.xlsx, .mat, .csv).  "
+    "[default: named after the input, in the current directory]",
 )
 @click.option(
     "--mat", "format_flag", flag_value="mat", help="Write MATLAB .mat (when -o is omitted)."
@@ -46,17 +67,83 @@ FORMAT_FLAGS = {"mat": ".mat", "csv": ".csv", "xlsx": ".xlsx"}
 @click.option(
     "-t",
     "--tags",
-    "tags",
     multiple=True,
     metavar="GLOB",
     help="Only tags matching this glob pattern (repeatable), e.g. 'val_*'.",
 )
-@click.option("--wide", is_flag=True, help="CSV only: one row per (run, step), one column per tag.")
+@click.option(
+    "--layout",
+    type=click.Choice(LAYOUTS),
+    default="long",
+    show_default=True,
+    help="long: one row per point (a run column for several runs); wide: one "
+    "column per run, rows joined on step.",
+)
+@click.option("--wide", is_flag=True, help="CSV: one row per (run, step), one column per tag.")
+@click.option(
+    "--reduce",
+    "statistics",
+    callback=_statistics,
+    metavar="STATS",
+    help=f"Aggregate across runs per tag and step; comma-separated from {','.join(REDUCTIONS)}.",
+)
+@click.option(
+    "--smooth",
+    "smoothing",
+    type=click.FloatRange(0, 1, max_open=True),
+    metavar="W",
+    help="Add value_smoothed: TensorBoard's smoothing with weight W "
+    "(0 <= W < 1; TensorBoard's default is 0.6).",
+)
+@click.option(
+    "--name-by",
+    default="dir",
+    show_default=True,
+    callback=_name_by,
+    metavar="dir|hparam:KEY",
+    help="Label runs by directory or by a hyperparameter.",
+)
+@click.option(
+    "--time",
+    "time",
+    type=click.Choice(TIME_MODES),
+    default="unix",
+    show_default=True,
+    help="Time column: unix seconds, datetime (Excel dates, ISO 8601, datenum), "
+    "or seconds since the run's first event.",
+)
+@click.option("--charts", is_flag=True, help="Excel: a native line chart on each tag sheet.")
+@click.option(
+    "--matlab-script",
+    is_flag=True,
+    help="MATLAB: also write a .m script that loads the .mat and plots every tag.",
+)
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Draw one panel per tag to FILE (.png, .pdf or .svg).",
+)
+@click.option(
+    "--plot-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Draw one PNG per tag into DIR.",
+)
+@click.option(
+    "--x",
+    "plot_x",
+    type=click.Choice(X_AXES),
+    default="step",
+    show_default=True,
+    help="x axis of plots.",
+)
+@click.option("--log-y", is_flag=True, help="Plots: logarithmic y axis.")
 @click.option(
     "--keep-duplicates",
     is_flag=True,
-    help="Keep every point; by default a resumed run's points replace the "
-    "earlier ones at the same or later steps, as TensorBoard shows them.",
+    help="Keep every point; by default a resumed run's points replace the earlier "
+    "ones at the same or later steps, as TensorBoard shows them.",
 )
 @click.option(
     "--strict",
@@ -80,7 +167,7 @@ FORMAT_FLAGS = {"mat": ".mat", "csv": ".csv", "xlsx": ".xlsx"}
     "--list",
     "list_only",
     is_flag=True,
-    help="List runs, tags, point counts and step ranges; write nothing.",
+    help="List runs, hyperparameters, tags, point counts and step ranges; write nothing.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
 @click.version_option(__version__, "-V", "--version", prog_name="tbexport")
@@ -88,36 +175,73 @@ def cli(
     paths: tuple[Path, ...],
     output: Path | None,
     format_flag: str | None,
-    wide: bool,
     list_only: bool,
     quiet: bool,
     tags: tuple[str, ...],
     no_verify: bool,
-    **read_options: Any,
+    keep_duplicates: bool,
+    strict: bool,
+    jobs: int | None,
+    **shaping: Any,
 ) -> None:
     """Export every TensorBoard scalar under PATHS — all points, exactly as logged.
 
     PATHS are event files, run directories (lightning_logs/version_0) or whole
-    trees (lightning_logs). Excel gets an 'index' sheet and one sheet per tag;
-    MATLAB one struct per tag (step, wall_time, value); CSV the long table
-    run, tag, step, wall_time, value.
+    trees (lightning_logs). Excel gets index, summary and hparams sheets and one
+    sheet per tag; MATLAB one struct per tag (step, wall_time, value); CSV the long
+    table run, tag, step, wall_time, value.
 
     \b
     Examples:
       tbexport lightning_logs/version_0 -o losses.xlsx
-      tbexport lightning_logs/version_0 --mat        # writes version_0.mat
+      tbexport lightning_logs/version_0 --mat --matlab-script   # version_0.mat + .m
       tbexport lightning_logs -o all.csv --tags 'val_*'
+      tbexport lightning_logs -o sweep.xlsx --layout wide --charts --smooth 0.6
+      tbexport lightning_logs -o stats.xlsx --reduce mean,std,count
+      tbexport lightning_logs --plot curves.png --smooth 0.6 --name-by hparam:lr
       tbexport lightning_logs --list
     """
     format = _choose_format(output, format_flag)
-    options = {"tags": tags or None, "verify": not no_verify, **read_options}
+    reading: dict[str, Any] = {
+        "tags": tags or None,
+        "verify": not no_verify,
+        "keep_duplicates": keep_duplicates,
+        "strict": strict,
+        "jobs": jobs,
+    }
+    plot_only = (shaping["plot"] or shaping["plot_dir"]) and output is None and format is None
     try:
+        check_options(
+            layout=shaping["layout"],
+            reduce=shaping["statistics"],
+            smoothing=shaping["smoothing"],
+            time=shaping["time"],
+            name_by=shaping["name_by"],
+        )
         with _progress(paths, quiet) as progress:
             if list_only:
-                data = load_scalars(list(paths), progress=progress, **options)
+                data = load_scalars(list(paths), progress=progress, **reading)
             else:
-                result = export(list(paths), output, format=format, wide=wide, progress=progress,
-                                **options)  # fmt: skip
+                result = export(
+                    list(paths),
+                    output,
+                    format=format,
+                    wide=shaping["wide"],
+                    layout=shaping["layout"],
+                    reduce=shaping["statistics"],
+                    smoothing=shaping["smoothing"],
+                    time=shaping["time"],
+                    name_by=shaping["name_by"],
+                    charts=shaping["charts"],
+                    matlab_script=shaping["matlab_script"],
+                    plot=shaping["plot"],
+                    plot_dir=shaping["plot_dir"],
+                    plot_x=shaping["plot_x"],
+                    plot_log_y=shaping["log_y"],
+                    write_table=not plot_only,
+                    progress=progress,
+                    **reading,
+                )
     except TbexportError as error:
         raise click.ClickException(str(error)) from error
     if list_only:
@@ -169,6 +293,9 @@ def _list(data: ScalarData) -> None:
         rows = stats[stats["run"] == run.name]
         files = len(run.files)
         click.echo(f"{run.name}  ({files} event file{'s' if files != 1 else ''}, {len(rows)} tags)")
+        hparams = data.hparams.get(run.name)
+        if hparams:
+            click.echo("  hparams: " + ", ".join(f"{k}={v}" for k, v in hparams.items()))
         width = max((len(t) for t in rows["tag"]), default=0)
         for row in rows.itertuples(index=False):
             click.echo(
@@ -185,8 +312,13 @@ def _report_problems(corruptions: list[Corruption], truncated: dict[str, int]) -
 
 
 def _summary(result: ExportResult) -> str:
+    written = [str(result.output)] if result.output is not None else []
+    if result.plots:
+        shown = [str(p) for p in result.plots[:3]]
+        more = len(result.plots) - len(shown)
+        written += shown + ([f"{more} more figures"] if more > 0 else [])
     text = (
-        f"wrote {result.output}: {result.runs} run{'s' if result.runs != 1 else ''}, "
+        f"wrote {', '.join(written)}: {result.runs} run{'s' if result.runs != 1 else ''}, "
         f"{result.tags} tag{'s' if result.tags != 1 else ''}, {result.points:,} points "
         f"from {result.files} event file{'s' if result.files != 1 else ''}"
     )
@@ -202,4 +334,4 @@ def main() -> None:
     cli(prog_name="tbexport")
 
 
-__all__ = ["FORMATS", "cli", "main"]
+__all__ = ["FORMAT_FLAGS", "cli", "main"]

@@ -25,6 +25,7 @@ from google.protobuf.message import DecodeError
 from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.compat.proto.tensor_pb2 import TensorProto
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from .records import Corruption, RecordScan
 
@@ -59,6 +60,9 @@ _INT_VAL_DTYPES = {_DT_INT32, _DT_UINT8, _DT_INT16, _DT_INT8, _DT_UINT16}
 _SCALAR_PLUGINS = {"", "scalars"}
 _SESSION_START = 1  # SessionLog.START: a writer restarted with purge_step
 _CHUNK_BYTES = 8 << 20  # the C scanner reports progress this often
+_HPARAMS_TAG = "_hparams_/session_start_info"  # SummaryWriter.add_hparams, Lightning
+
+HParam = float | str | bool
 
 TagFilter = Callable[[str], bool]
 
@@ -85,6 +89,7 @@ class FileScalars:
     valid_records: int
     # SessionLog START events (``purge_step``): (step, points each tag had before it)
     purges: list[tuple[int, dict[str, int]]] = field(default_factory=list)
+    hparams: dict[str, HParam] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,7 @@ class _Points:
     records: array[int] = field(default_factory=lambda: array("q"))
     purges: list[tuple[int, int]] = field(default_factory=list)  # (record, step)
     plugins: dict[str, str] = field(default_factory=dict)
+    hparams: dict[str, HParam] = field(default_factory=dict)
 
     def add_event(self, payload: bytes, record: int, event: Event) -> None:
         """Decode one record with protobuf; raises DecodeError on a malformed message."""
@@ -124,6 +130,9 @@ class _Points:
             return
         step, wall_time = event.step, event.wall_time
         for value in event.summary.value:
+            if value.tag == _HPARAMS_TAG:
+                self.hparams.update(_hparams(value))
+                continue
             kind = value.WhichOneof("value")
             if kind == "simple_value":
                 number: float | None = value.simple_value
@@ -163,7 +172,13 @@ def read_event_file(
                     _scan_python(buf, size, scan, points, progress)
     series, purges = _assemble(points, fast, accept or (lambda tag: True))
     return FileScalars(
-        scan.path, series, scan.corruptions, scan.truncated_tail, scan.valid_records, purges
+        scan.path,
+        series,
+        scan.corruptions,
+        scan.truncated_tail,
+        scan.valid_records,
+        purges,
+        points.hparams,
     )
 
 
@@ -270,6 +285,20 @@ def _assemble(
         for record, step in points.purges
     ]
     return series, purges
+
+
+def _hparams(value: Summary.Value) -> dict[str, HParam]:
+    """The hyperparameters of an hparams-plugin ``session_start_info`` summary."""
+    try:
+        data = HParamsPluginData.FromString(value.metadata.plugin_data.content)
+    except DecodeError:
+        return {}
+    found: dict[str, HParam] = {}
+    for name, item in data.session_start_info.hparams.items():
+        kind = item.WhichOneof("kind")
+        if kind in ("number_value", "string_value", "bool_value"):
+            found[name] = getattr(item, kind)
+    return found
 
 
 def _tensor_scalar(value: Summary.Value, plugins: dict[str, str]) -> float | None:

@@ -10,6 +10,7 @@ The tree, so callers can catch as broadly or narrowly as they need::
     │   ├── NoScalarsError
     │   └── NoMatchingTagsError
     ├── CorruptEventFileError
+    ├── InvalidOptionError
     └── OutputError
         ├── UnknownFormatError
         └── OutputWriteError
@@ -25,6 +26,7 @@ __all__ = [
     "CorruptEventFileError",
     "CorruptRecordWarning",
     "InputError",
+    "InvalidOptionError",
     "NoEventFilesError",
     "NoMatchingTagsError",
     "NoScalarsError",
@@ -67,6 +69,10 @@ class NoMatchingTagsError(InputError):
 
 class CorruptEventFileError(TbexportError):
     """A corrupt record was found while reading with ``strict=True``."""
+
+
+class InvalidOptionError(TbexportError):
+    """An option has a value tbexport cannot use (a bad statistic, weight or label)."""
 
 
 class OutputError(TbexportError):

@@ -1,4 +1,4 @@
-"""Read scalars and write them to a file in one call (what the CLI runs)."""
+"""Read scalars, shape them, and write them to a file in one call (what the CLI runs)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .exceptions import NoScalarsError
-from .load import Paths, load_scalars
+import pandas as pd
+
+from .exceptions import InvalidOptionError, NoScalarsError
+from .hparams import hparams_frame, run_labels
+from .load import Paths, ScalarData, load_scalars
+from .options import LAYOUTS, WriteOptions
 from .records import Corruption
+from .transform import REDUCTIONS, TIME_MODES, reduce_runs, relabel_runs, smooth, with_time
 from .write import format_for, write_scalars
 
-__all__ = ["ExportResult", "default_output", "export"]
+__all__ = ["ExportResult", "default_output", "export", "shape"]
 
 DEFAULT_FORMAT = ".xlsx"
 
@@ -21,13 +26,14 @@ DEFAULT_FORMAT = ".xlsx"
 class ExportResult:
     """What an export wrote and what it noticed."""
 
-    output: Path
+    output: Path | None
     runs: int
     tags: int
     points: int
     files: int
     corruptions: list[Corruption] = field(default_factory=list)
     truncated: dict[str, int] = field(default_factory=dict)
+    plots: list[Path] = field(default_factory=list)
 
 
 def default_output(paths: Paths, format: str | None = None) -> Path:
@@ -43,6 +49,51 @@ def default_output(paths: Paths, format: str | None = None) -> Path:
     return Path((stem or "scalars") + suffix)
 
 
+def check_options(
+    *, layout: str, reduce: Sequence[str] | None, smoothing: float | None, time: str, name_by: str
+) -> None:
+    """Raise :class:`InvalidOptionError` for a value no step below could use."""
+    if layout not in LAYOUTS:
+        raise InvalidOptionError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
+    if reduce is not None:
+        unknown = [s for s in reduce if s not in REDUCTIONS]
+        if unknown or not reduce:
+            raise InvalidOptionError(
+                f"unknown statistic {', '.join(map(repr, unknown)) or '(none)'}; "
+                f"choose from {', '.join(REDUCTIONS)}"
+            )
+    if smoothing is not None and not 0 <= smoothing < 1:
+        raise InvalidOptionError(f"smoothing weight must be in [0, 1), not {smoothing:g}")
+    if time not in TIME_MODES:
+        raise InvalidOptionError(f"unknown time mode {time!r}; choose from {', '.join(TIME_MODES)}")
+    if name_by != "dir" and (not name_by.startswith("hparam:") or len(name_by) == 7):
+        raise InvalidOptionError(f"--name-by must be 'dir' or 'hparam:KEY', not {name_by!r}")
+
+
+def shape(
+    data: ScalarData,
+    *,
+    reduce: Sequence[str] | None = None,
+    smoothing: float | None = None,
+    name_by: str = "dir",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Apply run labels, statistics and smoothing; return (frame, hparams per run)."""
+    frame = data.frame
+    runs = [str(r) for r in frame["run"].cat.categories]
+    try:
+        labels = run_labels(runs, data.hparams, name_by)
+    except ValueError as error:
+        raise InvalidOptionError(str(error)) from None
+    frame = relabel_runs(frame, labels)
+    hparams = hparams_frame({labels.get(r, r): h for r, h in data.hparams.items()})
+    if reduce:
+        frame = reduce_runs(frame, reduce)
+        hparams = hparams_frame({})
+    if smoothing is not None:
+        frame = smooth(frame, smoothing)
+    return frame, hparams
+
+
 def export(
     paths: Paths,
     output: str | os.PathLike[str] | None = None,
@@ -50,21 +101,42 @@ def export(
     format: str | None = None,
     tags: Sequence[str] | None = None,
     wide: bool = False,
+    layout: str = "long",
+    reduce: Sequence[str] | None = None,
+    smoothing: float | None = None,
+    time: str = "unix",
+    name_by: str = "dir",
+    charts: bool = False,
+    matlab_script: bool = False,
+    plot: str | os.PathLike[str] | None = None,
+    plot_dir: str | os.PathLike[str] | None = None,
+    plot_x: str = "step",
+    plot_log_y: bool = False,
+    write_table: bool = True,
     keep_duplicates: bool = False,
     strict: bool = False,
     verify: bool = True,
     jobs: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ExportResult:
-    """Read every scalar under ``paths`` and write them to ``output``.
+    """Read every scalar under ``paths``, shape it, and write it to ``output``.
 
     The format follows ``output``'s suffix (``.xlsx``, ``.mat``, ``.csv``) or
     ``format``; without ``output`` the file is named after the input, in the
-    current directory. Raises :class:`NoScalarsError` when there is nothing to write.
-    The other options are those of :func:`tbexport.load_scalars`.
+    current directory. ``layout`` is ``long`` or ``wide`` (runs side by side);
+    ``wide`` (CSV) puts tags side by side instead. ``reduce`` aggregates across runs
+    (``mean``, ``std``, ``min``, ``max``, ``median``, ``count``); ``smoothing`` adds
+    ``value_smoothed`` (TensorBoard's weight, 0 <= W < 1); ``time`` is ``unix``,
+    ``datetime`` or ``relative``; ``name_by`` is ``dir`` or ``hparam:KEY``.
+    ``plot``/``plot_dir`` draw figures (see :func:`tbexport.plot_scalars`);
+    ``write_table=False`` only plots. Raises :class:`NoScalarsError` when there is
+    nothing to write. The reading options are those of :func:`tbexport.load_scalars`.
     """
-    target = Path(output) if output is not None else default_output(paths, format)
-    format_for(target, format)  # fail on an unknown format before reading anything
+    check_options(layout=layout, reduce=reduce, smoothing=smoothing, time=time, name_by=name_by)
+    target = None
+    if write_table:
+        target = Path(output) if output is not None else default_output(paths, format)
+        format_for(target, format)  # fail on an unknown format before reading anything
     data = load_scalars(
         paths,
         tags=tags,
@@ -76,16 +148,46 @@ def export(
     )
     if data.frame.empty:
         raise NoScalarsError(f"no scalar data found in {_describe(paths)}")
-    write_scalars(data.frame, target, format=format, wide=wide)
+    frame, hparams = shape(data, reduce=reduce, smoothing=smoothing, name_by=name_by)
+    if target is not None:
+        options = WriteOptions(
+            layout="wide" if layout == "wide" else "long",
+            wide_tags=wide,
+            charts=charts,
+            matlab_script=matlab_script,
+            hparams=hparams,
+        )
+        write_scalars(with_time(frame, time), target, format=format, options=options)
+    plots = _plots(frame, plot, plot_dir, plot_x, plot_log_y)
     return ExportResult(
         output=target,
-        runs=int(data.frame["run"].nunique()),
-        tags=int(data.frame["tag"].nunique()),
+        runs=int(frame["run"].nunique()),
+        tags=int(frame["tag"].nunique()),
         points=len(data.frame),
         files=data.files,
         corruptions=data.corruptions,
         truncated=data.truncated,
+        plots=plots,
     )
+
+
+def _plots(
+    frame: pd.DataFrame,
+    plot: str | os.PathLike[str] | None,
+    plot_dir: str | os.PathLike[str] | None,
+    x: str,
+    log_y: bool,
+) -> list[Path]:
+    if plot is None and plot_dir is None:
+        return []
+    from .plot import plot_scalars
+
+    written = []
+    if plot is not None:
+        written += plot_scalars(frame, plot, x=x, log_y=log_y)
+    if plot_dir is not None:
+        written += plot_scalars(frame, plot_dir, x=x, log_y=log_y, per_tag=True)
+    return written
 
 
 def _describe(paths: Paths) -> str:

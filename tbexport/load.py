@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .decode import FileScalars, Series, tag_filter
+from .decode import FileScalars, HParam, Series, tag_filter
 from .discover import Run, find_runs, natural_key
 from .exceptions import (
     CorruptEventFileError,
@@ -18,10 +18,11 @@ from .exceptions import (
     NoMatchingTagsError,
     NotAnEventFileError,
 )
+from .hparams import hparams_frame, read_hparams_yaml
 from .parallel import read_files
 from .records import Corruption
 
-__all__ = ["COLUMNS", "ScalarData", "load_scalars", "read_scalars"]
+__all__ = ["COLUMNS", "ScalarData", "load_scalars", "read_hparams", "read_scalars"]
 
 PathLike = str | os.PathLike[str]
 Paths = PathLike | Sequence[PathLike]
@@ -37,6 +38,8 @@ class ScalarData:
     corruptions: list[Corruption] = field(default_factory=list)
     truncated: dict[str, int] = field(default_factory=dict)
     tags_seen: set[str] = field(default_factory=set)
+    # run name -> hyperparameters (hparams.yaml, then the event files' hparams records)
+    hparams: dict[str, dict[str, HParam]] = field(default_factory=dict)
 
     @property
     def files(self) -> int:
@@ -72,6 +75,16 @@ def read_scalars(
     return data.frame
 
 
+def read_hparams(paths: Paths) -> pd.DataFrame:
+    """Hyperparameters of every run under ``paths``: one row per run, one column each.
+
+    Sources: Lightning's ``hparams.yaml`` in the run directory (nested keys joined
+    with ``.``) and hparams-plugin records in the event files
+    (``SummaryWriter.add_hparams``, Lightning's ``log_hyperparams``).
+    """
+    return hparams_frame(load_scalars(paths).hparams)
+
+
 def load_scalars(
     paths: Paths,
     *,
@@ -103,6 +116,11 @@ def load_scalars(
             if result.truncated_tail:
                 data.truncated[result.path] = result.truncated_tail
         per_run.append((run.name, _merge_files(file_results)))
+        found = read_hparams_yaml(run.files[0].parent)
+        for result in file_results:
+            found.update(result.hparams)
+        if found:
+            data.hparams[run.name] = found
     data.tags_seen = {tag for _, by_tag in per_run for tag, s in by_tag.items() if len(s.steps)}
     if tags and not data.tags_seen:
         raise NoMatchingTagsError(f"no scalar tag matches {', '.join(repr(t) for t in tags)}")

@@ -1,11 +1,13 @@
-"""Other views of the long frame: wide (one column per tag) and per-tag statistics."""
+"""Other views of the long frame: wide tables and per-tag statistics."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["tag_stats", "to_wide"]
+__all__ = ["runs_side_by_side", "summarize", "tag_stats", "to_wide"]
 
 
 def to_wide(frame: pd.DataFrame) -> pd.DataFrame:
@@ -33,13 +35,38 @@ def to_wide(frame: pd.DataFrame) -> pd.DataFrame:
     return wide
 
 
+def runs_side_by_side(group: pd.DataFrame, column: str = "value") -> pd.DataFrame:
+    """One tag's points with steps as rows and runs as columns (outer join; missing NaN)."""
+    last = group.drop_duplicates(["run", "step"], keep="last")
+    table = last.pivot(index="step", columns="run", values=column)
+    runs = [r for r in group["run"].cat.categories if r in table.columns]
+    table = table[runs]
+    table.columns = [str(c) for c in table.columns]
+    return table.sort_index()
+
+
 def tag_stats(frame: pd.DataFrame) -> pd.DataFrame:
     """Per (run, tag): points, first/last step, last value, min, max and non-finite count."""
+    summary = summarize(frame)
+    return summary[
+        ["run", "tag", "points", "first_step", "last_step", "last_value", "min", "max", "nonfinite"]
+    ]
+
+
+def summarize(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per run and tag: points, first/last step, last value, min and max with their
+    steps, non-finite count and wall-clock duration (seconds, first to last point)."""
     rows = []
-    for (run, tag), group in frame.groupby(["run", "tag"], observed=True, sort=True):
-        values = group["value"].to_numpy()
-        steps = group["step"].to_numpy()
+    name = next((c for c in ("wall_time", "datetime", "relative_time") if c in frame), None)
+    time = frame[name] if name else None
+    groups: dict[Any, Any] = frame.groupby(["run", "tag"], observed=True, sort=True).indices
+    for (run, tag), index in groups.items():
+        values = frame["value"].to_numpy()[index]
+        steps = frame["step"].to_numpy()[index]
         finite = np.isfinite(values)
+        low = int(np.argmin(np.where(finite, values, np.inf))) if finite.any() else None
+        high = int(np.argmax(np.where(finite, values, -np.inf))) if finite.any() else None
+        walls = time.to_numpy()[index] if time is not None else np.array([np.nan])
         rows.append(
             {
                 "run": str(run),
@@ -48,9 +75,14 @@ def tag_stats(frame: pd.DataFrame) -> pd.DataFrame:
                 "first_step": int(steps[0]),
                 "last_step": int(steps[-1]),
                 "last_value": float(values[-1]),
-                "min": float(values[finite].min()) if finite.any() else np.nan,
-                "max": float(values[finite].max()) if finite.any() else np.nan,
+                "min": float(values[low]) if low is not None else np.nan,
+                "min_step": int(steps[low]) if low is not None else None,
+                "max": float(values[high]) if high is not None else np.nan,
+                "max_step": int(steps[high]) if high is not None else None,
                 "nonfinite": int((~finite).sum()),
+                "duration_s": float(np.nanmax(walls) - np.nanmin(walls))
+                if np.isfinite(walls).any()
+                else np.nan,
             }
         )
     columns = [
@@ -61,7 +93,10 @@ def tag_stats(frame: pd.DataFrame) -> pd.DataFrame:
         "last_step",
         "last_value",
         "min",
+        "min_step",
         "max",
+        "max_step",
         "nonfinite",
+        "duration_s",
     ]
     return pd.DataFrame(rows, columns=columns)

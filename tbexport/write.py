@@ -17,8 +17,9 @@ from pathlib import Path
 import pandas as pd
 
 from .exceptions import OutputWriteError, UnknownFormatError
+from .options import WriteOptions
 
-__all__ = ["FORMATS", "format_for", "write_scalars"]
+__all__ = ["FORMATS", "atomic_path", "format_for", "write_scalars"]
 
 Writer = Callable[..., None]
 
@@ -55,18 +56,30 @@ def write_scalars(
     output: str | os.PathLike[str],
     *,
     format: str | None = None,
-    wide: bool = False,
+    options: WriteOptions | None = None,
 ) -> Path:
-    """Write a long scalar frame to ``output`` atomically; return the path written."""
+    """Write a long scalar frame to ``output`` atomically; return the path written.
+
+    With ``options.matlab_script`` and a ``.mat`` output, a ``.m`` script that plots
+    it is written beside it (same name, ``.m`` suffix).
+    """
     path = Path(output)
-    writer = _writer(format_for(path, format))
-    with _atomic_path(path) as temporary:
-        writer(frame, temporary, wide=wide)
+    options = options or WriteOptions()
+    suffix = format_for(path, format)
+    writer = _writer(suffix)
+    with atomic_path(path) as temporary:
+        writer(frame, temporary, options)
+    if options.matlab_script and suffix == ".mat":
+        from .writers.matlab_script import script
+
+        text = script(path, int(frame["run"].nunique()), options)
+        with atomic_path(path.with_suffix(".m")) as temporary:
+            temporary.write_text(text, encoding="utf-8")
     return path
 
 
 @contextlib.contextmanager
-def _atomic_path(path: Path) -> Iterator[Path]:
+def atomic_path(path: Path) -> Iterator[Path]:
     directory = path.parent
     if not directory.is_dir():
         raise OutputWriteError(f"cannot write {path}: directory {directory} does not exist")

@@ -7,7 +7,8 @@ cells. Here every number is written in Python's shortest round-trip form
 (``repr``), so reading the workbook back gives the same double, bit for bit.
 
 Supported: inline-string and number cells, a bold header row, a frozen header,
-column widths and internal hyperlinks — what tbexport's workbooks need.
+column widths, internal hyperlinks, date cells and one chart per sheet — what
+tbexport's workbooks need.
 """
 
 from __future__ import annotations
@@ -17,10 +18,21 @@ import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, Any
 from xml.sax.saxutils import escape
 
-__all__ = ["MAX_ROWS", "Sheet", "Workbook", "column_letter", "string_cell", "xml_text"]
+import numpy as np
+
+__all__ = [
+    "DATE_STYLE",
+    "MAX_ROWS",
+    "Sheet",
+    "Workbook",
+    "column_letter",
+    "number_cell",
+    "string_cell",
+    "xml_text",
+]
 
 MAX_ROWS = 1_048_576
 _INVALID_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]|_(?=x[0-9A-Fa-f]{4}_)")
@@ -47,6 +59,16 @@ def xml_text(text: str) -> str:
     return escape(text)
 
 
+DATE_STYLE = 3  # cell style of date-time cells (yyyy-mm-dd hh:mm:ss)
+
+
+def number_cell(ref: str, value: float | np.integer[Any] | np.floating[Any], style: int = 0) -> str:
+    """A number cell; integers as integers, floats in shortest round-trip form."""
+    text = repr(int(value)) if isinstance(value, int | np.integer) else repr(float(value))
+    s = f' s="{style}"' if style else ""
+    return f'<c r="{ref}"{s}><v>{text}</v></c>'
+
+
 def string_cell(ref: str, text: str, style: int = 0) -> str:
     space = ' xml:space="preserve"' if text != text.strip() else ""
     s = f' s="{style}"' if style else ""
@@ -59,6 +81,7 @@ class Sheet:
     def __init__(self, stream: IO[bytes], widths: Sequence[float]) -> None:
         self._stream = stream
         self._links: list[tuple[str, str, str]] = []
+        self.has_drawing = False
         cols = "".join(
             f'<col min="{i}" max="{i}" width="{w}" customWidth="1"/>'
             for i, w in enumerate(widths, 1)
@@ -115,7 +138,8 @@ class Sheet:
         tail += (
             '<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" '
             'header="0.3" footer="0.3"/>'
-            "</worksheet>"
+            + ('<drawing r:id="rId1"/>' if self.has_drawing else "")
+            + "</worksheet>"
         )
         self._write(tail)
         self._stream.close()
@@ -138,6 +162,7 @@ class Workbook:
         )
         self._names: list[str] = []
         self._open: Sheet | None = None
+        self._charts: dict[int, str] = {}  # sheet number -> chart XML
 
     def add_sheet(self, name: str, widths: Sequence[float] = ()) -> Sheet:
         if self._open is not None:
@@ -147,10 +172,19 @@ class Workbook:
         self._open = Sheet(stream, widths)
         return self._open
 
+    def add_chart(self, chart_xml: str) -> None:
+        """Give the sheet being written (not yet closed) a chart beside its data."""
+        if self._open is None or self._open._stream.closed:
+            raise ValueError("add_chart needs the sheet still open")
+        self._open.has_drawing = True
+        self._charts[len(self._names)] = chart_xml
+
     def close(self) -> None:
         if self._open is not None:
             self._open.close()
             self._open = None
+        for name, text in self._chart_parts().items():
+            self._zip.writestr(name, text)
         for name, text in self._package_parts().items():
             self._zip.writestr(name, text)
         self._zip.close()
@@ -169,6 +203,19 @@ class Workbook:
         else:  # leave the (temporary) file to the caller to remove
             self._zip.close()
 
+    def _chart_parts(self) -> dict[str, str]:
+        parts = {}
+        for k, (sheet, chart) in enumerate(sorted(self._charts.items()), 1):
+            parts[f"xl/charts/chart{k}.xml"] = chart
+            parts[f"xl/drawings/drawing{k}.xml"] = _DRAWING.format(head=_HEAD)
+            parts[f"xl/drawings/_rels/drawing{k}.xml.rels"] = _rels(
+                f"{_REL}/chart", f"../charts/chart{k}.xml"
+            )
+            parts[f"xl/worksheets/_rels/sheet{sheet}.xml.rels"] = _rels(
+                f"{_REL}/drawing", f"../drawings/drawing{k}.xml"
+            )
+        return parts
+
     def _package_parts(self) -> dict[str, str]:
         n = len(self._names)
         sheets = "".join(
@@ -184,6 +231,13 @@ class Workbook:
             'vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
             for i in range(1, n + 1)
         )
+        for k in range(1, len(self._charts) + 1):
+            overrides += (
+                f'<Override PartName="/xl/charts/chart{k}.xml" ContentType="application/'
+                'vnd.openxmlformats-officedocument.drawingml.chart+xml"/>'
+                f'<Override PartName="/xl/drawings/drawing{k}.xml" ContentType="application/'
+                'vnd.openxmlformats-officedocument.drawing+xml"/>'
+            )
         return {
             "[Content_Types].xml": (
                 f'{_HEAD}<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
@@ -215,9 +269,36 @@ class Workbook:
         }
 
 
-# Style 0: default; 1: bold (headers); 2: blue underlined (hyperlinks).
+def _rels(kind: str, target: str) -> str:
+    return (
+        f'{_HEAD}<Relationships xmlns="{_PKG_REL}">'
+        f'<Relationship Id="rId1" Type="{kind}" Target="{target}"/></Relationships>'
+    )
+
+
+_DRAWING = (
+    "{head}"
+    '<xdr:wsDr xmlns:xdr="http://schemas.openxmlformats.org/drawingml/2006/spreadsheetDrawing" '
+    'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main">'
+    "<xdr:twoCellAnchor>"
+    "<xdr:from><xdr:col>6</xdr:col><xdr:colOff>0</xdr:colOff>"
+    "<xdr:row>1</xdr:row><xdr:rowOff>0</xdr:rowOff></xdr:from>"
+    "<xdr:to><xdr:col>16</xdr:col><xdr:colOff>0</xdr:colOff>"
+    "<xdr:row>24</xdr:row><xdr:rowOff>0</xdr:rowOff></xdr:to>"
+    '<xdr:graphicFrame macro=""><xdr:nvGraphicFramePr><xdr:cNvPr id="2" name="Chart 1"/>'
+    "<xdr:cNvGraphicFramePr/></xdr:nvGraphicFramePr>"
+    '<xdr:xfrm><a:off x="0" y="0"/><a:ext cx="0" cy="0"/></xdr:xfrm>'
+    '<a:graphic><a:graphicData uri="http://schemas.openxmlformats.org/drawingml/2006/chart">'
+    '<c:chart xmlns:c="http://schemas.openxmlformats.org/drawingml/2006/chart" '
+    f'xmlns:r="{_REL}" r:id="rId1"/>'
+    "</a:graphicData></a:graphic></xdr:graphicFrame><xdr:clientData/></xdr:twoCellAnchor>"
+    "</xdr:wsDr>"
+)
+
+# Style 0: default; 1: bold (headers); 2: blue underlined (hyperlinks); 3: date-time.
 _STYLES = (
     f'{_HEAD}<styleSheet xmlns="{_MAIN}">'
+    r'<numFmts count="1"><numFmt numFmtId="164" formatCode="yyyy\-mm\-dd\ hh:mm:ss"/></numFmts>'
     '<fonts count="3">'
     '<font><sz val="11"/><name val="Calibri"/><family val="2"/></font>'
     '<font><b/><sz val="11"/><name val="Calibri"/><family val="2"/></font>'
@@ -227,10 +308,11 @@ _STYLES = (
     '<fill><patternFill patternType="gray125"/></fill></fills>'
     '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
     '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
-    '<cellXfs count="3">'
+    '<cellXfs count="4">'
     '<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
     '<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/>'
     '<xf numFmtId="0" fontId="2" fillId="0" borderId="0" xfId="0" applyFont="1"/>'
+    '<xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
     "</cellXfs>"
     '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>'
     "</styleSheet>"

@@ -40,6 +40,7 @@ def test_export_xlsx_with_summary(run_dir: Path, tmp_path: Path) -> None:
     )
     assert openpyxl.load_workbook(tmp_path / "losses.xlsx").sheetnames == [
         "index",
+        "summary",
         "train_loss",
         "val_loss",
     ]

@@ -49,7 +49,7 @@ def _sheet_rows(path: Path, name: str) -> list[tuple[object, ...]]:
 def test_xlsx_single_run_layout_and_exact_values(two_runs: Path, tmp_path: Path) -> None:
     out = tbexport.export(two_runs / "version_0", tmp_path / "out.xlsx").output
     book = openpyxl.load_workbook(out)
-    assert book.sheetnames == ["index", "train_loss", "val_acc"]
+    assert book.sheetnames == ["index", "summary", "train_loss", "val_acc"]
     rows = _sheet_rows(out, "train_loss")
     assert rows[0] == ("step", "wall_time", "value")
     assert [r[0] for r in rows[1:]] == list(range(300))
@@ -103,7 +103,7 @@ def test_xlsx_reads_back_with_calamine(two_runs: Path, tmp_path: Path) -> None:
     calamine = pytest.importorskip("python_calamine")
     out = tbexport.export(two_runs / "version_1", tmp_path / "c.xlsx").output
     book = calamine.CalamineWorkbook.from_path(str(out))
-    assert book.sheet_names == ["index", "train_loss", "val_acc"]
+    assert book.sheet_names == ["index", "summary", "train_loss", "val_acc"]
     rows = book.get_sheet_by_name("train_loss").to_python()
     assert [r[2] for r in rows[1:]] == (RNG_VALUES.astype(np.float64) * 2).astype(
         np.float32
@@ -116,8 +116,15 @@ def test_xlsx_tag_longer_than_a_sheet_continues(
     monkeypatch.setattr(excel, "ROWS_PER_SHEET", 120)  # 300 rows -> 3 sheets, same code path
     out = tbexport.export(two_runs / "version_0", tmp_path / "long.xlsx").output
     book = openpyxl.load_workbook(out)
-    assert book.sheetnames == ["index", "train_loss", "train_loss #2", "train_loss #3", "val_acc"]
-    steps = [r[0] for name in book.sheetnames[1:4] for r in _sheet_rows(out, name)[1:]]
+    assert book.sheetnames == [
+        "index",
+        "summary",
+        "train_loss",
+        "train_loss #2",
+        "train_loss #3",
+        "val_acc",
+    ]
+    steps = [r[0] for name in book.sheetnames[2:5] for r in _sheet_rows(out, name)[1:]]
     assert steps == list(range(300))
     assert _sheet_rows(out, "train_loss #3")[0] == ("step", "wall_time", "value")
     assert _sheet_rows(out, "index")[1][2] == "train_loss, train_loss #2, train_loss #3"

@@ -1,9 +1,12 @@
-"""CSV output: the long frame (``run,tag,step,wall_time,value``), or the wide view.
+"""CSV output.
 
+Long layout: ``run,tag,step,<time>,value[,value_smoothed]``. Wide layout (runs side
+by side): ``tag,step,<run>,<run>,…``. ``wide_tags`` (``--wide``): ``run,step,<tag>,…``.
 Numbers are written in Python's shortest round-trip form, so reading the file back
 gives the same doubles. NaN is an empty field (as pandas writes it), ±Inf
-``inf``/``-inf``. The long form is rendered directly, which is several times
-faster than ``DataFrame.to_csv`` on millions of rows.
+``inf``/``-inf``; ``--time datetime`` writes ISO 8601 (UTC). The long form is
+rendered in C where the extension is built, several times faster than
+``DataFrame.to_csv`` on millions of rows.
 """
 
 from __future__ import annotations
@@ -17,52 +20,67 @@ import numpy as np
 import pandas as pd
 
 from ..decode import _fastscan
-from ..reshape import to_wide
+from ..options import WriteOptions
+from ..reshape import runs_side_by_side, to_wide
+from ..transform import time_column
 from .render import BLOCK_ROWS, render
 
-HEADER = "run,tag,step,wall_time,value\n"
 
-
-def write(frame: pd.DataFrame, path: Path, *, wide: bool = False) -> None:
-    """Write ``frame`` as CSV; ``wide=True`` writes one column per tag instead."""
-    if wide:
+def write(frame: pd.DataFrame, path: Path, options: WriteOptions | None = None) -> None:
+    """Write ``frame`` as CSV in the layout ``options`` asks for."""
+    options = options or WriteOptions()
+    if options.wide_tags:
         to_wide(frame).to_csv(path, index=False, lineterminator="\n")
-        return
+    elif options.layout == "wide":
+        _runs_side_by_side(frame).to_csv(path, index=False, lineterminator="\n")
+    elif time_column(frame) == "datetime":
+        table = frame.copy()
+        table["datetime"] = pd.to_datetime(table["datetime"], unit="s", utc=True)
+        table.to_csv(path, index=False, lineterminator="\n", date_format="%Y-%m-%dT%H:%M:%S.%fZ")
+    else:
+        _write_long(frame, path)
+
+
+def _runs_side_by_side(frame: pd.DataFrame) -> pd.DataFrame:
+    parts = []
+    for tag, group in frame.groupby("tag", observed=True, sort=True):
+        table = runs_side_by_side(group).reset_index()
+        table.insert(0, "tag", str(tag))
+        parts.append(table)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["tag", "step"])
+
+
+def _write_long(frame: pd.DataFrame, path: Path) -> None:
+    numbers = [time_column(frame), "value"] + (
+        ["value_smoothed"] if "value_smoothed" in frame else []
+    )
     with path.open("wb") as handle:
-        handle.write(HEADER.encode())
-        for text in render(_csv_rows, _all_blocks(frame), len(frame)):
+        handle.write((",".join(["run", "tag", "step", *numbers]) + "\n").encode())
+        for text in render(_csv_rows, _all_blocks(frame, numbers), len(frame)):
             handle.write(text)
 
 
-def _all_blocks(frame: pd.DataFrame) -> Iterator[tuple[bytes, np.ndarray, np.ndarray, np.ndarray]]:
+def _all_blocks(
+    frame: pd.DataFrame, numbers: list[str]
+) -> Iterator[tuple[bytes, np.ndarray, tuple[np.ndarray, ...]]]:
     for (run, tag), group in frame.groupby(["run", "tag"], observed=True, sort=False):
         prefix = (_quoted(str(run)) + "," + _quoted(str(tag)) + ",").encode()
-        for block in _blocks(group):
-            yield (prefix, *block)
+        steps = np.ascontiguousarray(group["step"].to_numpy(dtype=np.int64))
+        columns = [np.ascontiguousarray(group[c].to_numpy(dtype=np.float64)) for c in numbers]
+        for start in range(0, len(steps), BLOCK_ROWS):
+            stop = start + BLOCK_ROWS
+            yield prefix, steps[start:stop], tuple(c[start:stop] for c in columns)
 
 
-def _csv_rows(prefix: bytes, steps: np.ndarray, walls: np.ndarray, values: np.ndarray) -> bytes:
+def _csv_rows(prefix: bytes, steps: np.ndarray, columns: tuple[np.ndarray, ...]) -> bytes:
     if _fastscan is not None:
-        return bytes(_fastscan.csv_rows(prefix, steps, walls, values))
-    text = prefix.decode()
-    return (text + ("\n" + text).join(_lines(steps, walls, values)) + "\n").encode()
-
-
-def _blocks(group: pd.DataFrame) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    steps = np.ascontiguousarray(group["step"].to_numpy(dtype=np.int64))
-    wall_times = np.ascontiguousarray(group["wall_time"].to_numpy(dtype=np.float64))
-    values = np.ascontiguousarray(group["value"].to_numpy(dtype=np.float64))
-    for start in range(0, len(steps), BLOCK_ROWS):
-        stop = start + BLOCK_ROWS
-        yield steps[start:stop], wall_times[start:stop], values[start:stop]
-
-
-def _lines(steps: np.ndarray, wall_times: np.ndarray, values: np.ndarray) -> list[str]:
-    """``step,wall_time,value`` texts (pure-Python path of the C ``csv_rows``)."""
-    return [
-        f"{s},{w!r},{v}"
-        for s, w, v in zip(steps.tolist(), wall_times.tolist(), _number_texts(values), strict=True)
+        return bytes(_fastscan.csv_rows(prefix, steps, columns))
+    texts = [_number_texts(c) for c in columns]
+    head = prefix.decode()
+    lines = [
+        head + ",".join([str(s), *row]) for s, *row in zip(steps.tolist(), *texts, strict=True)
     ]
+    return ("\n".join(lines) + "\n").encode() if lines else b""
 
 
 def _number_texts(values: np.ndarray) -> list[str]:

@@ -1,10 +1,12 @@
-"""Excel ``.xlsx`` output: an ``index`` sheet, then one sheet per tag.
+"""Excel ``.xlsx`` output: ``index``, ``summary`` and ``hparams`` sheets, then one sheet per tag.
 
-Each tag sheet has the header ``step, wall_time, value`` (``run`` first when
-several runs are written). NaN and ±Inf, which Excel cannot store as numbers, are
-written as the text ``nan``/``inf``/``-inf`` and counted in the index
-(``nonfinite``). A tag with more rows than a sheet holds continues on sheets named
-``<sheet> #2``, …, all listed in the index.
+Long layout: each tag sheet has the header ``step, wall_time, value`` (``run``
+first when several runs are written; ``value_smoothed`` last with smoothing).
+Wide layout: ``step`` then one column per run. NaN and ±Inf, which Excel cannot
+store as numbers, are written as the text ``nan``/``inf``/``-inf`` in the long
+layout and counted in the index (``nonfinite``); in the wide layout an empty cell
+is a step that run did not log. A tag with more rows than a sheet holds continues
+on sheets named ``<sheet> #2``, …, all listed in the index.
 """
 
 from __future__ import annotations
@@ -19,8 +21,20 @@ import pandas as pd
 
 from ..decode import _fastscan
 from ..names import sheet_continuation, sheet_names
-from ..reshape import tag_stats
-from ..xlsx import MAX_ROWS, Sheet, Workbook, column_letter, string_cell, xml_text
+from ..options import WriteOptions
+from ..reshape import runs_side_by_side, summarize
+from ..transform import time_column
+from ..xlsx import (
+    DATE_STYLE,
+    MAX_ROWS,
+    Sheet,
+    Workbook,
+    column_letter,
+    number_cell,
+    string_cell,
+    xml_text,
+)
+from .charts import ChartSeries, line_chart
 from .render import BLOCK_ROWS, render
 
 INDEX_COLUMNS = [
@@ -36,32 +50,207 @@ INDEX_COLUMNS = [
     "nonfinite",
 ]
 ROWS_PER_SHEET = MAX_ROWS - 1  # the header takes one
+_OWN_SHEETS = ("index", "summary", "hparams")
+_EXCEL_EPOCH_DAYS = 25569.0  # 1970-01-01 as an Excel serial date
 
 
-def write(frame: pd.DataFrame, path: Path, *, wide: bool = False) -> None:
-    """Write ``frame`` as an Excel workbook (``wide`` is accepted for symmetry and ignored)."""
+def write(frame: pd.DataFrame, path: Path, options: WriteOptions | None = None) -> None:
+    """Write ``frame`` as an Excel workbook."""
+    options = options or WriteOptions()
     by_tag = {str(t): g for t, g in frame.groupby("tag", observed=True, sort=True)}
-    names = sheet_names(by_tag)
-    taken = {n.lower() for n in names.values()} | {"index"}
+    tables = {tag: _tag_table(group, options) for tag, group in by_tag.items()}
+    names = sheet_names(by_tag, reserved=_OWN_SHEETS)
+    taken = {n.lower() for n in names.values()} | set(_OWN_SHEETS)
     sheets = {
         tag: [names[tag]]
-        + [sheet_continuation(names[tag], part, taken) for part in range(2, _parts(len(group)) + 1)]
-        for tag, group in by_tag.items()
+        + [
+            sheet_continuation(names[tag], part, taken)
+            for part in range(2, _parts(len(table.steps)) + 1)
+        ]
+        for tag, table in tables.items()
     }
-    multi_run = frame["run"].nunique() > 1
+    summary = summarize(frame)
     with Workbook(path) as book:
-        _write_index(book.add_sheet("index", [28, 28, 24] + [12] * 7), tag_stats(frame), sheets)
-        for tag, group in by_tag.items():
-            _write_tag(book, group, sheets[tag], multi_run)
+        _write_index(book.add_sheet("index", [28, 28, 24] + [12] * 7), summary, sheets)
+        _write_frame(book.add_sheet("summary", [28, 28] + [12] * 10), summary)
+        if options.hparams is not None and len(options.hparams.columns) > 1:
+            _write_frame(book.add_sheet("hparams", [28] + [14] * 20), options.hparams)
+        for tag, table in tables.items():
+            for part, name in enumerate(sheets[tag]):
+                sheet = book.add_sheet(name, [28 if table.run_column else 16] + [16] * 30)
+                if options.charts:
+                    chart = line_chart(name, tag, _chart_series(table, part))
+                    book.add_chart(chart)
+                _write_table(sheet, table, part)
+
+
+class _Table:
+    """A tag sheet's columns: steps, float columns with styles, an optional run column."""
+
+    def __init__(
+        self,
+        headers: list[str],
+        steps: np.ndarray,
+        columns: list[np.ndarray],
+        styles: list[int],
+        words: list[bool],
+        runs: np.ndarray | None,
+        wide: bool = False,
+    ) -> None:
+        self.wide = wide
+        self.headers = headers
+        self.steps = np.ascontiguousarray(steps, dtype=np.int64)
+        self.columns = [np.ascontiguousarray(c, dtype=np.float64) for c in columns]
+        self.styles = tuple(styles)
+        self.words = tuple(words)
+        self.runs = runs
+        self.run_column = runs is not None
+
+
+def _tag_table(group: pd.DataFrame, options: WriteOptions) -> _Table:
+    values = [c for c in ("value", "value_smoothed") if c in group]
+    if options.layout == "wide":
+        tables = [runs_side_by_side(group, c) for c in values]
+        steps = tables[0].index.to_numpy()
+        headers, columns = ["step"], []
+        for column, table in zip(values, tables, strict=True):
+            suffix = "" if column == "value" else " (smoothed)"
+            headers += [f"{run}{suffix}" for run in table.columns]
+            columns += [table[run].to_numpy() for run in table.columns]
+        no_words = [False] * len(columns)
+        return _Table(headers, steps, columns, [0] * len(columns), no_words, None, wide=True)
+    time = time_column(group)
+    times = group[time].to_numpy(dtype=np.float64)
+    style = 0
+    if time == "datetime":  # Excel dates are days since 1899-12-30, shown with a date style
+        times, style = times / 86400.0 + _EXCEL_EPOCH_DAYS, DATE_STYLE
+    multi_run = group["run"].nunique() > 1
+    headers = (["run"] if multi_run else []) + ["step", time, *values]
+    columns = [times, *(group[c].to_numpy() for c in values)]
+    runs = group["run"].astype(str).to_numpy() if multi_run else None
+    styles = [style] + [0] * len(values)
+    words = [False] + [True] * len(values)
+    return _Table(headers, group["step"].to_numpy(), columns, styles, words, runs)
+
+
+def _chart_series(table: _Table, part: int) -> list[ChartSeries]:
+    """Lines of a tag sheet's chart: one per run (raw faint, smoothed solid)."""
+    start = part * ROWS_PER_SHEET
+    stop = min(start + ROWS_PER_SHEET, len(table.steps))
+    if table.wide:
+        # wide layout: step in A, one column per run (smoothed columns after the raw ones)
+        smoothed = any(h.endswith(" (smoothed)") for h in table.headers)
+        return [
+            ChartSeries(
+                h,
+                "A",
+                column_letter(j),
+                2,
+                stop - start + 1,
+                faint=smoothed and not h.endswith(" (smoothed)"),
+            )
+            for j, h in enumerate(table.headers[1:], 1)
+        ]
+    offset = 1 if table.run_column else 0
+    step = column_letter(offset)
+    smoothed = "value_smoothed" in table.headers
+    lines = []
+    for first, last in _run_segments(table.runs, start, stop):
+        run = str(table.runs[first]) if table.runs is not None else "value"
+        rows = (first - start + 2, last - start + 1)
+        lines.append(ChartSeries(run, step, column_letter(offset + 2), *rows, faint=smoothed))
+        if smoothed:
+            name = f"{run} (smoothed)" if table.runs is not None else "value_smoothed"
+            lines.append(ChartSeries(name, step, column_letter(offset + 3), *rows))
+    return lines
 
 
 def _parts(rows: int) -> int:
     return max(1, math.ceil(rows / ROWS_PER_SHEET))
 
 
-def _write_index(sheet: Sheet, stats: pd.DataFrame, sheets: dict[str, list[str]]) -> None:
+def _write_table(sheet: Sheet, table: _Table, part: int) -> int:
+    """Write part ``part`` of a tag's table; return the number of data rows written."""
+    sheet.header(table.headers)
+    start = part * ROWS_PER_SHEET
+    stop = min(start + ROWS_PER_SHEET, len(table.steps))
+    blocks = [
+        (
+            piece - start + 2,
+            xml_text(str(table.runs[first])) if table.runs is not None else "",
+            table.steps[piece : min(piece + BLOCK_ROWS, last)],
+            tuple(c[piece : min(piece + BLOCK_ROWS, last)] for c in table.columns),
+            table.styles,
+            table.words,
+        )
+        for first, last in _run_segments(table.runs, start, stop)
+        for piece in range(first, last, BLOCK_ROWS)
+    ]
+    for rows in render(_sheet_rows, blocks, stop - start):
+        sheet.raw_bytes(rows)
+    sheet.close()
+    return stop - start
+
+
+def _run_segments(runs: np.ndarray | None, start: int, stop: int) -> list[tuple[int, int]]:
+    """``[first, last)`` ranges within ``start:stop`` where the run stays the same."""
+    if runs is None or stop <= start:
+        return [(start, stop)]
+    changes = np.flatnonzero(runs[start + 1 : stop] != runs[start : stop - 1]) + start + 1
+    return list(itertools.pairwise([start, *changes.tolist(), stop]))
+
+
+def _sheet_rows(
+    first_row: int,
+    run_xml: str,
+    steps: np.ndarray,
+    columns: tuple[np.ndarray, ...],
+    styles: tuple[int, ...],
+    words: tuple[bool, ...],
+) -> bytes:
+    if _fastscan is not None:
+        return bytes(
+            _fastscan.sheet_rows(first_row, run_xml.encode(), steps, columns, styles, words)
+        )
+    lists = [c.tolist() for c in columns]
+    rows = _data_rows(first_row, run_xml, steps.tolist(), lists, styles, words)
+    return "".join(rows).encode()
+
+
+def _data_rows(
+    first_row: int,
+    run_xml: str,
+    steps: list[int],
+    columns: list[list[float]],
+    styles: tuple[int, ...],
+    words: tuple[bool, ...],
+) -> Iterator[str]:
+    """Sheet XML rows, numbers in shortest round-trip form (the pure-Python path)."""
+    first = 1 if run_xml else 0
+    letters = [column_letter(first + 1 + j) for j in range(len(columns))]
+    for i, step in enumerate(steps):
+        r = first_row + i
+        cells = [f'<c r="A{r}" t="inlineStr"><is><t>{run_xml}</t></is></c>'] if run_xml else []
+        cells.append(f'<c r="{column_letter(first)}{r}"><v>{step}</v></c>')
+        for j, letter in enumerate(letters):
+            value = columns[j][i]
+            if value - value == 0.0:  # finite (NaN and ±Inf give NaN)
+                cells.append(number_cell(f"{letter}{r}", value, styles[j]))
+            elif words[j]:
+                cells.append(string_cell(f"{letter}{r}", _nonfinite_text(value)))
+        yield f'<row r="{r}">{"".join(cells)}</row>'
+
+
+def _nonfinite_text(value: float) -> str:
+    if math.isnan(value):
+        return "nan"
+    return "inf" if value > 0 else "-inf"
+
+
+def _write_index(sheet: Sheet, summary: pd.DataFrame, sheets: dict[str, list[str]]) -> None:
     sheet.header(INDEX_COLUMNS)
     rows = []
+    stats = summary[[c for c in INDEX_COLUMNS if c != "sheet"]]
     for r, row in enumerate(stats.itertuples(index=False), 2):
         run, tag = str(row.run), str(row.tag)
         targets = sheets[tag]
@@ -73,7 +262,7 @@ def _write_index(sheet: Sheet, stats: pd.DataFrame, sheets: dict[str, list[str]]
         for c, value in enumerate(row[2:], 3):
             ref = f"{column_letter(c)}{r}"
             if np.isfinite(value):
-                cells.append(f'<c r="{ref}"><v>{_number(value)}</v></c>')
+                cells.append(number_cell(ref, value))
             elif c == 6 or not np.isnan(value):  # min/max stay empty when nothing is finite
                 cells.append(string_cell(ref, _nonfinite_text(value)))
         rows.append(f'<row r="{r}">{"".join(cells)}</row>')
@@ -82,70 +271,23 @@ def _write_index(sheet: Sheet, stats: pd.DataFrame, sheets: dict[str, list[str]]
     sheet.close()
 
 
-def _number(value: float | int) -> str:
-    return repr(int(value)) if isinstance(value, int | np.integer) else repr(float(value))
-
-
-def _nonfinite_text(value: float) -> str:
-    if math.isnan(value):
-        return "nan"
-    return "inf" if value > 0 else "-inf"
-
-
-def _write_tag(book: Workbook, group: pd.DataFrame, names: list[str], multi_run: bool) -> None:
-    header = (["run"] if multi_run else []) + ["step", "wall_time", "value"]
-    columns = (
-        np.ascontiguousarray(group["step"].to_numpy(dtype=np.int64)),
-        np.ascontiguousarray(group["wall_time"].to_numpy(dtype=np.float64)),
-        np.ascontiguousarray(group["value"].to_numpy(dtype=np.float64)),
-    )
-    runs = group["run"].astype(str).to_numpy() if multi_run else None
-    for part, name in enumerate(names):
-        sheet = book.add_sheet(name, [16] * len(header))
-        sheet.header(header)
-        start = part * ROWS_PER_SHEET
-        stop = min(start + ROWS_PER_SHEET, len(columns[0]))
-        blocks = [
-            (piece - start + 2, xml_text(str(runs[first])) if runs is not None else "",
-             *(c[piece : min(piece + BLOCK_ROWS, last)] for c in columns))
-            for first, last in _run_segments(runs, start, stop)
-            for piece in range(first, last, BLOCK_ROWS)
-        ]  # fmt: skip
-        for rows in render(_sheet_rows, blocks, stop - start):
-            sheet.raw_bytes(rows)
-        sheet.close()
-
-
-def _run_segments(runs: np.ndarray | None, start: int, stop: int) -> list[tuple[int, int]]:
-    """``[first, last)`` ranges within ``start:stop`` where the run stays the same."""
-    if runs is None or stop <= start:
-        return [(start, stop)]
-    changes = np.flatnonzero(runs[start + 1 : stop] != runs[start : stop - 1]) + start + 1
-    bounds = [start, *changes.tolist(), stop]
-    return list(itertools.pairwise(bounds))
-
-
-def _sheet_rows(first_row: int, run_xml: str, *columns: np.ndarray) -> bytes:
-    if _fastscan is not None:
-        return bytes(_fastscan.sheet_rows(first_row, run_xml.encode(), *columns))
-    rows = _data_rows(first_row, run_xml, *(c.tolist() for c in columns))
-    return "".join(rows).encode()
-
-
-def _data_rows(
-    first_row: int, run_xml: str, steps: list[int], wall_times: list[float], values: list[float]
-) -> Iterator[str]:
-    """Render rows as sheet XML; numbers in shortest round-trip form (pure-Python path)."""
-    s_col, w_col, v_col = ("B", "C", "D") if run_xml else ("A", "B", "C")
-    for r, (step, wall_time, value) in enumerate(
-        zip(steps, wall_times, values, strict=True), first_row
-    ):
-        if value - value == 0.0:  # finite (NaN and ±Inf give NaN)
-            value_cell = f'<c r="{v_col}{r}"><v>{value!r}</v></c>'
-        else:
-            value_cell = string_cell(f"{v_col}{r}", _nonfinite_text(value))
-        run_cell = f'<c r="A{r}" t="inlineStr"><is><t>{run_xml}</t></is></c>' if run_xml else ""
-        yield (
-            f'<row r="{r}">{run_cell}<c r="{s_col}{r}"><v>{step}</v></c>'
-            f'<c r="{w_col}{r}"><v>{wall_time!r}</v></c>{value_cell}</row>'
-        )
+def _write_frame(sheet: Sheet, frame: pd.DataFrame) -> None:
+    """A small table (summary, hparams): text, numbers, booleans; empty for missing."""
+    sheet.header([str(c) for c in frame.columns])
+    rows = []
+    for r, row in enumerate(frame.itertuples(index=False), 2):
+        cells = []
+        for c, value in enumerate(row):
+            ref = f"{column_letter(c)}{r}"
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                continue
+            if isinstance(value, bool | np.bool_):
+                cells.append(string_cell(ref, str(bool(value))))
+            elif isinstance(value, int | float | np.integer | np.floating):
+                finite = math.isfinite(float(value))
+                cells.append(number_cell(ref, value) if finite else string_cell(ref, str(value)))
+            else:
+                cells.append(string_cell(ref, str(value)))
+        rows.append(f'<row r="{r}">{"".join(cells)}</row>')
+    sheet.raw_rows(rows)
+    sheet.close()

@@ -1,8 +1,13 @@
-"""MATLAB ``.mat`` output: one struct per tag (``step``, ``wall_time``, ``value``).
+"""MATLAB ``.mat`` output.
 
-With several runs, each run is a struct whose fields are the tag structs. The cell
-array ``tbexport_tags`` maps each original tag to its field or variable name, and
-``tbexport_runs`` (several runs only) does the same for runs.
+Long layout: one struct per tag with fields ``step``, the time field (``wall_time``,
+``datetime`` as a MATLAB ``datenum``, or ``relative_time``), ``value`` and, with
+smoothing, ``value_smoothed`` (double column vectors). With several runs each run
+is a struct whose fields are the tag structs. Wide layout: one struct per tag with
+``step`` (nx1), ``value`` (nxruns, NaN where a run has no point) and ``runs``
+(1xruns cell of run names). ``tbexport_tags`` maps each original tag to its
+variable name (Nx2 cell), ``tbexport_runs`` does the same for runs, and
+``hparams`` holds each run's hyperparameters.
 """
 
 from __future__ import annotations
@@ -15,40 +20,82 @@ import pandas as pd
 import scipy.io
 
 from ..names import matlab_names
+from ..options import WriteOptions
+from ..reshape import runs_side_by_side
+from ..transform import time_column
 
-_OWN_VARIABLES = ("tbexport_tags", "tbexport_runs")
+OWN_VARIABLES = ("tbexport_tags", "tbexport_runs", "hparams")
+_DATENUM_EPOCH = 719529.0  # datenum(1970, 1, 1)
 
 
-def write(frame: pd.DataFrame, path: Path, *, wide: bool = False) -> None:
+def write(frame: pd.DataFrame, path: Path, options: WriteOptions | None = None) -> None:
     """Write ``frame`` as a MATLAB v5 file readable by MATLAB and ``scipy.io.loadmat``."""
+    options = options or WriteOptions()
     runs = [str(r) for r in frame["run"].cat.categories if (frame["run"] == r).any()]
     tags = [str(t) for t in frame["tag"].cat.categories if (frame["tag"] == t).any()]
-    tag_vars = matlab_names(tags, reserved=_OWN_VARIABLES)
+    tag_vars = matlab_names(tags, reserved=OWN_VARIABLES)
+    run_vars = matlab_names(runs, reserved=OWN_VARIABLES)
     variables: dict[str, Any] = {}
-    if len(runs) == 1:
+    if options.layout == "wide":
+        for tag, group in frame.groupby("tag", observed=True, sort=True):
+            variables[tag_vars[str(tag)]] = _wide_struct(group)
+    elif len(runs) == 1:
         variables.update(_tag_structs(frame, tag_vars))
     else:
-        run_vars = matlab_names(runs, reserved=_OWN_VARIABLES)
         for run, group in frame.groupby("run", observed=True, sort=True):
             variables[run_vars[str(run)]] = _tag_structs(group, tag_vars)
+    if len(runs) > 1 and options.layout == "long":
         variables["tbexport_runs"] = _cell([[r, run_vars[r]] for r in runs])
     variables["tbexport_tags"] = _cell([[t, tag_vars[t]] for t in tags])
+    if options.hparams is not None and len(options.hparams.columns) > 1:
+        variables["hparams"] = _hparams_struct(options.hparams, run_vars, single=len(runs) == 1)
     scipy.io.savemat(path, variables, oned_as="column", long_field_names=True)
 
 
 def _tag_structs(frame: pd.DataFrame, tag_vars: dict[str, str]) -> dict[str, dict[str, Any]]:
+    time = time_column(frame)
+    fields = ["step", time] + [c for c in ("value", "value_smoothed") if c in frame]
     structs = {}
     for tag, group in frame.groupby("tag", observed=True, sort=True):
-        structs[tag_vars[str(tag)]] = {
-            "step": group["step"].to_numpy(dtype=np.float64),
-            "wall_time": group["wall_time"].to_numpy(dtype=np.float64),
-            "value": group["value"].to_numpy(dtype=np.float64),
-        }
+        struct = {f: group[f].to_numpy(dtype=np.float64) for f in fields}
+        if time == "datetime":
+            struct[time] = struct[time] / 86400.0 + _DATENUM_EPOCH
+        structs[tag_vars[str(tag)]] = struct
     return structs
+
+
+def _wide_struct(group: pd.DataFrame) -> dict[str, Any]:
+    table = runs_side_by_side(group)
+    struct: dict[str, Any] = {
+        "step": table.index.to_numpy(dtype=np.float64),
+        "value": table.to_numpy(dtype=np.float64),
+        "runs": _row_cell(list(table.columns)),
+    }
+    if "value_smoothed" in group:
+        struct["value_smoothed"] = runs_side_by_side(group, "value_smoothed").to_numpy()
+    return struct
+
+
+def _hparams_struct(hparams: pd.DataFrame, run_vars: dict[str, str], single: bool) -> Any:
+    names = matlab_names([str(c) for c in hparams.columns if c != "run"])
+    structs = {}
+    for row in hparams.to_dict("records"):
+        run = str(row.pop("run"))
+        structs[run_vars.get(run, run)] = {
+            names[str(k)]: v for k, v in row.items() if v is not None and v == v
+        }
+    return next(iter(structs.values())) if single and len(structs) == 1 else structs
 
 
 def _cell(rows: list[list[str]]) -> np.ndarray:
     cell = np.empty((len(rows), 2), dtype=object)
     for i, row in enumerate(rows):
         cell[i, 0], cell[i, 1] = row
+    return cell
+
+
+def _row_cell(items: list[str]) -> np.ndarray:
+    cell = np.empty((1, len(items)), dtype=object)
+    for i, item in enumerate(items):
+        cell[0, i] = item
     return cell

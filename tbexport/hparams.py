@@ -1,0 +1,87 @@
+"""Hyperparameters per run: Lightning's ``hparams.yaml`` and the hparams plugin records."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from .decode import HParam
+
+__all__ = ["hparams_frame", "read_hparams_yaml", "run_labels"]
+
+
+class _LenientLoader(yaml.SafeLoader):
+    """Safe loading that turns Python-specific tags (``!!python/...``) into plain text."""
+
+
+def _unknown_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+_LenientLoader.add_multi_constructor("", _unknown_tag)
+
+
+def read_hparams_yaml(run_dir: Path) -> dict[str, HParam]:
+    """``hparams.yaml`` in ``run_dir`` flattened to ``{"optimizer.lr": 0.001}``; {} if none."""
+    path = run_dir / "hparams.yaml"
+    if not path.is_file():
+        return {}
+    try:
+        loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_LenientLoader)
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return {}
+    return _flatten(loaded) if isinstance(loaded, dict) else {}
+
+
+def _flatten(mapping: Mapping[Any, Any], prefix: str = "") -> dict[str, HParam]:
+    flat: dict[str, HParam] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, name + "."))
+        elif isinstance(value, bool | int | float | str):
+            flat[name] = value
+        elif value is not None:
+            flat[name] = str(value)
+    return flat
+
+
+def hparams_frame(hparams: Mapping[str, Mapping[str, HParam]]) -> pd.DataFrame:
+    """One row per run (column ``run``), one column per hyperparameter."""
+    rows = [{"run": run, **values} for run, values in hparams.items()]
+    return pd.DataFrame(rows).reset_index(drop=True) if rows else pd.DataFrame(columns=["run"])
+
+
+def run_labels(
+    runs: list[str], hparams: Mapping[str, Mapping[str, HParam]], name_by: str
+) -> dict[str, str]:
+    """Labels for ``--name-by dir|hparam:KEY``: ``lr=0.001``, unique, the dir name if missing."""
+    if name_by == "dir":
+        return {run: run for run in runs}
+    if not name_by.startswith("hparam:") or not name_by[7:]:
+        raise ValueError(f"--name-by must be 'dir' or 'hparam:KEY', not {name_by!r}")
+    key = name_by[7:]
+    if not any(key in hparams.get(run, {}) for run in runs):
+        known = sorted({k for run in runs for k in hparams.get(run, {})})
+        raise ValueError(
+            f"no run has the hyperparameter {key!r}; known: {', '.join(known) or 'none'}"
+        )
+    labels: dict[str, str] = {}
+    taken: set[str] = set()
+    for run in runs:
+        value = hparams.get(run, {}).get(key)
+        label = f"{key}={value}" if value is not None else run
+        candidate, n = label, 2
+        while candidate in taken:
+            candidate, n = f"{label} ({n})", n + 1
+        taken.add(candidate)
+        labels[run] = candidate
+    return labels

@@ -1,0 +1,31 @@
+"""How an export is laid out: the options every writer receives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import pandas as pd
+
+__all__ = ["LAYOUTS", "WriteOptions"]
+
+LAYOUTS = ("long", "wide")
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """Layout choices shared by all formats.
+
+    ``layout``: ``long`` keeps one row per point (a ``run`` column when several runs
+    are written); ``wide`` puts runs side by side, one column per run (outer join on
+    step; a missing point is empty / NaN). ``wide_tags`` (CSV ``--wide``) instead puts
+    tags side by side, one row per (run, step). ``charts`` adds a native line chart
+    to each Excel tag sheet; ``matlab_script`` writes a ``.m`` file that plots the
+    ``.mat``; ``hparams`` (one row per run) becomes an ``hparams`` sheet or struct.
+    """
+
+    layout: Literal["long", "wide"] = "long"
+    wide_tags: bool = False
+    charts: bool = False
+    matlab_script: bool = False
+    hparams: pd.DataFrame | None = None

@@ -1,0 +1,129 @@
+"""Reshape the long frame for papers: smoothing, statistics across runs, run labels, time.
+
+Each function takes and returns a long frame (``run, tag, step, wall_time, value``
+plus any columns added here), so they compose and every writer handles the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.signal import lfilter
+
+__all__ = ["REDUCTIONS", "TIME_MODES", "reduce_runs", "relabel_runs", "smooth", "with_time"]
+
+REDUCTIONS = ("mean", "std", "min", "max", "median", "count")
+TIME_MODES = ("unix", "datetime", "relative")
+TIME_COLUMNS = {"unix": "wall_time", "datetime": "datetime", "relative": "relative_time"}
+
+
+def smooth_values(values: np.ndarray, weight: float) -> np.ndarray:
+    """TensorBoard's scalar-chart smoothing of one series.
+
+    A debiased exponential moving average over the points in order:
+    ``last = last*W + (1-W)*y; n += 1; smoothed = last / (1 - W**n)``. Non-finite
+    values pass through and are not counted; a constant series is left unchanged.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if not 0 <= weight < 1:
+        raise ValueError(f"smoothing weight must be in [0, 1), not {weight}")
+    finite = np.isfinite(values)
+    if len(values) == 0 or np.all(values == values[0]) or not finite.any():
+        return values.copy()
+    y = values[finite]
+    # lfilter computes last_n = W*last_{n-1} + (1-W)*y_n in C, starting from last = 0
+    last = lfilter([1.0 - weight], [1.0, -weight], y)
+    debias = 1.0 - weight ** np.arange(1, len(y) + 1, dtype=np.float64)
+    smoothed = values.copy()
+    smoothed[finite] = last / debias
+    return smoothed
+
+
+def smooth(frame: pd.DataFrame, weight: float) -> pd.DataFrame:
+    """Add ``value_smoothed``: TensorBoard's smoothing of each (run, tag) series."""
+    result = frame.copy()
+    smoothed = np.empty(len(frame), dtype=np.float64)
+    for _, rows in frame.groupby(["run", "tag"], observed=True, sort=False).indices.items():
+        smoothed[rows] = smooth_values(frame["value"].to_numpy()[rows], weight)
+    result["value_smoothed"] = smoothed
+    return result
+
+
+def reduce_runs(frame: pd.DataFrame, statistics: Sequence[str]) -> pd.DataFrame:
+    """Aggregate across runs per (tag, step); the ``run`` column names the statistic.
+
+    Runs may have different tags, steps or lengths: each statistic uses the runs
+    that have a (non-NaN) value at that step, and ``count`` says how many did.
+    ``std`` is the sample standard deviation (NaN for a single run). ``wall_time``
+    is the median of the runs' wall times at that step.
+    """
+    unknown = [s for s in statistics if s not in REDUCTIONS]
+    if unknown or not statistics:
+        raise ValueError(
+            f"unknown statistic {', '.join(map(repr, unknown)) or '(none)'}; "
+            f"choose from {', '.join(REDUCTIONS)}"
+        )
+    columns = [c for c in ("value", "value_smoothed") if c in frame]
+    grouped = frame.groupby(["tag", "step"], observed=True, sort=True)
+    wall_time = grouped["wall_time"].median()
+    parts = []
+    for statistic in statistics:
+        values = {c: _aggregate(grouped[c], statistic) for c in columns}
+        part = pd.DataFrame({"wall_time": wall_time, **values}).reset_index()
+        part.insert(0, "run", statistic)
+        parts.append(part)
+    result = pd.concat(parts, ignore_index=True)
+    result["run"] = pd.Categorical(result["run"], categories=list(statistics))
+    result["tag"] = pd.Categorical(
+        result["tag"].astype(str), categories=frame["tag"].cat.categories
+    )
+    result = result.sort_values(["run", "tag", "step"], kind="stable", ignore_index=True)
+    order = ["run", "tag", "step", "wall_time", *columns]
+    return result[order]
+
+
+def _aggregate(column: Any, statistic: str) -> pd.Series:
+    result: pd.Series
+    if statistic == "count":
+        result = column.count().astype(np.float64)
+    elif statistic == "std":
+        result = column.std(ddof=1)
+    else:
+        result = column.agg(statistic)
+    return result
+
+
+def relabel_runs(frame: pd.DataFrame, labels: Mapping[str, str]) -> pd.DataFrame:
+    """Rename runs (e.g. ``version_0`` -> ``lr=0.001``); labels must stay unique."""
+    result = frame.copy()
+    result["run"] = result["run"].cat.rename_categories(
+        [labels.get(str(r), str(r)) for r in frame["run"].cat.categories]
+    )
+    return result
+
+
+def with_time(frame: pd.DataFrame, mode: str) -> pd.DataFrame:
+    """Name (and for ``relative``, shift) the time column for the ``--time`` mode.
+
+    ``unix``: ``wall_time``, seconds since 1970. ``datetime``: ``datetime``, the
+    same seconds, written by each format as a date (Excel date cells, ISO 8601 in
+    CSV, ``datenum`` in MATLAB). ``relative``: ``relative_time``, seconds since the
+    run's first event.
+    """
+    if mode not in TIME_MODES:
+        raise ValueError(f"unknown time mode {mode!r}; choose from {', '.join(TIME_MODES)}")
+    if mode == "unix":
+        return frame
+    result = frame.rename(columns={"wall_time": TIME_COLUMNS[mode]})
+    if mode == "relative":
+        start = frame.groupby("run", observed=True)["wall_time"].transform("min")
+        result["relative_time"] = frame["wall_time"] - start
+    return result
+
+
+def time_column(frame: pd.DataFrame) -> str:
+    """The name of the frame's time column."""
+    return next(c for c in ("wall_time", "datetime", "relative_time") if c in frame)
