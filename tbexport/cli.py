@@ -316,7 +316,7 @@ def _summary(result: ExportResult) -> str:
     if result.plots:
         shown = [str(p) for p in result.plots[:3]]
         more = len(result.plots) - len(shown)
-        written += shown + ([f"{more} more figures"] if more > 0 else [])
+        written += shown + ([f"{more} more figure{'s' if more != 1 else ''}"] if more > 0 else [])
     text = (
         f"wrote {', '.join(written)}: {result.runs} run{'s' if result.runs != 1 else ''}, "
         f"{result.tags} tag{'s' if result.tags != 1 else ''}, {result.points:,} points "

@@ -107,6 +107,7 @@ def _panel(
     for run, group in rows.groupby("run", observed=True, sort=True):
         xs = _x_values(group, rows, x)
         colour = colours[str(run)]
+        marker = "o" if len(group) < 3 else None  # a lone point (test_acc) would not show
         ax.plot(
             xs,
             group["value"],
@@ -114,9 +115,12 @@ def _panel(
             alpha=0.3 if smoothed else 1.0,
             lw=1,
             label=None if smoothed else str(run),
+            marker=marker,
         )
         if smoothed:
-            ax.plot(xs, group["value_smoothed"], color=colour, lw=1.6, label=str(run))
+            ax.plot(
+                xs, group["value_smoothed"], color=colour, lw=1.6, label=str(run), marker=marker
+            )
     ax.set_title(tag, fontsize=10)
     ax.set_xlabel(_X_LABELS[x], fontsize=8)
     ax.tick_params(labelsize=7)

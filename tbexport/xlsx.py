@@ -162,7 +162,7 @@ class Workbook:
         )
         self._names: list[str] = []
         self._open: Sheet | None = None
-        self._charts: dict[int, str] = {}  # sheet number -> chart XML
+        self._charts: dict[int, tuple[str, int]] = {}  # sheet number -> (chart XML, column)
 
     def add_sheet(self, name: str, widths: Sequence[float] = ()) -> Sheet:
         if self._open is not None:
@@ -172,12 +172,12 @@ class Workbook:
         self._open = Sheet(stream, widths)
         return self._open
 
-    def add_chart(self, chart_xml: str) -> None:
-        """Give the sheet being written (not yet closed) a chart beside its data."""
+    def add_chart(self, chart_xml: str, column: int = 6) -> None:
+        """Give the sheet being written (not yet closed) a chart, from ``column`` (0-based)."""
         if self._open is None or self._open._stream.closed:
             raise ValueError("add_chart needs the sheet still open")
         self._open.has_drawing = True
-        self._charts[len(self._names)] = chart_xml
+        self._charts[len(self._names)] = (chart_xml, column)
 
     def close(self) -> None:
         if self._open is not None:
@@ -205,9 +205,11 @@ class Workbook:
 
     def _chart_parts(self) -> dict[str, str]:
         parts = {}
-        for k, (sheet, chart) in enumerate(sorted(self._charts.items()), 1):
+        for k, (sheet, (chart, column)) in enumerate(sorted(self._charts.items()), 1):
             parts[f"xl/charts/chart{k}.xml"] = chart
-            parts[f"xl/drawings/drawing{k}.xml"] = _DRAWING.format(head=_HEAD)
+            parts[f"xl/drawings/drawing{k}.xml"] = _DRAWING.format(
+                head=_HEAD, first=column, last=column + 10
+            )
             parts[f"xl/drawings/_rels/drawing{k}.xml.rels"] = _rels(
                 f"{_REL}/chart", f"../charts/chart{k}.xml"
             )
@@ -281,9 +283,9 @@ _DRAWING = (
     '<xdr:wsDr xmlns:xdr="http://schemas.openxmlformats.org/drawingml/2006/spreadsheetDrawing" '
     'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main">'
     "<xdr:twoCellAnchor>"
-    "<xdr:from><xdr:col>6</xdr:col><xdr:colOff>0</xdr:colOff>"
+    "<xdr:from><xdr:col>{first}</xdr:col><xdr:colOff>0</xdr:colOff>"
     "<xdr:row>1</xdr:row><xdr:rowOff>0</xdr:rowOff></xdr:from>"
-    "<xdr:to><xdr:col>16</xdr:col><xdr:colOff>0</xdr:colOff>"
+    "<xdr:to><xdr:col>{last}</xdr:col><xdr:colOff>0</xdr:colOff>"
     "<xdr:row>24</xdr:row><xdr:rowOff>0</xdr:rowOff></xdr:to>"
     '<xdr:graphicFrame macro=""><xdr:nvGraphicFramePr><xdr:cNvPr id="2" name="Chart 1"/>'
     "<xdr:cNvGraphicFramePr/></xdr:nvGraphicFramePr>"

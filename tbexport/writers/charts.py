@@ -23,19 +23,36 @@ class ChartSeries:
     first_row: int
     last_row: int
     faint: bool = False  # raw values under a smoothed line, as TensorBoard draws them
+    key: str = ""  # series with the same key (a run's raw and smoothed lines) share a colour
 
 
 def _text(text: str) -> str:
     return escape(text).replace('"', "&quot;")
 
 
-def _series(index: int, sheet: str, series: ChartSeries) -> str:
+# matplotlib's tab10, so a run has the same colour in charts and in --plot figures
+PALETTE = (
+    "1F77B4",
+    "FF7F0E",
+    "2CA02C",
+    "D62728",
+    "9467BD",
+    "8C564B",
+    "E377C2",
+    "7F7F7F",
+    "BCBD22",
+    "17BECF",
+)
+
+
+def _series(index: int, sheet: str, series: ChartSeries, colour: str) -> str:
     quoted = "'" + sheet.replace("'", "''") + "'"
     rows = f"${series.first_row}:$"
     x = f"{quoted}!${series.x_column}{rows}{series.x_column}${series.last_row}"
     y = f"{quoted}!${series.y_column}{rows}{series.y_column}${series.last_row}"
-    alpha = '<a:solidFill><a:schemeClr val="tx1"><a:alpha val="35000"/></a:schemeClr></a:solidFill>'
-    line = f'<a:ln w="{9525 if series.faint else 19050}">{alpha if series.faint else ""}</a:ln>'
+    alpha = '<a:alpha val="35000"/>' if series.faint else ""
+    fill = f'<a:solidFill><a:srgbClr val="{colour}">{alpha}</a:srgbClr></a:solidFill>'
+    line = f'<a:ln w="{9525 if series.faint else 19050}">{fill}</a:ln>'
     return (
         f'<c:ser><c:idx val="{index}"/><c:order val="{index}"/>'
         f"<c:tx><c:v>{_text(series.name)}</c:v></c:tx>"
@@ -62,7 +79,12 @@ def _axis(axis_id: int, cross: int, position: str, title: str) -> str:
 
 def line_chart(sheet: str, title: str, series: list[ChartSeries], y_title: str = "value") -> str:
     """The chart part for ``sheet``: one line per series (at most 255), step on x."""
-    lines = "".join(_series(i, sheet, s) for i, s in enumerate(series[:MAX_SERIES]))
+    keys: dict[str, str] = {}
+    for s in series:
+        keys.setdefault(s.key or s.name, PALETTE[len(keys) % len(PALETTE)])
+    lines = "".join(
+        _series(i, sheet, s, keys[s.key or s.name]) for i, s in enumerate(series[:MAX_SERIES])
+    )
     return (
         '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
         f'<c:chartSpace xmlns:c="{_C}" xmlns:a="{_A}" xmlns:r="{_R}">'

@@ -80,7 +80,7 @@ def write(frame: pd.DataFrame, path: Path, options: WriteOptions | None = None) 
                 sheet = book.add_sheet(name, [28 if table.run_column else 16] + [16] * 30)
                 if options.charts:
                     chart = line_chart(name, tag, _chart_series(table, part))
-                    book.add_chart(chart)
+                    book.add_chart(chart, column=len(table.headers) + 1)
                 _write_table(sheet, table, part)
 
 
@@ -148,6 +148,7 @@ def _chart_series(table: _Table, part: int) -> list[ChartSeries]:
                 2,
                 stop - start + 1,
                 faint=smoothed and not h.endswith(" (smoothed)"),
+                key=h.removesuffix(" (smoothed)"),
             )
             for j, h in enumerate(table.headers[1:], 1)
         ]
@@ -158,10 +159,12 @@ def _chart_series(table: _Table, part: int) -> list[ChartSeries]:
     for first, last in _run_segments(table.runs, start, stop):
         run = str(table.runs[first]) if table.runs is not None else "value"
         rows = (first - start + 2, last - start + 1)
-        lines.append(ChartSeries(run, step, column_letter(offset + 2), *rows, faint=smoothed))
+        lines.append(
+            ChartSeries(run, step, column_letter(offset + 2), *rows, faint=smoothed, key=run)
+        )
         if smoothed:
             name = f"{run} (smoothed)" if table.runs is not None else "value_smoothed"
-            lines.append(ChartSeries(name, step, column_letter(offset + 3), *rows))
+            lines.append(ChartSeries(name, step, column_letter(offset + 3), *rows, key=run))
     return lines
 
 
