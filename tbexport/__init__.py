@@ -15,6 +15,7 @@ from .exceptions import (
     CorruptEventFileError,
     CorruptRecordWarning,
     InputError,
+    InvalidOptionError,
     NoEventFilesError,
     NoMatchingTagsError,
     NoScalarsError,
@@ -26,9 +27,11 @@ from .exceptions import (
     UnknownFormatError,
 )
 from .export import ExportResult, export
-from .load import ScalarData, load_scalars, read_scalars
+from .load import ScalarData, load_scalars, read_hparams, read_scalars
+from .plot import plot_scalars
 from .records import Corruption
-from .reshape import tag_stats, to_wide
+from .reshape import summarize, tag_stats, to_wide
+from .transform import reduce_runs, smooth
 from .write import FORMATS, write_scalars
 
 try:
@@ -43,6 +46,7 @@ __all__ = [
     "Corruption",
     "ExportResult",
     "InputError",
+    "InvalidOptionError",
     "NoEventFilesError",
     "NoMatchingTagsError",
     "NoScalarsError",
@@ -58,7 +62,12 @@ __all__ = [
     "export",
     "find_runs",
     "load_scalars",
+    "plot_scalars",
+    "read_hparams",
     "read_scalars",
+    "reduce_runs",
+    "smooth",
+    "summarize",
     "tag_stats",
     "to_wide",
     "write_scalars",

@@ -1,0 +1,267 @@
+"""Many runs side by side, statistics, smoothing, labels, time modes, charts, figures,
+hyperparameters: checked against independent computations."""
+
+from __future__ import annotations
+
+import math
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import openpyxl
+import pandas as pd
+import pytest
+import scipy.io
+from click.testing import CliRunner
+
+import tbexport
+from tbexport.cli import cli
+from tbexport.transform import smooth_values
+
+from .builders import simple, write_events
+
+# Three runs with different lengths, step sets and a NaN: what real sweeps look like.
+RUNS = {
+    "version_0": {"loss": [(s, 1.0 + s) for s in range(0, 10)], "acc": [(4, 0.5)]},
+    "version_1": {"loss": [(s, 2.0 * s) for s in range(0, 10, 2)]},
+    "version_2": {"loss": [(s, 3.0 if s != 4 else math.nan) for s in range(0, 6)]},
+}
+LRS = {"version_0": 0.1, "version_1": 0.01, "version_2": 0.001}
+
+
+@pytest.fixture
+def sweep(tmp_path: Path) -> Path:
+    root = tmp_path / "lightning_logs"
+    for run, tags in RUNS.items():
+        events = [simple(tag, s, v) for tag, points in tags.items() for s, v in points]
+        write_events(root / run / "events.out.tfevents.1", events)
+        (root / run / "hparams.yaml").write_text(f"lr: {LRS[run]}\noptimizer:\n  name: adam\n")
+    return root
+
+
+def _reference_smoothing(values: list[float], weight: float) -> list[float]:
+    """TensorBoard's algorithm, written out point by point."""
+    finite = [v for v in values if math.isfinite(v)]
+    if all(v == values[0] for v in values):
+        return list(values)
+    last, n, out = 0.0, 0, []
+    for v in values:
+        if not math.isfinite(v):
+            out.append(v)
+            continue
+        last = last * weight + (1 - weight) * v
+        n += 1
+        out.append(last / (1 - weight**n))
+    assert finite
+    return out
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.6, 0.95, 0.999])
+def test_smoothing_matches_tensorboards_formula(weight: float) -> None:
+    values = [3.0, 1.0, math.nan, 4.0, math.inf, 1.0, -5.0, 9.0, 2.0, 6.0]
+    got = smooth_values(np.array(values), weight).tolist()
+    expected = _reference_smoothing(values, weight)
+    for a, b in zip(got, expected, strict=True):
+        assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, rel=1e-12)
+    assert smooth_values(np.array([2.5] * 5), weight).tolist() == [2.5] * 5  # constant
+    assert smooth_values(np.array([]), weight).tolist() == []
+
+
+def test_smooth_column_in_every_format(sweep: Path, tmp_path: Path) -> None:
+    out = tbexport.export(sweep / "version_0", tmp_path / "s.csv", smoothing=0.6).output
+    table = pd.read_csv(out)
+    loss = table[table["tag"] == "loss"]
+    assert loss["value_smoothed"].tolist() == pytest.approx(
+        _reference_smoothing([1.0 + s for s in range(10)], 0.6), rel=1e-12
+    )
+    mat = scipy.io.loadmat(
+        tbexport.export(sweep / "version_0", tmp_path / "s.mat", smoothing=0.6).output,
+        simplify_cells=True,
+    )
+    assert mat["loss"]["value_smoothed"].tolist() == pytest.approx(loss["value_smoothed"].tolist())
+
+
+def test_reduce_statistics_over_unequal_runs(sweep: Path, tmp_path: Path) -> None:
+    stats = ["mean", "std", "min", "max", "median", "count"]
+    out = tbexport.export(sweep, tmp_path / "r.csv", reduce=stats).output
+    table = pd.read_csv(out)
+    loss = table[table["tag"] == "loss"]
+    for step in range(10):
+        present = [v for run in RUNS.values() for s, v in run["loss"] if s == step and v == v]
+        got = {r: loss[(loss["run"] == r) & (loss["step"] == step)]["value"].item() for r in stats}
+        assert got["count"] == len(present)
+        assert got["mean"] == pytest.approx(np.mean(present))
+        assert got["min"] == min(present) and got["max"] == max(present)
+        assert got["median"] == pytest.approx(np.median(present))
+        if len(present) > 1:
+            assert got["std"] == pytest.approx(np.std(present, ddof=1))
+        else:
+            assert math.isnan(got["std"])
+    acc = table[table["tag"] == "acc"]  # only one run logged it
+    assert acc[acc["run"] == "count"]["value"].tolist() == [1.0]
+
+
+def test_wide_layout_xlsx_csv_mat(sweep: Path, tmp_path: Path) -> None:
+    out = tbexport.export(sweep, tmp_path / "w.xlsx", layout="wide").output
+    rows = list(openpyxl.load_workbook(out)["loss"].iter_rows(values_only=True))
+    assert rows[0] == ("step", "version_0", "version_1", "version_2")
+    assert rows[1] == (0, 1.0, 0.0, 3.0)
+    assert rows[2] == (1, 2.0, None, 3.0)  # version_1 has no step 1: empty cell
+    assert rows[5] == (4, 5.0, 8.0, None)  # version_2 logged NaN at step 4
+    assert [r[0] for r in rows[1:]] == list(range(10))
+    wide = pd.read_csv(tbexport.export(sweep, tmp_path / "w.csv", layout="wide").output)
+    assert list(wide.columns) == ["tag", "step", "version_0", "version_1", "version_2"]
+    assert wide[wide["tag"] == "loss"]["version_1"].isna().sum() == 5
+    mat = scipy.io.loadmat(
+        tbexport.export(sweep, tmp_path / "w.mat", layout="wide").output, simplify_cells=True
+    )
+    loss = mat["loss"]
+    assert loss["value"].shape == (10, 3)
+    assert list(loss["runs"]) == ["version_0", "version_1", "version_2"]
+    assert loss["value"][2].tolist()[:1] == [3.0] and math.isnan(loss["value"][1][1])
+
+
+def test_name_by_hyperparameter(sweep: Path, tmp_path: Path) -> None:
+    out = tbexport.export(sweep, tmp_path / "n.csv", name_by="hparam:lr").output
+    assert pd.read_csv(out)["run"].unique().tolist() == ["lr=0.1", "lr=0.01", "lr=0.001"]
+    with pytest.raises(tbexport.InvalidOptionError, match="no run has the hyperparameter 'beta'"):
+        tbexport.export(sweep, tmp_path / "n2.csv", name_by="hparam:beta")
+
+
+def test_hparams_everywhere(sweep: Path, tmp_path: Path) -> None:
+    frame = tbexport.read_hparams(sweep)
+    assert frame.to_dict("records") == [
+        {"run": r, "lr": LRS[r], "optimizer.name": "adam"} for r in RUNS
+    ]
+    book = openpyxl.load_workbook(tbexport.export(sweep, tmp_path / "h.xlsx").output)
+    assert book.sheetnames[:3] == ["index", "summary", "hparams"]
+    assert list(book["hparams"].iter_rows(values_only=True))[1] == ("version_0", 0.1, "adam")
+    mat = scipy.io.loadmat(tbexport.export(sweep, tmp_path / "h.mat").output, simplify_cells=True)
+    assert mat["hparams"]["version_1"]["lr"] == 0.01
+    assert mat["hparams"]["version_1"]["optimizer_name"] == "adam"
+    listing = CliRunner().invoke(cli, [str(sweep), "--list"]).stdout
+    assert "  hparams: lr=0.1, optimizer.name=adam" in listing
+
+
+def test_hparams_from_add_hparams(tmp_path: Path) -> None:
+    torch_tb = pytest.importorskip("torch.utils.tensorboard")
+    with torch_tb.SummaryWriter(tmp_path / "run") as writer:
+        writer.add_hparams(
+            {"lr": 0.5, "opt": "sgd", "nesterov": True}, {"hp/final": 1.25}, run_name="."
+        )
+    frame = tbexport.read_hparams(tmp_path / "run")
+    assert frame.loc[0, "lr"] == 0.5 and frame.loc[0, "opt"] == "sgd"
+    assert bool(frame.loc[0, "nesterov"]) is True
+    assert tbexport.read_scalars(tmp_path / "run")["value"].tolist() == [1.25]
+
+
+def test_summary_matches_an_independent_computation(sweep: Path) -> None:
+    frame = tbexport.read_scalars(sweep)
+    summary = tbexport.summarize(frame)
+    row = summary[(summary["run"] == "version_2") & (summary["tag"] == "loss")].iloc[0]
+    assert (row["points"], row["first_step"], row["last_step"]) == (6, 0, 5)
+    assert row["min"] == 3.0 and row["max"] == 3.0 and row["nonfinite"] == 1
+    row = summary[(summary["run"] == "version_0") & (summary["tag"] == "loss")].iloc[0]
+    assert (row["min"], row["min_step"], row["max"], row["max_step"]) == (1.0, 0, 10.0, 9)
+    assert row["duration_s"] == 9.0  # builders put wall_time at 1000 + step
+
+
+def test_time_modes(sweep: Path, tmp_path: Path) -> None:
+    rel = pd.read_csv(
+        tbexport.export(sweep / "version_1", tmp_path / "r.csv", time="relative").output
+    )
+    assert rel.columns.tolist() == ["run", "tag", "step", "relative_time", "value"]
+    assert rel["relative_time"].tolist() == [0.0, 2.0, 4.0, 6.0, 8.0]
+    iso = pd.read_csv(
+        tbexport.export(sweep / "version_1", tmp_path / "d.csv", time="datetime").output
+    )
+    assert iso["datetime"][0] == "1970-01-01T00:16:40.000000Z"  # 1000 s after the epoch
+    book = openpyxl.load_workbook(
+        tbexport.export(sweep / "version_1", tmp_path / "d.xlsx", time="datetime").output
+    )
+    cell = book["loss"]["B2"]
+    assert cell.is_date and cell.value == pd.Timestamp("1970-01-01 00:16:40").to_pydatetime()
+    mat = scipy.io.loadmat(
+        tbexport.export(sweep / "version_1", tmp_path / "d.mat", time="datetime").output,
+        simplify_cells=True,
+    )
+    assert mat["loss"]["datetime"][0] == pytest.approx(719529 + 1000 / 86400)
+
+
+def test_excel_charts(sweep: Path, tmp_path: Path) -> None:
+    out = tbexport.export(
+        sweep, tmp_path / "c.xlsx", layout="wide", charts=True, smoothing=0.6
+    ).output
+    book = openpyxl.load_workbook(out)
+    assert [len(book[name]._charts) for name in book.sheetnames] == [0, 0, 0, 1, 1]
+    with zipfile.ZipFile(out) as archive:
+        chart = archive.read("xl/charts/chart2.xml").decode()
+    assert chart.count("<c:ser>") == 6  # 3 runs, raw + smoothed
+    assert "'loss'!$B$2:$B$11" in chart and "'loss'!$E$2:$E$11" in chart
+    long_chart = tbexport.export(sweep, tmp_path / "l.xlsx", charts=True).output
+    with zipfile.ZipFile(long_chart) as archive:
+        chart = archive.read("xl/charts/chart2.xml").decode()
+    # long layout: one series per run over that run's rows
+    assert "'loss'!$D$2:$D$11" in chart and "'loss'!$D$12:$D$16" in chart
+
+
+def test_matlab_script(sweep: Path, tmp_path: Path) -> None:
+    out = tbexport.export(sweep, tmp_path / "m.mat", matlab_script=True).output
+    script = (tmp_path / "m.m").read_text()
+    assert "load(fullfile(fileparts(mfilename('fullpath')), 'm.mat'))" in script
+    assert "runs = data.tbexport_runs;" in script
+    assert "title(tags{k, 1}, 'Interpreter', 'none');" in script
+    assert out.exists()
+    single = tbexport.export(sweep / "version_0", tmp_path / "one.mat", matlab_script=True)
+    assert "s = data.(tags{k, 2});" in (tmp_path / "one.m").read_text()
+    assert single.output is not None
+
+
+def test_plots(sweep: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    frame = tbexport.transform.smooth(tbexport.read_scalars(sweep), 0.6)
+    [png] = tbexport.plot_scalars(frame, tmp_path / "f.png")
+    with Image.open(png) as image:
+        assert image.size == (int(4.2 * 2 * 120), int(3.2 * 1 * 120))  # 2 tags: 2x1 grid
+    [svg] = tbexport.plot_scalars(frame, tmp_path / "f.svg", x="relative", log_y=True)
+    text = svg.read_text()
+    assert text.count('id="axes_') == 2  # one axis per tag
+    files = tbexport.plot_scalars(frame, tmp_path / "figs", per_tag=True)
+    assert sorted(p.name for p in files) == ["acc.png", "loss.png"]
+    pdf = tbexport.plot_scalars(frame, tmp_path / "f.pdf")[0]
+    assert pdf.read_bytes().startswith(b"%PDF")
+    with pytest.raises(tbexport.UnknownFormatError, match=r"unknown plot suffix '\.gif'"):
+        tbexport.plot_scalars(frame, tmp_path / "f.gif")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--reduce", "mean,avg"],
+            "unknown statistic 'avg'; choose from mean, std, min, max, median, count",
+        ),
+        (["--smooth", "1"], "1.0 is not in the range 0<=x<1"),
+        (["--smooth", "-0.1"], "-0.1 is not in the range 0<=x<1"),
+        (["--name-by", "lr"], "use 'dir' or 'hparam:KEY' (e.g. hparam:lr), not 'lr'"),
+        (["--layout", "tall"], "'tall' is not one of 'long', 'wide'"),
+        (["--time", "local"], "'local' is not one of 'unix', 'datetime', 'relative'"),
+    ],
+)
+def test_cli_rejects_bad_values(sweep: Path, args: list[str], message: str) -> None:
+    result = CliRunner().invoke(cli, [str(sweep), *args])
+    assert result.exit_code == 2
+    assert message in " ".join(result.stderr.split())
+
+
+def test_cli_plot_only_writes_no_table(sweep: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, [str(sweep), "--plot", str(tmp_path / "p.png"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "p.png").exists()
+    assert not (tmp_path / "lightning_logs.xlsx").exists()
+    unknown = CliRunner().invoke(cli, [str(sweep), "--name-by", "hparam:beta", "-q"])
+    assert unknown.exit_code == 1
+    assert (
+        unknown.stderr == "Error: no run has the hyperparameter 'beta'; known: lr, optimizer.name\n"
+    )
