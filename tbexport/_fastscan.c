@@ -14,6 +14,7 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#include <math.h>
 
 /* ---------- CRC32C (Castagnoli), slicing-by-8 ---------- */
 
@@ -176,8 +177,160 @@ static int32_t tag_index(Tags *t, const unsigned char *ptr, uint64_t len) {
 enum { DECODED = 0, FALLBACK = 1, NO_MEMORY = -1 };
 
 typedef struct {
-    Buf steps, walls, values, tags, records;
+    Buf steps, walls, values, tags, records, flags;
 } Out;
+
+/* Point flags: what Python needs to apply the scalars-plugin rules per tag. */
+enum { HAS_VALUE = 1, PLUGIN_SCALARS = 2, PLUGIN_OTHER = 4, SIMPLE = 8 };
+
+/* Reads SummaryMetadata; returns PLUGIN_SCALARS/PLUGIN_OTHER when it names a plugin, else 0.
+   *hparams is set for the hparams plugin, whose records Python decodes itself. */
+static int plugin_of(const unsigned char *p, const unsigned char *end, int *hparams) {
+    int found = 0;
+    while (p < end) {
+        uint64_t k, n;
+        if (!varint(&p, end, &k)) return found;
+        if (k != ((1 << 3) | 2)) { if (!skip(&p, end, (int)(k & 7))) return found; continue; }
+        if (!varint(&p, end, &n) || n > (uint64_t)(end - p)) return found;
+        const unsigned char *d = p, *d_end = p + n;
+        const unsigned char *name = (const unsigned char *)"";
+        uint64_t name_len = 0;
+        while (d < d_end) {
+            uint64_t dk, m;
+            if (!varint(&d, d_end, &dk)) break;
+            if (dk == ((1 << 3) | 2)) {
+                if (!varint(&d, d_end, &m) || m > (uint64_t)(d_end - d)) break;
+                name = d; name_len = m; d += m;
+            } else if (!skip(&d, d_end, (int)(dk & 7))) {
+                break;
+            }
+        }
+        found = (name_len == 0 || (name_len == 7 && memcmp(name, "scalars", 7) == 0))
+                    ? PLUGIN_SCALARS : PLUGIN_OTHER;
+        *hparams = name_len == 7 && memcmp(name, "hparams", 7) == 0;
+        p = d_end;
+    }
+    return found;
+}
+
+static double half_to_double(uint32_t h) {
+    uint32_t sign = (h >> 15) & 1, exponent = (h >> 10) & 0x1F, mantissa = h & 0x3FF;
+    double v;
+    if (exponent == 0) v = ldexp((double)mantissa, -24);
+    else if (exponent == 31) v = mantissa ? NAN : INFINITY;
+    else v = ldexp((double)(mantissa | 0x400), (int)exponent - 25);
+    return sign ? -v : v;
+}
+
+static double bfloat16_to_double(uint32_t bits) {
+    uint32_t wide = bits << 16;
+    float f;
+    memcpy(&f, &wide, 4);
+    return (double)f;
+}
+
+/* TensorFlow DataType values */
+enum { DT_FLOAT = 1, DT_DOUBLE = 2, DT_INT32 = 3, DT_UINT8 = 4, DT_INT16 = 5, DT_INT8 = 6,
+       DT_INT64 = 9, DT_BOOL = 10, DT_BFLOAT16 = 14, DT_UINT16 = 17, DT_HALF = 19,
+       DT_UINT32 = 22, DT_UINT64 = 23 };
+
+/* The first element of a repeated numeric field, packed (wire 2) or not. */
+static int first_of(const unsigned char **p, const unsigned char *end, int wire, int fixed,
+                    uint64_t *out) {
+    uint64_t n;
+    const unsigned char *q = *p;
+    if (wire == 2) {
+        if (!varint(&q, end, &n) || n > (uint64_t)(end - q)) return -1;
+        const unsigned char *packed_end = q + n;
+        int ok = 0;
+        if (n > 0) {
+            if (fixed == 4) { if (n >= 4) { *out = le32(q); ok = 1; } }
+            else if (fixed == 8) { if (n >= 8) { *out = le64(q); ok = 1; } }
+            else { const unsigned char *r = q; ok = varint(&r, packed_end, out); }
+        }
+        *p = packed_end;
+        return ok;
+    }
+    if (fixed == 4 && wire == 5) { if (end - q < 4) return -1; *out = le32(q); *p = q + 4; return 1; }
+    if (fixed == 8 && wire == 1) { if (end - q < 8) return -1; *out = le64(q); *p = q + 8; return 1; }
+    if (fixed == 0 && wire == 0) { if (!varint(&q, end, out)) return -1; *p = q; return 1; }
+    return skip(p, end, wire) ? 0 : -1;
+}
+
+/* Decodes a rank-0 numeric TensorProto like tbexport.decode.tensor_number; 1 on success. */
+static int tensor_scalar(const unsigned char *p, const unsigned char *end, double *value) {
+    uint64_t dtype = 0;
+    int rank = 0;
+    const unsigned char *content = NULL;
+    uint64_t content_len = 0;
+    /* first element of each typed field: float 5, double 6, int 7, int64 10, bool 11,
+       half 13, uint32 16, uint64 17 */
+    uint64_t first[18] = {0};
+    int have[18] = {0};
+    while (p < end) {
+        uint64_t k, n;
+        if (!varint(&p, end, &k)) return 0;
+        int field = (int)(k >> 3), wire = (int)(k & 7);
+        if (field == 1 && wire == 0) {
+            if (!varint(&p, end, &dtype)) return 0;
+        } else if (field == 2 && wire == 2) {
+            if (!varint(&p, end, &n) || n > (uint64_t)(end - p)) return 0;
+            for (const unsigned char *s = p, *s_end = p + n; s < s_end;) {
+                uint64_t sk;
+                if (!varint(&s, s_end, &sk)) return 0;
+                if ((sk >> 3) == 2) rank++;
+                if (!skip(&s, s_end, (int)(sk & 7))) return 0;
+            }
+            p += n;
+        } else if (field == 4 && wire == 2) {
+            if (!varint(&p, end, &n) || n > (uint64_t)(end - p)) return 0;
+            if (n) { content = p; content_len = n; }
+            p += n;
+        } else if (field == 5 || field == 6 || field == 7 || field == 10 || field == 11 ||
+                   field == 13 || field == 16 || field == 17) {
+            int fixed = field == 5 ? 4 : field == 6 ? 8 : 0;
+            uint64_t v;
+            int got = first_of(&p, end, wire, fixed, &v);
+            if (got < 0) return 0;
+            if (got && !have[field]) { have[field] = 1; first[field] = v; }
+        } else if (!skip(&p, end, wire)) {
+            return 0;
+        }
+    }
+    if (rank != 0) return 0;
+    if (content) {
+        const unsigned char *c = content;
+        switch (dtype) {
+        case DT_FLOAT: { if (content_len < 4) return 0; uint32_t b = le32(c); float f; memcpy(&f, &b, 4); *value = f; return 1; }
+        case DT_DOUBLE: { if (content_len < 8) return 0; uint64_t b = le64(c); memcpy(value, &b, 8); return 1; }
+        case DT_INT32: if (content_len < 4) return 0; *value = (double)(int32_t)le32(c); return 1;
+        case DT_UINT8: *value = (double)c[0]; return 1;
+        case DT_INT16: if (content_len < 2) return 0; *value = (double)(int16_t)(c[0] | (c[1] << 8)); return 1;
+        case DT_INT8: *value = (double)(int8_t)c[0]; return 1;
+        case DT_INT64: if (content_len < 8) return 0; *value = (double)(int64_t)le64(c); return 1;
+        case DT_BOOL: *value = c[0] ? 1.0 : 0.0; return 1;
+        case DT_HALF: if (content_len < 2) return 0; *value = half_to_double((uint32_t)(c[0] | (c[1] << 8))); return 1;
+        case DT_UINT16: if (content_len < 2) return 0; *value = (double)(c[0] | (c[1] << 8)); return 1;
+        case DT_UINT32: if (content_len < 4) return 0; *value = (double)le32(c); return 1;
+        case DT_UINT64: if (content_len < 8) return 0; *value = (double)le64(c); return 1;
+        case DT_BFLOAT16: if (content_len < 2) return 0; *value = bfloat16_to_double((uint32_t)(c[0] | (c[1] << 8))); return 1;
+        default: return 0;
+        }
+    }
+    switch (dtype) {
+    case DT_FLOAT: if (!have[5]) return 0; { uint32_t b = (uint32_t)first[5]; float f; memcpy(&f, &b, 4); *value = f; } return 1;
+    case DT_DOUBLE: if (!have[6]) return 0; memcpy(value, &first[6], 8); return 1;
+    case DT_INT32: case DT_UINT8: case DT_INT16: case DT_INT8: case DT_UINT16:
+        if (!have[7]) return 0; *value = (double)(int32_t)(int64_t)first[7]; return 1;
+    case DT_INT64: if (!have[10]) return 0; *value = (double)(int64_t)first[10]; return 1;
+    case DT_UINT32: if (!have[16]) return 0; *value = (double)(uint32_t)first[16]; return 1;
+    case DT_UINT64: if (!have[17]) return 0; *value = (double)first[17]; return 1;
+    case DT_BOOL: if (!have[11]) return 0; *value = first[11] ? 1.0 : 0.0; return 1;
+    case DT_HALF: if (!have[13]) return 0; *value = half_to_double((uint32_t)first[13] & 0xFFFF); return 1;
+    case DT_BFLOAT16: if (!have[13]) return 0; *value = bfloat16_to_double((uint32_t)first[13] & 0xFFFF); return 1;
+    default: return 0;
+    }
+}
 
 /* Decodes one Event. Points go to `out`; FALLBACK asks Python to decode the record. */
 static int decode_event(const unsigned char *p, const unsigned char *end, int64_t record,
@@ -210,27 +363,33 @@ static int decode_event(const unsigned char *p, const unsigned char *end, int64_
         }
     }
     if (!summary) return DECODED;
-    /* First pass: a tensor value (TF2 scalars), or plugin metadata without a
-       simple_value (hparams), sends the whole record to Python. */
+    /* First pass: hparams-plugin values, or plugin metadata with neither a
+       simple_value nor a tensor, send the whole record to Python. */
     for (const unsigned char *v = summary; v < summary_end;) {
         uint64_t key, n;
         if (!varint(&v, summary_end, &key)) return FALLBACK;
         if (key != ((1 << 3) | 2)) { if (!skip(&v, summary_end, (int)(key & 7))) return FALLBACK; continue; }
         if (!varint(&v, summary_end, &n) || n > (uint64_t)(summary_end - v)) return FALLBACK;
         const unsigned char *f = v, *f_end = v + n;
-        int has_metadata = 0, has_simple = 0;
+        int has_metadata = 0, has_simple = 0, has_tensor = 0, hparams = 0;
         while (f < f_end) {
-            uint64_t k;
+            uint64_t k, m;
             if (!varint(&f, f_end, &k)) return FALLBACK;
-            if ((k >> 3) == 8) return FALLBACK;
-            has_metadata |= (k >> 3) == 9;
+            has_tensor |= k == ((8 << 3) | 2);
             has_simple |= k == ((2 << 3) | 5);
+            if (k == ((9 << 3) | 2)) {
+                has_metadata = 1;
+                const unsigned char *meta = f;
+                if (!varint(&meta, f_end, &m) || m > (uint64_t)(f_end - meta)) return FALLBACK;
+                plugin_of(meta, meta + m, &hparams);
+            }
             if (!skip(&f, f_end, (int)(k & 7))) return FALLBACK;
         }
-        if (has_metadata && !has_simple) return FALLBACK;
+        if (hparams || (has_metadata && !has_simple && !has_tensor)) return FALLBACK;
+        if (has_simple && has_tensor) return FALLBACK; /* protobuf keeps the last: let it */
         v = f_end;
     }
-    /* Second pass: emit every simple_value. */
+    /* Second pass: emit every simple_value, and every tensor value with its plugin flags. */
     for (const unsigned char *v = summary; v < summary_end;) {
         uint64_t key, n;
         varint(&v, summary_end, &key);
@@ -239,8 +398,9 @@ static int decode_event(const unsigned char *p, const unsigned char *end, int64_
         const unsigned char *f = v, *f_end = v + n;
         const unsigned char *tag = (const unsigned char *)"";
         uint64_t tag_len = 0;
-        int has_value = 0;
+        int has_simple = 0, has_tensor = 0, plugin = 0, ignored;
         float value = 0.0f;
+        double number = NAN;
         while (f < f_end) {
             uint64_t k, m;
             varint(&f, f_end, &k);
@@ -250,20 +410,33 @@ static int decode_event(const unsigned char *p, const unsigned char *end, int64_
             } else if (k == ((2 << 3) | 5)) {
                 uint32_t bits = le32(f);
                 memcpy(&value, &bits, 4);
-                has_value = 1;
+                has_simple = 1;
                 f += 4;
+            } else if (k == ((8 << 3) | 2) || k == ((9 << 3) | 2)) {
+                varint(&f, f_end, &m);
+                if (k == ((8 << 3) | 2)) has_tensor = 1 + tensor_scalar(f, f + m, &number);
+                else plugin = plugin_of(f, f + m, &ignored);
+                f += m;
             } else {
                 skip(&f, f_end, (int)(k & 7));
             }
         }
         v = f_end;
-        if (!has_value) continue;
+        int8_t flags;
+        if (has_simple && !has_tensor) {
+            number = (double)value;
+            flags = SIMPLE | HAS_VALUE;
+        } else if (has_tensor) {
+            flags = (int8_t)((has_tensor == 2 ? HAS_VALUE : 0) | plugin);
+            if (!flags) continue; /* neither a value nor a plugin name to remember */
+        } else {
+            continue;
+        }
         int32_t index = tag_index(tags, tag, tag_len);
-        double number = (double)value;
         if (index < 0) return NO_MEMORY;
         if (!buf_push(&out->steps, &step, 8) || !buf_push(&out->walls, &wall, 8) ||
             !buf_push(&out->values, &number, 8) || !buf_push(&out->tags, &index, 4) ||
-            !buf_push(&out->records, &record, 8)) {
+            !buf_push(&out->records, &record, 8) || !buf_push(&out->flags, &flags, 1)) {
             PyErr_NoMemory();
             return NO_MEMORY;
         }
@@ -318,14 +491,14 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         record++;
         pos += 16 + len;
     }
-    result = Py_BuildValue("(KOLNNNNNO)", (unsigned long long)pos, failed ? Py_True : Py_False,
+    result = Py_BuildValue("(KOLNNNNNNO)", (unsigned long long)pos, failed ? Py_True : Py_False,
                            record, buf_bytes(&out.steps), buf_bytes(&out.walls),
                            buf_bytes(&out.values), buf_bytes(&out.tags), buf_bytes(&out.records),
-                           fallbacks);
+                           buf_bytes(&out.flags), fallbacks);
 done:
     free(tags);
     free(out.steps.data); free(out.walls.data); free(out.values.data);
-    free(out.tags.data); free(out.records.data);
+    free(out.tags.data); free(out.records.data); free(out.flags.data);
     Py_XDECREF(fallbacks);
     PyBuffer_Release(&view);
     return result;

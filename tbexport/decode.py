@@ -249,7 +249,9 @@ def _scan_fast(
     return chunks
 
 
-_FAST_DTYPES = (np.int64, np.float64, np.float64, np.int32, np.int64)
+_FAST_DTYPES = (np.int64, np.float64, np.float64, np.int32, np.int64, np.int8)
+# flags of the C scanner's points (see _fastscan.c)
+_HAS_VALUE, _PLUGIN_SCALARS, _PLUGIN_OTHER, _SIMPLE = 1, 2, 4, 8
 
 
 def _assemble(
@@ -262,14 +264,14 @@ def _assemble(
         np.frombuffer(points.values, dtype=np.float64),
         np.frombuffer(points.tags, dtype=np.int32),
         np.frombuffer(points.records, dtype=np.int64),
+        np.full(len(points.steps), _SIMPLE | _HAS_VALUE, dtype=np.int8),  # already final
     )
     parts = [*fast, python_part]
-    steps, walls, values, tags, records = (np.concatenate([p[i] for p in parts]) for i in range(5))
+    columns = [np.concatenate([p[i] for p in parts]) for i in range(6)]
     if len(points.steps) and fast:
-        order = np.argsort(records, kind="stable")  # fallback records back in file order
-        steps, walls, values, tags, records = (
-            a[order] for a in (steps, walls, values, tags, records)
-        )
+        order = np.argsort(columns[4], kind="stable")  # fallback records back in file order
+        columns = [c[order] for c in columns]
+    steps, walls, values, tags, records, flags = columns
     by_tag = np.argsort(tags, kind="stable")
     bounds = np.searchsorted(tags[by_tag], np.arange(len(points.tag_ids) + 1))
     series: dict[str, Series] = {}
@@ -278,6 +280,9 @@ def _assemble(
         rows = by_tag[bounds[tag_id] : bounds[tag_id + 1]]
         if len(rows) == 0 or not accept(name):
             continue
+        rows = rows[_scalar_points(flags[rows])]
+        if len(rows) == 0:
+            continue
         series[name] = Series(steps[rows], walls[rows], values[rows])
         tag_records[name] = records[rows]
     purges = [
@@ -285,6 +290,22 @@ def _assemble(
         for record, step in points.purges
     ]
     return series, purges
+
+
+def _scalar_points(flags: np.ndarray) -> np.ndarray:
+    """Which of a tag's points (in order) are scalars, by the plugin rules of _tensor_scalar.
+
+    A tensor counts when the latest plugin name seen for its tag (its own included)
+    is ``scalars`` or empty, or when none was seen; simple values always count.
+    """
+    if np.all(flags == _SIMPLE | _HAS_VALUE):
+        return np.ones(len(flags), dtype=bool)
+    update = np.where(flags & _PLUGIN_SCALARS, 1, np.where(flags & _PLUGIN_OTHER, 2, 0))
+    update[(flags & _SIMPLE) != 0] = 0
+    latest = np.maximum.accumulate(np.where(update > 0, np.arange(len(flags)), -1))
+    state = np.where(latest >= 0, update[np.maximum(latest, 0)], 1)
+    has_value = (flags & _HAS_VALUE) != 0
+    return has_value & (((flags & _SIMPLE) != 0) | (state == 1))
 
 
 def _hparams(value: Summary.Value) -> dict[str, HParam]:
@@ -319,10 +340,12 @@ def tensor_number(tensor: TensorProto) -> float | None:
     dtype = tensor.dtype
     if tensor.tensor_content:
         if dtype == _DT_BFLOAT16:
+            if len(tensor.tensor_content) < 2:
+                return None
             bits = np.frombuffer(tensor.tensor_content[:2], "<u2").astype("<u4") << 16
             return float(bits.view("<f4")[0])
         code = _CONTENT_DTYPES.get(dtype)
-        if code is None:
+        if code is None or len(tensor.tensor_content) < np.dtype(code).itemsize:
             return None
         return float(np.frombuffer(tensor.tensor_content, code, count=1)[0])
     return _typed_field_number(tensor, dtype)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tensorboard.compat.proto.summary_pb2 import SummaryMetadata
 
 from tbexport import decode
 
@@ -14,7 +15,6 @@ from .builders import (
     content_tensor,
     file_version,
     record_bytes,
-    scalars_metadata,
     session_start,
     simple,
     tensor_event,
@@ -33,10 +33,16 @@ def _random_file(rng: random.Random) -> bytes:
             events.append(simple(tag, step, rng.uniform(-5, 5)))
         elif kind < 0.8:
             make = rng.choice([content_tensor, typed_tensor])
-            meta = scalars_metadata() if rng.random() < 0.5 else None
-            events.append(
-                tensor_event("t_" + tag, step, make(rng.random(), "double"), metadata=meta)
-            )
+            dtype = rng.choice(["float", "double", "half", "bfloat16", "int32", "int64", "bool"])
+            number = rng.uniform(-3, 3) if dtype in ("float", "double", "half", "bfloat16") else 1
+            tensor = make(number, dtype)
+            if rng.random() < 0.1:  # not rank 0: never a scalar
+                tensor.tensor_shape.dim.add(size=1)
+            plugin = rng.choice(["scalars", "", "text", None, None])
+            meta = None
+            if plugin is not None:
+                meta = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name=plugin))
+            events.append(tensor_event("t_" + tag, step, tensor, metadata=meta))
         elif kind < 0.85:
             events.append(session_start(rng.randint(0, step + 1)))
         else:
@@ -53,7 +59,7 @@ def _random_file(rng: random.Random) -> bytes:
     return bytes(blob)
 
 
-@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("seed", range(60))
 def test_c_and_python_readers_agree(
     tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
