@@ -305,7 +305,8 @@ def _scalar_points(flags: np.ndarray) -> np.ndarray:
     latest = np.maximum.accumulate(np.where(update > 0, np.arange(len(flags)), -1))
     state = np.where(latest >= 0, update[np.maximum(latest, 0)], 1)
     has_value = (flags & _HAS_VALUE) != 0
-    return has_value & (((flags & _SIMPLE) != 0) | (state == 1))
+    keep: np.ndarray = has_value & (((flags & _SIMPLE) != 0) | (state == 1))
+    return keep
 
 
 def _hparams(value: Summary.Value) -> dict[str, HParam]:
