@@ -158,7 +158,17 @@ def read_event_file(
     verify: bool = True,
     progress: Callable[[int], None] | None = None,
 ) -> FileScalars:
-    """Read every scalar point of one event file, skipping (and reporting) damaged records."""
+    """Read every scalar point of one event file, skipping (and reporting) damaged records.
+
+    A Lightning CSVLogger ``metrics.csv`` is read too (see :mod:`tbexport.csvlogger`).
+    """
+    if os.path.basename(path) == "metrics.csv":
+        from .csvlogger import read_metrics_csv
+
+        result = read_metrics_csv(path, accept)
+        if progress is not None:
+            progress(os.path.getsize(path))
+        return result
     scan = RecordScan(path, verify=verify)
     points = _Points()
     fast: list[tuple[np.ndarray, ...]] = []

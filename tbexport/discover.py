@@ -61,10 +61,14 @@ def _runs_under(root: Path) -> list[tuple[Path, list[Path]]]:
     for directory, subdirs, filenames in os.walk(root):
         subdirs.sort(key=natural_key)
         events = [Path(directory, name) for name in filenames if is_event_file(name)]
+        if not events and "metrics.csv" in filenames:  # a Lightning CSVLogger run
+            events = [Path(directory, "metrics.csv")]
         if events:
             runs.append((Path(directory), events))
     if not runs:
-        raise NoEventFilesError(f"no TensorBoard event files (*tfevents*) under {root}")
+        raise NoEventFilesError(
+            f"no TensorBoard event files (*tfevents*) or CSVLogger metrics.csv under {root}"
+        )
     return runs
 
 

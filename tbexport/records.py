@@ -43,8 +43,11 @@ class Corruption:
     offset: int
     skipped: int
     reason: str
+    unit: str = "byte"  # "line" for text inputs (CSVLogger files)
 
     def __str__(self) -> str:
+        if self.unit == "line":
+            return f"{self.path}: {self.reason} at line {self.offset}, skipped"
         return (
             f"{self.path}: {self.reason} at byte {self.offset}, "
             f"skipped {self.skipped} byte{'s' if self.skipped != 1 else ''}"

@@ -101,7 +101,8 @@ def test_directory_without_event_files(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert (
         result.stderr
-        == f"Error: no TensorBoard event files (*tfevents*) under {tmp_path / 'empty'}\n"
+        == f"Error: no TensorBoard event files (*tfevents*) or CSVLogger metrics.csv under "
+        f"{tmp_path / 'empty'}\n"
     )
 
 

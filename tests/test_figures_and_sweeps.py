@@ -265,3 +265,53 @@ def test_cli_plot_only_writes_no_table(sweep: Path, tmp_path: Path) -> None:
     assert (
         unknown.stderr == "Error: no run has the hyperparameter 'beta'; known: lr, optimizer.name\n"
     )
+
+
+def test_csv_logger_runs_are_read(tmp_path: Path) -> None:
+    """Lightning's CSVLogger layout, written by hand as it writes it."""
+    run = tmp_path / "csv_logs" / "version_0"
+    run.mkdir(parents=True)
+    (run / "metrics.csv").write_text(
+        "epoch,step,train_loss_step,val_loss\n"
+        "0,0,2.3025850929940455,\n"
+        "0,1,1.9,\n"
+        "0,1,,1.75\n"
+        "1,2,0.1000000000000000055511151231257827,\n"
+        "oops,x,1,\n"
+    )
+    (run / "hparams.yaml").write_text("lr: 0.01\n")
+    data = tbexport.load_scalars(tmp_path / "csv_logs")
+    frame = data.frame
+    loss = frame[frame["tag"] == "train_loss_step"]
+    assert loss["step"].tolist() == [0, 1, 2]
+    assert loss["value"].tolist() == [2.3025850929940455, 1.9, 0.1]
+    assert frame[frame["tag"] == "val_loss"]["value"].tolist() == [1.75]
+    assert frame[frame["tag"] == "epoch"]["value"].tolist() == [0.0, 0.0, 1.0]  # steps 0, 1, 2
+    assert frame["wall_time"].isna().all()
+    assert [str(c) for c in data.corruptions] == [
+        f"{run / 'metrics.csv'}: unreadable row at line 6, skipped"
+    ]
+    assert data.hparams == {"version_0": {"lr": 0.01}}
+    out = tbexport.export(tmp_path / "csv_logs", tmp_path / "c.xlsx").output
+    rows = list(openpyxl.load_workbook(out)["val_loss"].iter_rows(values_only=True))
+    assert rows == [("step", "wall_time", "value"), (1, None, 1.75)]
+
+
+def test_csv_logger_matches_tensorboard_logger_from_the_same_training(tmp_path: Path) -> None:
+    pytest.importorskip("pytorch_lightning", reason="needs the train extra")
+    from tbexport.reference.train import train
+
+    result = train(
+        tmp_path,
+        max_epochs=1,
+        limit_train_batches=4,
+        accelerator="cpu",
+        csv_log=True,
+        progress_bar=False,
+    )
+    tb = tbexport.read_scalars(result.log_dir, tags=["train_loss_step", "val_acc"])
+    csv_run = tbexport.read_scalars(tmp_path / "csv_logs", tags=["train_loss_step", "val_acc"])
+    assert (
+        tb[["tag", "step", "value"]].astype(str).values.tolist()
+        == csv_run[["tag", "step", "value"]].astype(str).values.tolist()
+    )
