@@ -245,6 +245,7 @@ def _scan_fast(
         fallbacks.extend(fallback)
         if failed:
             pos = scan.recover(buf, pos, size)
+        _release(buf, start, pos)
         if progress is not None:
             progress(pos - start)
     scan.valid_records = record
@@ -257,6 +258,14 @@ def _scan_fast(
         payload = buf[offset : offset + length]
         _decode_or_report(payload, fallback_record, offset - 12, scan, points, event)
     return chunks
+
+
+def _release(buf: mmap.mmap, start: int, stop: int) -> None:
+    """Drop scanned pages from this process's memory (they are re-read if needed again)."""
+    page = mmap.PAGESIZE
+    first = start // page * page
+    if hasattr(buf, "madvise") and hasattr(mmap, "MADV_DONTNEED") and stop - first >= page:
+        buf.madvise(mmap.MADV_DONTNEED, first, (stop - first) // page * page)
 
 
 _FAST_DTYPES = (np.int64, np.float64, np.float64, np.int32, np.int64, np.int8)
@@ -276,12 +285,20 @@ def _assemble(
         np.frombuffer(points.records, dtype=np.int64),
         np.full(len(points.steps), _SIMPLE | _HAS_VALUE, dtype=np.int8),  # already final
     )
-    parts = [*fast, python_part]
-    columns = [np.concatenate([p[i] for p in parts]) for i in range(6)]
-    if len(points.steps) and fast:
+    parts: list[list[np.ndarray | None]] = [list(p) for p in [*fast, python_part]]
+    fast.clear()
+    columns = [_take_column(parts, i) for i in range(6)]  # frees the chunks as it goes
+    if len(points.steps) and len(columns[0]) > len(points.steps):
         order = np.argsort(columns[4], kind="stable")  # fallback records back in file order
         columns = [c[order] for c in columns]
-    steps, walls, values, tags, records, flags = columns
+    steps, walls, values, tags = columns[:4]
+    records: np.ndarray | None = columns[4]
+    flags: np.ndarray | None = columns[5]
+    del columns
+    if np.all(flags == _SIMPLE | _HAS_VALUE):
+        flags = None  # the common case: nothing for the plugin rules to decide
+    if not points.purges:
+        records = None  # only needed to place purge_step restarts
     by_tag = np.argsort(tags, kind="stable")
     bounds = np.searchsorted(tags[by_tag], np.arange(len(points.tag_ids) + 1))
     series: dict[str, Series] = {}
@@ -290,16 +307,26 @@ def _assemble(
         rows = by_tag[bounds[tag_id] : bounds[tag_id + 1]]
         if len(rows) == 0 or not accept(name):
             continue
-        rows = rows[_scalar_points(flags[rows])]
+        if flags is not None:
+            rows = rows[_scalar_points(flags[rows])]
         if len(rows) == 0:
             continue
         series[name] = Series(steps[rows], walls[rows], values[rows])
-        tag_records[name] = records[rows]
+        if records is not None:
+            tag_records[name] = records[rows]
     purges = [
         (step, {name: int(np.searchsorted(recs, record)) for name, recs in tag_records.items()})
         for record, step in points.purges
     ]
     return series, purges
+
+
+def _take_column(parts: list[list[np.ndarray | None]], i: int) -> np.ndarray:
+    """Concatenate column ``i`` of every part, dropping the parts' references to it."""
+    pieces = [p[i] for p in parts]
+    for p in parts:
+        p[i] = None
+    return np.concatenate(pieces)  # type: ignore[arg-type]
 
 
 def _scalar_points(flags: np.ndarray) -> np.ndarray:

@@ -216,7 +216,8 @@ def _long_frame(
             parts["value"].append(series.values[keep])
     columns = {c: _concat(parts[c], c) for c in COLUMNS}
     return pd.DataFrame(
-        {
+        copy=False,
+        data={
             "run": pd.Categorical.from_codes(columns["run"], categories=pd.Index(run_names)),
             "tag": pd.Categorical.from_codes(columns["tag"], categories=pd.Index(tag_names)),
             "step": columns["step"],

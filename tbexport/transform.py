@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.signal import lfilter
 
 __all__ = ["REDUCTIONS", "TIME_MODES", "reduce_runs", "relabel_runs", "smooth", "with_time"]
 
@@ -33,6 +32,8 @@ def smooth_values(values: np.ndarray, weight: float) -> np.ndarray:
     finite = np.isfinite(values)
     if len(values) == 0 or np.all(values == values[0]) or not finite.any():
         return values.copy()
+    from scipy.signal import lfilter  # deferred: scipy.signal takes a second to import
+
     y = values[finite]
     # lfilter computes last_n = W*last_{n-1} + (1-W)*y_n in C, starting from last = 0
     last = lfilter([1.0 - weight], [1.0, -weight], y)
