@@ -27,6 +27,7 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.compat.proto.tensor_pb2 import TensorProto
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
+from .discover import natural_key
 from .records import Corruption, RecordScan
 
 _fastscan: ModuleType | None
@@ -299,18 +300,35 @@ def _assemble(
         flags = None  # the common case: nothing for the plugin rules to decide
     if not points.purges:
         records = None  # only needed to place purge_step restarts
-    by_tag = np.argsort(tags, kind="stable")
-    bounds = np.searchsorted(tags[by_tag], np.arange(len(points.tag_ids) + 1))
+    # Renumber tags in natural order: a stable sort by number is then the final row
+    # order, and each tag's series is a view into the sorted columns (no copies).
+    names = sorted(points.tag_ids, key=natural_key)
+    rank = np.zeros(max(len(names), 1), dtype=np.int32)
+    for position, name in enumerate(names):
+        rank[points.tag_ids[name]] = position
+    tags = rank[tags]
+    order = np.argsort(tags, kind="stable")
+    # one column at a time, so the unsorted copy of each is freed before the next
+    steps = steps[order]
+    walls = walls[order]
+    values = values[order]
+    tags = tags[order]
+    records = records[order] if records is not None else None
+    flags = flags[order] if flags is not None else None
+    del order
+    bounds = np.searchsorted(tags, np.arange(len(names) + 1))
     series: dict[str, Series] = {}
     tag_records: dict[str, np.ndarray] = {}
-    for name, tag_id in points.tag_ids.items():
-        rows = by_tag[bounds[tag_id] : bounds[tag_id + 1]]
-        if len(rows) == 0 or not accept(name):
+    for position, name in enumerate(names):
+        rows: slice | np.ndarray = slice(int(bounds[position]), int(bounds[position + 1]))
+        if bounds[position] == bounds[position + 1] or not accept(name):
             continue
         if flags is not None:
-            rows = rows[_scalar_points(flags[rows])]
-        if len(rows) == 0:
-            continue
+            keep = _scalar_points(flags[rows])
+            if not keep.any():
+                continue
+            if not keep.all():
+                rows = np.arange(rows.start, rows.stop)[keep]  # type: ignore[union-attr]
         series[name] = Series(steps[rows], walls[rows], values[rows])
         if records is not None:
             tag_records[name] = records[rows]

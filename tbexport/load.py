@@ -6,6 +6,7 @@ import os
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -201,36 +202,55 @@ def _long_frame(
         key=natural_key,
     )
     tag_codes = {tag: i for i, tag in enumerate(tag_names)}
-    parts: dict[str, list[np.ndarray]] = {c: [] for c in COLUMNS}
+    parts: dict[str, list[np.ndarray]] = {"step": [], "wall_time": [], "value": []}
+    run_of, tag_of, lengths = [], [], []
     for run_code, (_, by_tag) in enumerate(per_run):
         for tag in sorted(by_tag, key=natural_key):
             series = by_tag[tag]
             if not len(series.steps):
                 continue
-            keep = slice(None) if keep_duplicates else superseded_mask(series.steps, series.purges)
-            steps = series.steps[keep]
-            parts["run"].append(np.full(len(steps), run_code, dtype=np.int32))
-            parts["tag"].append(np.full(len(steps), tag_codes[tag], dtype=np.int32))
-            parts["step"].append(steps)
-            parts["wall_time"].append(series.wall_times[keep])
-            parts["value"].append(series.values[keep])
-    columns = {c: _concat(parts[c], c) for c in COLUMNS}
+            keep = None if keep_duplicates else superseded_mask(series.steps, series.purges)
+            if keep is not None and keep.all():
+                keep = None  # the usual case: take the series as it is, no copy
+            for column, array in zip(parts, (series.steps, series.wall_times, series.values),
+                                     strict=True):  # fmt: skip
+                parts[column].append(array if keep is None else array[keep])
+            run_of.append(run_code)
+            tag_of.append(tag_codes[tag])
+            lengths.append(len(parts["step"][-1]))
+    run_codes = np.repeat(np.array(run_of, dtype=_code_dtype(len(run_names))), lengths)
+    tag_codes_column = np.repeat(np.array(tag_of, dtype=_code_dtype(len(tag_names))), lengths)
     return pd.DataFrame(
         copy=False,
         data={
-            "run": pd.Categorical.from_codes(columns["run"], categories=pd.Index(run_names)),
-            "tag": pd.Categorical.from_codes(columns["tag"], categories=pd.Index(tag_names)),
-            "step": columns["step"],
-            "wall_time": columns["wall_time"],
-            "value": columns["value"],
-        }
+            "run": pd.Categorical.from_codes(run_codes, categories=pd.Index(run_names)),
+            "tag": pd.Categorical.from_codes(tag_codes_column, categories=pd.Index(tag_names)),
+            "step": _join(parts.pop("step"), np.int64),
+            "wall_time": _join(parts.pop("wall_time"), np.float64),
+            "value": _join(parts.pop("value"), np.float64),
+        },
     )
 
 
-_DTYPES = {"run": np.int32, "tag": np.int32, "step": np.int64}
+def _code_dtype(categories: int) -> type[np.signedinteger[Any]]:
+    return np.int8 if categories < 2**7 else np.int16 if categories < 2**15 else np.int32
 
 
-def _concat(arrays: list[np.ndarray], column: str) -> np.ndarray:
+def _join(arrays: list[np.ndarray], dtype: type[np.generic]) -> np.ndarray:
+    """Concatenate, or, when the pieces are consecutive views of one array, view it whole."""
     if not arrays:
-        return np.zeros(0, dtype=_DTYPES.get(column, np.float64))
-    return np.concatenate(arrays)
+        return np.zeros(0, dtype=dtype)
+    base = arrays[0].base
+    if isinstance(base, np.ndarray) and base.ndim == 1 and base.flags.c_contiguous:
+        size = arrays[0].itemsize
+        start = (arrays[0].ctypes.data - base.ctypes.data) // size
+        position = start
+        for array in arrays:
+            if array.base is not base or array.ctypes.data != base.ctypes.data + position * size:
+                break
+            position += len(array)
+        else:
+            return base[start:position]
+    joined = np.concatenate(arrays)
+    arrays.clear()
+    return joined

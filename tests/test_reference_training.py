@@ -72,3 +72,24 @@ def test_short_cpu_training_matches_lightnings_csv_logger(tmp_path: Path) -> Non
             list(zip(ours["step"].tolist(), ours["value"].tolist(), strict=True)) == logged[tag]
         ), tag
     assert len(logged["train_loss_step"]) == 12  # 2 epochs x 6 batches, every step logged
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_cpu_training_is_deterministic_for_a_seed(tmp_path: Path) -> None:
+    from tbexport.reference.train import train
+
+    logged = []
+    for attempt in ("a", "b"):
+        result = train(
+            tmp_path / attempt,
+            max_epochs=1,
+            limit_train_batches=4,
+            seed=3,
+            accelerator="cpu",
+            progress_bar=False,
+        )
+        frame = tbexport.read_scalars(result.log_dir, tags=["train_loss_step", "val_loss"])
+        logged.append(frame[["tag", "step", "value"]].astype(str).values.tolist())
+    assert logged[0] == logged[1]
+    assert len(logged[0]) == 4 + 1
