@@ -40,6 +40,7 @@ class Case:
     command: list[str] | str
     seconds: list[float] = field(default_factory=list)
     peak_mib: list[float] = field(default_factory=list)
+    above_imports_mib: list[float] = field(default_factory=list)
 
 
 def _run_case(case: Case, source: Path, scratch: Path) -> None:
@@ -49,6 +50,7 @@ def _run_case(case: Case, source: Path, scratch: Path) -> None:
         result = json.loads(done.stdout.strip().splitlines()[-1])
         case.seconds.append(result["seconds"])
         case.peak_mib.append(result["peak_mib"])
+        case.above_imports_mib.append(result["peak_mib"] - result["baseline_mib"])
         return
     argv = [a.replace("{in}", str(source)).replace("{out}", str(scratch)) for a in case.command]
     started = time.perf_counter()
@@ -74,6 +76,7 @@ def compare(title: str, source: Path, cases: list[Case], repeat: int, scratch: P
             "median_s": statistics.median(c.seconds),
             "ratio": statistics.median(c.seconds) / ours,
             "peak_mib": max(c.peak_mib),
+            "above_imports_mib": max(c.above_imports_mib) if c.above_imports_mib else None,
             "runs": len(c.seconds),
         }
         for c in cases
