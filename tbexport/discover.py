@@ -40,8 +40,9 @@ def find_runs(paths: PathLike | Sequence[PathLike]) -> list[Run]:
     seen: set[Path] = set()
     for root in roots:
         for directory, files in _runs_under(root):
-            files = [f for f in files if f.resolve() not in seen]
-            seen.update(f.resolve() for f in files)
+            if len(roots) > 1:  # overlapping roots could name the same file twice
+                files = [f for f in files if f.resolve() not in seen]
+                seen.update(f.resolve() for f in files)
             if files:
                 found.append((root, _relative_name(root, directory), files))
     names = [name for _, name, _ in found]

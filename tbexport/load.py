@@ -6,12 +6,13 @@ import os
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .decode import FileScalars, HParam, Series, tag_filter
+from .decode import FileScalars, GlobFilter, HParam, Series, read_event_file, tag_filter
 from .discover import Run, find_runs, natural_key
 from .exceptions import (
     CorruptEventFileError,
@@ -20,7 +21,7 @@ from .exceptions import (
     NotAnEventFileError,
 )
 from .hparams import hparams_frame, read_hparams_yaml
-from .parallel import read_files
+from .parallel import map_in_order
 from .records import Corruption
 
 __all__ = ["COLUMNS", "ScalarData", "load_scalars", "read_hparams", "read_scalars"]
@@ -103,35 +104,75 @@ def load_scalars(
     ``progress`` is called with the number of bytes read since its last call.
     """
     runs = find_runs(paths)
-    accept = tag_filter(list(tags) if tags else None)
-    per_run: list[tuple[str, dict[str, Series]]] = []
+    read = partial(
+        read_run,
+        accept=tag_filter(list(tags) if tags else None),
+        verify=verify,
+        keep_duplicates=keep_duplicates,
+        strict=strict,
+        explicit_files=_explicit_files(paths),
+    )
+    sizes = [sum(os.path.getsize(f) for f in run.files) for run in runs]
     data = ScalarData(frame=pd.DataFrame(), runs=runs)
-    explicit_files = _explicit_files(paths)
-    all_files = [path for run in runs for path in run.files]
-    results = iter(read_files(all_files, accept, verify=verify, progress=progress, jobs=jobs))
-    for run in runs:
-        file_results = [next(results) for _ in run.files]
-        for result in file_results:
-            _check_file(result, strict=strict, explicit=result.path in explicit_files)
-            data.corruptions.extend(result.corruptions)
-            if result.truncated_tail:
-                data.truncated[result.path] = result.truncated_tail
-        per_run.append((run.name, _merge_files(file_results)))
-        found = read_hparams_yaml(run.files[0].parent)
-        for result in file_results:
-            found.update(result.hparams)
-        if found:
-            data.hparams[run.name] = found
-    data.tags_seen = {tag for _, by_tag in per_run for tag, s in by_tag.items() if len(s.steps)}
+    per_run: list[tuple[str, dict[str, Series]]] = []
+    for result in map_in_order(read, runs, sizes, jobs=jobs, progress=progress):
+        data.corruptions.extend(result.corruptions)
+        data.truncated.update(result.truncated)
+        if result.hparams:
+            data.hparams[result.name] = result.hparams
+        per_run.append((result.name, result.series))
+    data.tags_seen = {tag for _, by_tag in per_run for tag in by_tag}
     if tags and not data.tags_seen:
         raise NoMatchingTagsError(f"no scalar tag matches {', '.join(repr(t) for t in tags)}")
-    data.frame = _long_frame(per_run, keep_duplicates=keep_duplicates)
+    data.frame = _long_frame(per_run)
     return data
 
 
-def _explicit_files(paths: Paths) -> set[str]:
+@dataclass
+class RunScalars:
+    """One run read: its series (restarts resolved unless kept) and what was noticed."""
+
+    name: str
+    series: dict[str, Series]
+    corruptions: list[Corruption]
+    truncated: dict[str, int]
+    hparams: dict[str, HParam]
+
+
+def read_run(
+    run: Run,
+    *,
+    accept: GlobFilter,
+    verify: bool = True,
+    keep_duplicates: bool = False,
+    strict: bool = False,
+    explicit_files: frozenset[str] = frozenset(),
+) -> RunScalars:
+    """Read one run's files, merge them in order and resolve restarts (one worker's job)."""
+    results = [read_event_file(path, accept, verify=verify) for path in run.files]
+    corruptions: list[Corruption] = []
+    truncated: dict[str, int] = {}
+    hparams = read_hparams_yaml(run.files[0].parent)
+    for result in results:
+        _check_file(result, strict=strict, explicit=result.path in explicit_files)
+        corruptions.extend(result.corruptions)
+        if result.truncated_tail:
+            truncated[result.path] = result.truncated_tail
+        hparams.update(result.hparams)
+    series = {}
+    for tag, merged in _merge_files(results).items():
+        if not len(merged.steps):
+            continue
+        keep = None if keep_duplicates else superseded_mask(merged.steps, merged.purges)
+        if keep is not None and not keep.all():
+            merged = Series(merged.steps[keep], merged.wall_times[keep], merged.values[keep])
+        series[tag] = merged
+    return RunScalars(run.name, series, corruptions, truncated, hparams)
+
+
+def _explicit_files(paths: Paths) -> frozenset[str]:
     given = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
-    return {os.fspath(p) for p in given if os.path.isfile(p)}
+    return frozenset(os.fspath(p) for p in given if os.path.isfile(p))
 
 
 def _check_file(result: FileScalars, *, strict: bool, explicit: bool) -> None:
@@ -193,9 +234,7 @@ def superseded_mask(steps: np.ndarray, purges: Sequence[tuple[int, int]] = ()) -
     return keep
 
 
-def _long_frame(
-    per_run: list[tuple[str, dict[str, Series]]], *, keep_duplicates: bool
-) -> pd.DataFrame:
+def _long_frame(per_run: list[tuple[str, dict[str, Series]]]) -> pd.DataFrame:
     run_names = [name for name, _ in per_run]
     tag_names = sorted(
         {tag for _, by_tag in per_run for tag, series in by_tag.items() if len(series.steps)},
@@ -209,12 +248,10 @@ def _long_frame(
             series = by_tag[tag]
             if not len(series.steps):
                 continue
-            keep = None if keep_duplicates else superseded_mask(series.steps, series.purges)
-            if keep is not None and keep.all():
-                keep = None  # the usual case: take the series as it is, no copy
-            for column, array in zip(parts, (series.steps, series.wall_times, series.values),
-                                     strict=True):  # fmt: skip
-                parts[column].append(array if keep is None else array[keep])
+            for column, array in zip(
+                parts, (series.steps, series.wall_times, series.values), strict=True
+            ):
+                parts[column].append(array)
             run_of.append(run_code)
             tag_of.append(tag_codes[tag])
             lengths.append(len(parts["step"][-1]))
