@@ -225,12 +225,10 @@ def main() -> None:
             scratch,
         ),
     ]
-    scaling = [
-        Case(f"tbexport, {name.split('_')[1]} points", "read_tbexport")
-        for name in paths
-        if name.startswith("scale_")
-    ]
-    for case, name in zip(scaling, [n for n in paths if n.startswith("scale_")], strict=True):
+    sizes = {"10k": 1e4, "100k": 1e5, "1m": 1e6, "10m": 1e7}
+    scale_names = sorted((n for n in paths if n.startswith("scale_")), key=lambda n: sizes[n[6:]])
+    for name in scale_names:
+        case = Case(f"tbexport, {name[6:]} points", "read_tbexport")
         sections.append(compare(f"Scaling: {case.label}", paths[name], [case], repeat, scratch))
     write_results(sections, args.quick)
 
