@@ -287,6 +287,7 @@ def write_results(sections: list[dict], quick: bool) -> None:
 
 def _plot(sections: list[dict], path: Path) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -299,6 +300,11 @@ def _plot(sections: list[dict], path: Path) -> None:
         colors = ["tab:blue" if "tbexport" in label else "tab:gray" for label in labels]
         ax.barh(labels, seconds, color=colors)
         ax.set_xscale("log")
+        ax.set_xlim(min(seconds) / 4, max(seconds) * 4)
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ratios = [r["ratio"] for r in section["rows"]][::-1]
+        for y, (value, ratio) in enumerate(zip(seconds, ratios, strict=True)):
+            ax.text(value * 1.1, y, f"{value:.2f} s ({ratio:.1f}x)", va="center", fontsize=7)
         ax.set_title(section["title"], fontsize=9)
         ax.tick_params(labelsize=8)
     axes_list = np.atleast_1d(axes)
