@@ -14,13 +14,14 @@ from tqdm import tqdm
 from . import __version__
 from .discover import find_runs
 from .exceptions import TbexportError
-from .export import ExportResult, check_options, export
+from .export import ExportResult, export
+from .hparams import check_name_by
 from .load import ScalarData, load_scalars
 from .options import LAYOUTS
 from .plot import X_AXES
 from .records import Corruption
 from .reshape import tag_stats
-from .transform import REDUCTIONS, TIME_MODES
+from .transform import REDUCTIONS, TIME_MODES, check_statistics
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 FORMAT_FLAGS = {"mat": ".mat", "csv": ".csv", "xlsx": ".xlsx"}
@@ -30,18 +31,18 @@ def _statistics(ctx: click.Context, param: click.Parameter, value: str | None) -
     if value is None:
         return None
     names = [v.strip() for v in value.split(",") if v.strip()]
-    unknown = [n for n in names if n not in REDUCTIONS]
-    if unknown or not names:
-        raise click.BadParameter(
-            f"unknown statistic {', '.join(map(repr, unknown)) or '(none)'}; "
-            f"choose from {', '.join(REDUCTIONS)}"
-        )
+    try:
+        check_statistics(names)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
     return names
 
 
 def _name_by(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    if value != "dir" and (not value.startswith("hparam:") or value == "hparam:"):
-        raise click.BadParameter(f"use 'dir' or 'hparam:KEY' (e.g. hparam:lr), not {value!r}")
+    try:
+        check_name_by(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
     return value
 
 
@@ -211,13 +212,6 @@ def cli(
     }
     plot_only = (shaping["plot"] or shaping["plot_dir"]) and output is None and format is None
     try:
-        check_options(
-            layout=shaping["layout"],
-            reduce=shaping["statistics"],
-            smoothing=shaping["smoothing"],
-            time=shaping["time"],
-            name_by=shaping["name_by"],
-        )
         with _progress(paths, quiet) as progress:
             if list_only:
                 data = load_scalars(list(paths), progress=progress, **reading)

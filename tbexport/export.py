@@ -10,11 +10,11 @@ from pathlib import Path
 import pandas as pd
 
 from .exceptions import InvalidOptionError, NoScalarsError
-from .hparams import hparams_frame, run_labels
+from .hparams import check_name_by, hparams_frame, run_labels
 from .load import Paths, ScalarData, load_scalars
 from .options import LAYOUTS, WriteOptions
 from .records import Corruption
-from .transform import REDUCTIONS, TIME_MODES, reduce_runs, relabel_runs, smooth, with_time
+from .transform import TIME_MODES, check_statistics, reduce_runs, relabel_runs, smooth, with_time
 from .write import format_for, write_scalars
 
 __all__ = ["ExportResult", "default_output", "export", "shape"]
@@ -55,19 +55,16 @@ def check_options(
     """Raise :class:`InvalidOptionError` for a value no step below could use."""
     if layout not in LAYOUTS:
         raise InvalidOptionError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
-    if reduce is not None:
-        unknown = [s for s in reduce if s not in REDUCTIONS]
-        if unknown or not reduce:
-            raise InvalidOptionError(
-                f"unknown statistic {', '.join(map(repr, unknown)) or '(none)'}; "
-                f"choose from {', '.join(REDUCTIONS)}"
-            )
+    try:
+        if reduce is not None:
+            check_statistics(reduce)
+        check_name_by(name_by)
+    except ValueError as error:
+        raise InvalidOptionError(str(error)) from None
     if smoothing is not None and not 0 <= smoothing < 1:
         raise InvalidOptionError(f"smoothing weight must be in [0, 1), not {smoothing:g}")
     if time not in TIME_MODES:
         raise InvalidOptionError(f"unknown time mode {time!r}; choose from {', '.join(TIME_MODES)}")
-    if name_by != "dir" and (not name_by.startswith("hparam:") or len(name_by) == 7):
-        raise InvalidOptionError(f"--name-by must be 'dir' or 'hparam:KEY', not {name_by!r}")
 
 
 def shape(

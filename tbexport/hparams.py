@@ -11,7 +11,7 @@ import yaml
 
 from .decode import HParam
 
-__all__ = ["hparams_frame", "read_hparams_yaml", "run_labels"]
+__all__ = ["check_name_by", "hparams_frame", "read_hparams_yaml", "run_labels"]
 
 
 class _LenientLoader(yaml.SafeLoader):
@@ -60,14 +60,19 @@ def hparams_frame(hparams: Mapping[str, Mapping[str, HParam]]) -> pd.DataFrame:
     return pd.DataFrame(rows).reset_index(drop=True) if rows else pd.DataFrame(columns=["run"])
 
 
+def check_name_by(name_by: str) -> None:
+    """Raise ValueError unless ``name_by`` is ``dir`` or ``hparam:KEY``."""
+    if name_by != "dir" and (not name_by.startswith("hparam:") or name_by == "hparam:"):
+        raise ValueError(f"use 'dir' or 'hparam:KEY' (e.g. hparam:lr), not {name_by!r}")
+
+
 def run_labels(
     runs: list[str], hparams: Mapping[str, Mapping[str, HParam]], name_by: str
 ) -> dict[str, str]:
     """Labels for ``--name-by dir|hparam:KEY``: ``lr=0.001``, unique, the dir name if missing."""
+    check_name_by(name_by)
     if name_by == "dir":
         return {run: run for run in runs}
-    if not name_by.startswith("hparam:") or not name_by[7:]:
-        raise ValueError(f"--name-by must be 'dir' or 'hparam:KEY', not {name_by!r}")
     key = name_by[7:]
     if not any(key in hparams.get(run, {}) for run in runs):
         known = sorted({k for run in runs for k in hparams.get(run, {})})

@@ -12,11 +12,29 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["REDUCTIONS", "TIME_MODES", "reduce_runs", "relabel_runs", "smooth", "with_time"]
+__all__ = [
+    "REDUCTIONS",
+    "TIME_MODES",
+    "check_statistics",
+    "reduce_runs",
+    "relabel_runs",
+    "smooth",
+    "with_time",
+]
 
 REDUCTIONS = ("mean", "std", "min", "max", "median", "count")
 TIME_MODES = ("unix", "datetime", "relative")
 TIME_COLUMNS = {"unix": "wall_time", "datetime": "datetime", "relative": "relative_time"}
+
+
+def check_statistics(statistics: Sequence[str]) -> None:
+    """Raise ValueError unless ``statistics`` is a non-empty list of known reductions."""
+    unknown = [s for s in statistics if s not in REDUCTIONS]
+    if unknown or not statistics:
+        raise ValueError(
+            f"unknown statistic {', '.join(map(repr, unknown)) or '(none)'}; "
+            f"choose from {', '.join(REDUCTIONS)}"
+        )
 
 
 def smooth_values(values: np.ndarray, weight: float) -> np.ndarray:
@@ -61,12 +79,7 @@ def reduce_runs(frame: pd.DataFrame, statistics: Sequence[str]) -> pd.DataFrame:
     ``std`` is the sample standard deviation (NaN for a single run). ``wall_time``
     is the median of the runs' wall times at that step.
     """
-    unknown = [s for s in statistics if s not in REDUCTIONS]
-    if unknown or not statistics:
-        raise ValueError(
-            f"unknown statistic {', '.join(map(repr, unknown)) or '(none)'}; "
-            f"choose from {', '.join(REDUCTIONS)}"
-        )
+    check_statistics(statistics)
     columns = [c for c in ("value", "value_smoothed") if c in frame]
     grouped = frame.groupby(["tag", "step"], observed=True, sort=True)
     wall_time = grouped["wall_time"].median()
