@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .exceptions import NoEventFilesError, PathNotFoundError
 
-__all__ = ["Run", "find_runs", "is_event_file"]
+__all__ = ["Run", "as_list", "find_runs", "is_event_file"]
 
 PathLike = str | os.PathLike[str]
 
@@ -33,9 +33,14 @@ def natural_key(text: str) -> list[tuple[int, int | str]]:
     return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", text)]
 
 
+def as_list(paths: PathLike | Sequence[PathLike]) -> list[PathLike]:
+    """One path or several, as a list."""
+    return [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+
+
 def find_runs(paths: PathLike | Sequence[PathLike]) -> list[Run]:
     """All runs under ``paths``, named by their path relative to the root they were found in."""
-    roots = [Path(paths)] if isinstance(paths, str | os.PathLike) else [Path(p) for p in paths]
+    roots = [Path(p) for p in as_list(paths)]
     found: list[tuple[Path, str, list[Path]]] = []
     seen: set[Path] = set()
     for root in roots:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .discover import as_list
 from .exceptions import InvalidOptionError, NoScalarsError
 from .hparams import check_name_by, hparams_frame, run_labels
 from .load import Paths, ScalarData, load_scalars
@@ -38,7 +39,7 @@ class ExportResult:
 
 def default_output(paths: Paths, format: str | None = None) -> Path:
     """``<input name><suffix>`` in the current directory (``version_0.mat``)."""
-    given = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    given = as_list(paths)
     suffix = format_for("", format) if format else DEFAULT_FORMAT
     if len(given) != 1:
         return Path("scalars" + suffix)
@@ -188,5 +189,4 @@ def _plots(
 
 
 def _describe(paths: Paths) -> str:
-    given = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
-    return ", ".join(os.fspath(p) for p in given)
+    return ", ".join(os.fspath(p) for p in as_list(paths))

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .decode import FileScalars, GlobFilter, HParam, Series, read_event_file, tag_filter
-from .discover import Run, find_runs, natural_key
+from .discover import Run, as_list, find_runs, natural_key
 from .exceptions import (
     CorruptEventFileError,
     CorruptRecordWarning,
@@ -171,8 +171,7 @@ def read_run(
 
 
 def _explicit_files(paths: Paths) -> frozenset[str]:
-    given = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
-    return frozenset(os.fspath(p) for p in given if os.path.isfile(p))
+    return frozenset(os.fspath(p) for p in as_list(paths) if os.path.isfile(p))
 
 
 def _check_file(result: FileScalars, *, strict: bool, explicit: bool) -> None:
