@@ -175,7 +175,9 @@ def _explicit_files(paths: Paths) -> frozenset[str]:
 
 
 def _check_file(result: FileScalars, *, strict: bool, explicit: bool) -> None:
-    if explicit and result.valid_records == 0 and result.corruptions:
+    # A file named on the command line with bytes but no complete record (a short text
+    # file reads as a "truncated" record) is not an event file.
+    if explicit and result.valid_records == 0 and (result.corruptions or result.truncated_tail):
         raise NotAnEventFileError(f"not a TensorBoard event file: {result.path}")
     if strict and result.corruptions:
         raise CorruptEventFileError(str(result.corruptions[0]))

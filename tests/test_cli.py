@@ -135,6 +135,14 @@ def test_not_an_event_file(tmp_path: Path) -> None:
     assert result.stderr == f"Error: not a TensorBoard event file: {junk}\n"
 
 
+def test_short_text_file_is_not_an_event_file(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hi\n")  # shorter than a record header
+    result = invoke(notes)
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: not a TensorBoard event file: {notes}\n"
+
+
 def test_unwritable_output_directory(run_dir: Path, tmp_path: Path) -> None:
     target = tmp_path / "no" / "such" / "dir.xlsx"
     result = invoke(run_dir, "-o", target)
