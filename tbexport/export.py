@@ -14,6 +14,7 @@ from .exceptions import InvalidOptionError, NoScalarsError
 from .hparams import check_name_by, hparams_frame, run_labels
 from .load import Paths, ScalarData, load_scalars
 from .options import LAYOUTS, WriteOptions
+from .plot import check_plot_path
 from .records import Corruption
 from .transform import TIME_MODES, check_statistics, reduce_runs, relabel_runs, smooth, with_time
 from .write import format_for, write_scalars
@@ -131,6 +132,8 @@ def export(
     nothing to write. The reading options are those of :func:`tbexport.load_scalars`.
     """
     check_options(layout=layout, reduce=reduce, smoothing=smoothing, time=time, name_by=name_by)
+    if plot is not None:
+        check_plot_path(plot)  # before reading, like the table's format
     target = None
     if write_table:
         target = Path(output) if output is not None else default_output(paths, format)

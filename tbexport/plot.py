@@ -24,6 +24,16 @@ X_AXES = ("step", "wall_time", "relative")
 _X_LABELS = {"step": "step", "wall_time": "wall time (UTC)", "relative": "hours since start"}
 
 
+def check_plot_path(output: str | os.PathLike[str]) -> Path:
+    """``output`` as a Path; raise :class:`UnknownFormatError` unless it is .png/.pdf/.svg."""
+    path = Path(output)
+    if path.suffix.lower() not in PLOT_FORMATS:
+        raise UnknownFormatError(
+            f"unknown plot suffix {path.suffix or '(none)'!r}; known: {', '.join(PLOT_FORMATS)}"
+        )
+    return path
+
+
 def plot_scalars(
     frame: pd.DataFrame,
     output: str | os.PathLike[str],
@@ -46,11 +56,7 @@ def plot_scalars(
     colours = {run: plt.get_cmap("tab10")(i % 10) for i, run in enumerate(runs)}
     if per_tag:
         return _per_tag(frame, Path(output), tags, colours, x, log_y, plt)
-    path = Path(output)
-    if path.suffix.lower() not in PLOT_FORMATS:
-        raise UnknownFormatError(
-            f"unknown plot suffix {path.suffix or '(none)'!r}; known: {', '.join(PLOT_FORMATS)}"
-        )
+    path = check_plot_path(output)
     columns = math.ceil(math.sqrt(len(tags)))
     rows = math.ceil(len(tags) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False)

@@ -255,6 +255,20 @@ def test_cli_rejects_bad_values(sweep: Path, args: list[str], message: str) -> N
     assert message in " ".join(result.stderr.split())
 
 
+def test_unknown_plot_suffix_fails_before_reading(
+    sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_reading(*args: object, **kwargs: object) -> None:
+        raise AssertionError("read before the plot suffix was checked")
+
+    import sys
+
+    monkeypatch.setattr(sys.modules["tbexport.export"], "load_scalars", no_reading)
+    result = CliRunner().invoke(cli, [str(sweep), "--plot", str(tmp_path / "x.gif")])
+    assert result.exit_code == 1
+    assert result.stderr == "Error: unknown plot suffix '.gif'; known: .png, .pdf, .svg\n"
+
+
 def test_cli_plot_only_writes_no_table(sweep: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, [str(sweep), "--plot", str(tmp_path / "p.png"), "-q"])
     assert result.exit_code == 0, result.output
