@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <math.h>
+#include <stdlib.h>
 
 /* ---------- CRC32C (Castagnoli), slicing-by-8 ---------- */
 
@@ -54,8 +55,36 @@ static uint32_t crc32c(const unsigned char *p, size_t n) {
     return c ^ 0xFFFFFFFFu;
 }
 
+/* The SSE4.2 crc32 instruction computes CRC32C directly, ~20x faster than the tables;
+   chosen at run time so one build still works on CPUs without it. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define HAVE_HW_CRC 1
+__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(const unsigned char *p, size_t n) {
+    uint64_t c = 0xFFFFFFFFu;
+    while (n >= 8) {
+        uint64_t word;
+        memcpy(&word, p, 8);
+        c = __builtin_ia32_crc32di(c, word);
+        p += 8;
+        n -= 8;
+    }
+    uint32_t c32 = (uint32_t)c;
+    while (n--) c32 = __builtin_ia32_crc32qi(c32, *p++);
+    return c32 ^ 0xFFFFFFFFu;
+}
+#endif
+
+static uint32_t (*crc32c_best)(const unsigned char *, size_t) = crc32c;
+
+static void crc_choose(void) {
+#ifdef HAVE_HW_CRC
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("sse4.2") && !getenv("TBEXPORT_NO_HW_CRC")) crc32c_best = crc32c_hw;
+#endif
+}
+
 static uint32_t masked(const unsigned char *p, size_t n) {
-    uint32_t c = crc32c(p, n);
+    uint32_t c = crc32c_best(p, n);
     return ((c >> 15) | (c << 17)) + 0xA282EAD8u;
 }
 
@@ -668,5 +697,6 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastscan",
 
 PyMODINIT_FUNC PyInit__fastscan(void) {
     crc_init();
+    crc_choose();
     return PyModule_Create(&module);
 }
