@@ -106,3 +106,41 @@ def test_masked_crc_matches_tensorboard(table_only: bool) -> None:
         [sys.executable, "-c", CRC_CHECK], env=env, capture_output=True, text=True
     )
     assert done.stdout.strip() == "ok", done.stderr
+
+
+def _awkward_doubles() -> dict[str, np.ndarray]:
+    """Doubles where a shortest-digits algorithm goes wrong first, by kind."""
+    rng = np.random.default_rng(7)
+    n = 20_000
+    powers_of_two = np.ldexp(1.0, rng.integers(-20, 54, n))
+    powers_of_ten = 10.0 ** rng.integers(-5, 17, n)
+    return {
+        "random bits": rng.integers(0, 2**64, n, dtype=np.uint64).view(np.float64),
+        "float32 in [0, 1)": rng.random(n).astype(np.float32).astype(np.float64),
+        "log-uniform": 10 ** rng.uniform(-5, 17, n),
+        "short decimals": np.array([round(x, d % 8) for d, x in enumerate(rng.uniform(0, 1e3, n))]),
+        "wall times": 1.7e9 + np.round(rng.uniform(0, 1e5, n), 2),
+        "integers": rng.integers(-(2**53), 2**53, n).astype(np.float64),
+        "powers of two": powers_of_two,
+        "below powers of two": np.nextafter(powers_of_two, 0),
+        "above powers of two": np.nextafter(powers_of_two, np.inf),
+        "powers of ten": powers_of_ten,
+        "below powers of ten": np.nextafter(powers_of_ten, 0),
+        "above powers of ten": np.nextafter(powers_of_ten, np.inf),
+        "edges": np.array(
+            [1e-4, np.nextafter(1e-4, 0), np.nextafter(1e-4, 1), 2.0**53, 2.0**53 - 1, 0.0]
+        ),
+        "others": np.array([-0.0, 5e-324, 1.7976931348623157e308, -1e-4, 0.1, 2 / 3, -123.456]),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_awkward_doubles()))
+def test_c_number_text_is_python_repr(kind: str) -> None:
+    """The C formatter's shortest digits and layout are exactly repr()'s."""
+    assert decode._fastscan is not None
+    values = _awkward_doubles()[kind]
+    values = values[np.isfinite(values)]
+    steps = np.arange(len(values), dtype=np.int64) - len(values) // 2
+    text = bytes(decode._fastscan.csv_rows(b"", steps, (values,))).decode()
+    expected = [f"{s},{v!r}" for s, v in zip(steps.tolist(), values.tolist(), strict=True)]
+    assert text.splitlines() == expected
