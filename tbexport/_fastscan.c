@@ -146,59 +146,71 @@ static PyObject *buf_bytes(Buf *b) {
     return PyBytes_FromStringAndSize(b->data ? b->data : "", (Py_ssize_t)b->used);
 }
 
-/* ---------- tag interning: a per-call hash table in front of Python's dict ---------- */
+/* ---------- tag interning: tag bytes -> index, in plain C so the scan runs without the GIL ---------- */
 
-#define SLOTS 4096
 typedef struct {
-    const unsigned char *ptr;
+    const unsigned char *ptr; /* into a bytes object of the caller's list, or the scanned buffer */
     uint64_t len;
     uint32_t hash;
-    int32_t index;
+    int32_t index; /* -1: empty slot */
 } Slot;
 
 typedef struct {
-    Slot slots[SLOTS];
-    int used;
-    PyObject *dict; /* bytes -> int, shared across calls and files of one run */
+    Slot *slots;
+    size_t cap; /* a power of two, at least twice the tags held */
+    int32_t count;
+    int32_t known; /* tags the caller already had; the rest are new in this call */
+    Slot *order;   /* the tags by index */
+    size_t order_cap;
 } Tags;
 
-static int32_t tag_index(Tags *t, const unsigned char *ptr, uint64_t len) {
+static uint32_t fnv1a(const unsigned char *ptr, uint64_t len) {
     uint32_t h = 2166136261u;
     for (uint64_t i = 0; i < len; i++) h = (h ^ ptr[i]) * 16777619u;
-    uint32_t at = h & (SLOTS - 1);
-    for (int probe = 0; probe < SLOTS; probe++, at = (at + 1) & (SLOTS - 1)) {
+    return h;
+}
+
+static int tags_grow(Tags *t) {
+    size_t cap = t->cap ? t->cap * 2 : 64;
+    Slot *slots = malloc(cap * sizeof(Slot));
+    if (!slots) return 0;
+    for (size_t i = 0; i < cap; i++) slots[i].index = -1;
+    for (int32_t i = 0; i < t->count; i++) {
+        size_t at = t->order[i].hash & (cap - 1);
+        while (slots[at].index >= 0) at = (at + 1) & (cap - 1);
+        slots[at] = t->order[i];
+    }
+    free(t->slots);
+    t->slots = slots;
+    t->cap = cap;
+    return 1;
+}
+
+/* The index of a tag, adding it when new; -1 when out of memory. */
+static int32_t tag_index(Tags *t, const unsigned char *ptr, uint64_t len) {
+    uint32_t h = fnv1a(ptr, len);
+    size_t at = h & (t->cap - 1);
+    for (; t->slots[at].index >= 0; at = (at + 1) & (t->cap - 1)) {
         Slot *s = &t->slots[at];
-        if (!s->ptr) break;
         if (s->hash == h && s->len == len && memcmp(s->ptr, ptr, len) == 0) return s->index;
     }
-    PyObject *key = PyBytes_FromStringAndSize((const char *)ptr, (Py_ssize_t)len);
-    if (!key) return -1;
-    PyObject *found = PyDict_GetItemWithError(t->dict, key);
-    int32_t index;
-    if (found) {
-        index = (int32_t)PyLong_AsLong(found);
-    } else if (PyErr_Occurred()) {
-        Py_DECREF(key);
-        return -1;
-    } else {
-        index = (int32_t)PyDict_Size(t->dict);
-        PyObject *value = PyLong_FromLong(index);
-        if (!value || PyDict_SetItem(t->dict, key, value) < 0) {
-            Py_XDECREF(value);
-            Py_DECREF(key);
-            return -1;
-        }
-        Py_DECREF(value);
+    if ((size_t)t->count >= t->order_cap) {
+        size_t cap = t->order_cap ? t->order_cap * 2 : 64;
+        Slot *order = realloc(t->order, cap * sizeof(Slot));
+        if (!order) return -1;
+        t->order = order;
+        t->order_cap = cap;
     }
-    Py_DECREF(key);
-    if (t->used < SLOTS / 2) { /* keep the table sparse; past that, the dict answers */
-        Slot *s = &t->slots[at];
-        if (!s->ptr) {
-            s->ptr = ptr; s->len = len; s->hash = h; s->index = index;
-            t->used++;
-        }
-    }
-    return index;
+    Slot slot = {ptr, len, h, t->count};
+    t->order[t->count++] = slot;
+    if ((size_t)t->count * 2 > t->cap) return tags_grow(t) ? slot.index : -1;
+    t->slots[at] = slot;
+    return slot.index;
+}
+
+static void tags_free(Tags *t) {
+    free(t->slots);
+    free(t->order);
 }
 
 /* ---------- event decoding ---------- */
@@ -465,40 +477,92 @@ static int decode_event(const unsigned char *p, const unsigned char *end, int64_
         if (index < 0) return NO_MEMORY;
         if (!buf_push(&out->steps, &step, 8) || !buf_push(&out->walls, &wall, 8) ||
             !buf_push(&out->values, &number, 8) || !buf_push(&out->tags, &index, 4) ||
-            !buf_push(&out->records, &record, 8) || !buf_push(&out->flags, &flags, 1)) {
-            PyErr_NoMemory();
+            !buf_push(&out->records, &record, 8) || !buf_push(&out->flags, &flags, 1))
             return NO_MEMORY;
-        }
     }
     return DECODED;
 }
 
 /*
  * scan(buffer, start, limit, verify, tags, record) ->
- *     (position, failed, record, steps, wall_times, values, tag_indices, record_indices, fallbacks)
+ *     (position, failed, record, steps, wall_times, values, tag_indices, record_indices,
+ *      flags, fallbacks)
  *
- * Reads records from `start` while the position is below `limit`. `failed` is true
- * when the record at `position` is incomplete or fails a CRC. `fallbacks` lists
+ * Reads records from `start` while the position is below `limit`, without the GIL
+ * (threads read other files meanwhile). `tags` is a list of tag names as bytes whose
+ * positions are the tag indices; new tags are appended to it. `failed` is true when
+ * the record at `position` is incomplete or fails a CRC. `fallbacks` lists
  * (record, offset, length) of the records Python must decode itself.
  */
+typedef struct {
+    int64_t record;
+    uint64_t offset, length;
+} Fallback;
+
+static int tags_from_list(Tags *tags, PyObject *names) {
+    tags->count = tags->known = 0;
+    if (!tags_grow(tags)) return 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(names); i++) {
+        PyObject *name = PyList_GET_ITEM(names, i);
+        if (!PyBytes_Check(name)) {
+            PyErr_SetString(PyExc_TypeError, "tag names must be bytes");
+            return 0;
+        }
+        int32_t index = tag_index(tags, (const unsigned char *)PyBytes_AS_STRING(name),
+                                  (uint64_t)PyBytes_GET_SIZE(name));
+        if (index != i) { /* out of memory, or a name listed twice */
+            if (index >= 0) PyErr_SetString(PyExc_ValueError, "tag names must be unique");
+            return 0;
+        }
+    }
+    tags->known = tags->count;
+    return 1;
+}
+
+static int tags_to_list(Tags *tags, PyObject *names) {
+    for (int32_t i = tags->known; i < tags->count; i++) {
+        PyObject *name = PyBytes_FromStringAndSize((const char *)tags->order[i].ptr,
+                                                   (Py_ssize_t)tags->order[i].len);
+        if (!name || PyList_Append(names, name) < 0) { Py_XDECREF(name); return 0; }
+        Py_DECREF(name);
+    }
+    return 1;
+}
+
+static PyObject *fallback_list(const Buf *fallbacks) {
+    size_t count = fallbacks->used / sizeof(Fallback);
+    PyObject *list = PyList_New((Py_ssize_t)count);
+    for (size_t i = 0; list && i < count; i++) {
+        const Fallback *f = (const Fallback *)fallbacks->data + i;
+        PyObject *item = Py_BuildValue("(LKK)", (long long)f->record,
+                                       (unsigned long long)f->offset, (unsigned long long)f->length);
+        if (!item) { Py_CLEAR(list); break; }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+    }
+    return list;
+}
+
 static PyObject *scan(PyObject *self, PyObject *args) {
     Py_buffer view;
     Py_ssize_t start, limit;
     int verify;
-    PyObject *dict;
+    PyObject *names;
     long long record;
-    if (!PyArg_ParseTuple(args, "y*nnpO!L", &view, &start, &limit, &verify, &PyDict_Type, &dict,
+    if (!PyArg_ParseTuple(args, "y*nnpO!L", &view, &start, &limit, &verify, &PyList_Type, &names,
                           &record))
         return NULL;
     const unsigned char *base = view.buf;
     uint64_t size = (uint64_t)view.len, pos = (uint64_t)start;
-    Tags *tags = calloc(1, sizeof(Tags));
+    Tags tags = {0};
     Out out = {0};
-    PyObject *fallbacks = PyList_New(0);
-    PyObject *result = NULL;
-    int failed = 0;
-    if (!tags || !fallbacks) { PyErr_NoMemory(); goto done; }
-    tags->dict = dict;
+    Buf fallbacks = {0};
+    PyObject *result = NULL, *fallback_items = NULL;
+    int failed = 0, status = DECODED;
+    if (!tags_from_list(&tags, names)) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        goto done;
+    }
+    PyThreadState *released = PyEval_SaveThread();
     while (pos < size && pos < (uint64_t)limit) {
         if (size - pos < 16) { failed = 1; break; }
         uint64_t len = le64(base + pos);
@@ -509,27 +573,108 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             failed = 1;
             break;
         }
-        int status = decode_event(data, data + len, (int64_t)record, tags, &out);
-        if (status == NO_MEMORY) goto done;
+        status = decode_event(data, data + len, (int64_t)record, &tags, &out);
+        if (status == NO_MEMORY) break;
         if (status == FALLBACK) {
-            PyObject *item = Py_BuildValue("(LKK)", record, (unsigned long long)(pos + 12),
-                                           (unsigned long long)len);
-            if (!item || PyList_Append(fallbacks, item) < 0) { Py_XDECREF(item); goto done; }
-            Py_DECREF(item);
+            Fallback item = {(int64_t)record, pos + 12, len};
+            if (!buf_push(&fallbacks, &item, sizeof item)) { status = NO_MEMORY; break; }
         }
         record++;
         pos += 16 + len;
     }
-    result = Py_BuildValue("(KOLNNNNNNO)", (unsigned long long)pos, failed ? Py_True : Py_False,
+    PyEval_RestoreThread(released);
+    if (status == NO_MEMORY) { PyErr_NoMemory(); goto done; }
+    if (!tags_to_list(&tags, names) || !(fallback_items = fallback_list(&fallbacks))) goto done;
+    result = Py_BuildValue("(KOLNNNNNNN)", (unsigned long long)pos, failed ? Py_True : Py_False,
                            record, buf_bytes(&out.steps), buf_bytes(&out.walls),
                            buf_bytes(&out.values), buf_bytes(&out.tags), buf_bytes(&out.records),
-                           buf_bytes(&out.flags), fallbacks);
+                           buf_bytes(&out.flags), fallback_items);
+    fallback_items = NULL; /* the tuple owns it now */
 done:
-    free(tags);
+    Py_XDECREF(fallback_items);
+    tags_free(&tags);
+    free(fallbacks.data);
     free(out.steps.data); free(out.walls.data); free(out.values.data);
     free(out.tags.data); free(out.records.data); free(out.flags.data);
-    Py_XDECREF(fallbacks);
     PyBuffer_Release(&view);
+    return result;
+}
+
+
+#define MAX_GROUP_COLUMNS 8
+
+/*
+ * group(tags, rank, sources, destinations, bounds): a stable counting sort of rows by
+ * rank[tag], without the GIL. tags: int32[n]; rank: int32[k]; sources and destinations:
+ * tuples of equally long buffers of n items each (item size 1, 4 or 8); bounds: int64[k+1],
+ * filled so that rows of rank r land at destination rows bounds[r]..bounds[r+1].
+ */
+static PyObject *group(PyObject *self, PyObject *args) {
+    Py_buffer tags, rank, bounds, src[MAX_GROUP_COLUMNS] = {{0}}, dst[MAX_GROUP_COLUMNS] = {{0}};
+    PyObject *sources, *destinations, *result = NULL;
+    if (!PyArg_ParseTuple(args, "y*y*O!O!w*", &tags, &rank, &PyTuple_Type, &sources,
+                          &PyTuple_Type, &destinations, &bounds))
+        return NULL;
+    Py_ssize_t n = tags.len / 4, k = rank.len / 4, columns = PyTuple_GET_SIZE(sources), got = 0;
+    int64_t *cursor = NULL;
+    if (columns > MAX_GROUP_COLUMNS || PyTuple_GET_SIZE(destinations) != columns ||
+        bounds.len != (k + 1) * 8) {
+        PyErr_SetString(PyExc_ValueError, "group: bad arguments");
+        goto done;
+    }
+    for (; got < columns; got++) {
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(sources, got), &src[got], PyBUF_SIMPLE) < 0) goto done;
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(destinations, got), &dst[got], PyBUF_WRITABLE) < 0) {
+            PyBuffer_Release(&src[got]);
+            goto done;
+        }
+        Py_ssize_t size = n ? src[got].len / n : 1;
+        if (src[got].len != dst[got].len || (n && src[got].len % n) ||
+            (size != 1 && size != 4 && size != 8)) {
+            PyBuffer_Release(&src[got]);
+            PyBuffer_Release(&dst[got]);
+            PyErr_SetString(PyExc_ValueError, "group: columns must match the tags");
+            goto done;
+        }
+    }
+    const int32_t *tag = tags.buf, *ranks = rank.buf;
+    int64_t *bound = bounds.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (tag[i] < 0 || tag[i] >= k || ranks[tag[i]] < 0 || ranks[tag[i]] >= k) {
+            PyErr_SetString(PyExc_ValueError, "group: tag index out of range");
+            goto done;
+        }
+    }
+    cursor = malloc((size_t)(k ? k : 1) * sizeof(int64_t));
+    if (!cursor) { PyErr_NoMemory(); goto done; }
+    Py_BEGIN_ALLOW_THREADS
+    memset(bound, 0, (size_t)(k + 1) * sizeof(int64_t));
+    for (Py_ssize_t i = 0; i < n; i++) bound[ranks[tag[i]] + 1]++;
+    for (Py_ssize_t r = 0; r < k; r++) bound[r + 1] += bound[r];
+    for (Py_ssize_t c = 0; c < columns; c++) {
+        memcpy(cursor, bound, (size_t)k * sizeof(int64_t));
+        Py_ssize_t size = n ? src[c].len / n : 1;
+        const char *from = src[c].buf;
+        char *to = dst[c].buf;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int64_t at = cursor[ranks[tag[i]]]++;
+            if (size == 8) memcpy(to + at * 8, from + i * 8, 8);
+            else if (size == 4) memcpy(to + at * 4, from + i * 4, 4);
+            else to[at] = from[i];
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    free(cursor);
+    for (Py_ssize_t c = 0; c < got; c++) {
+        PyBuffer_Release(&src[c]);
+        PyBuffer_Release(&dst[c]);
+    }
+    PyBuffer_Release(&tags);
+    PyBuffer_Release(&rank);
+    PyBuffer_Release(&bounds);
     return result;
 }
 
@@ -819,6 +964,7 @@ static PyObject *py_masked_crc32c(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, "Scan and decode records; see the module source."},
+    {"group", group, METH_VARARGS, "Stable counting sort of columns by tag rank."},
     {"masked_crc32c", py_masked_crc32c, METH_VARARGS, "Masked CRC32C, as TFRecord stores it."},
     {"csv_rows", csv_rows, METH_VARARGS, "CSV lines of a step and float columns."},
     {"sheet_rows", sheet_rows, METH_VARARGS, "Sheet XML rows of a step and float columns."},

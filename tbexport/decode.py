@@ -15,10 +15,12 @@ from __future__ import annotations
 import mmap
 import os
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from types import ModuleType
+from typing import BinaryIO
 
 import numpy as np
 from google.protobuf.message import DecodeError
@@ -28,7 +30,7 @@ from tensorboard.compat.proto.tensor_pb2 import TensorProto
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from .discover import natural_key
-from .records import Corruption, RecordScan
+from .records import Corruption, FileBuffer, RecordScan
 
 _fastscan: ModuleType | None
 try:
@@ -152,6 +154,11 @@ class _Points:
             self.records.append(record)
 
 
+def scans_without_gil() -> bool:
+    """Whether files are read by the C scanner, which lets other threads run meanwhile."""
+    return _fastscan is not None and not os.environ.get("TBEXPORT_PURE_PYTHON")
+
+
 def read_event_file(
     path: str | os.PathLike[str],
     accept: TagFilter | None = None,
@@ -176,8 +183,8 @@ def read_event_file(
     with open(scan.path, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         if size:
-            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-                if _fastscan is not None and not os.environ.get("TBEXPORT_PURE_PYTHON"):
+            with _file_bytes(handle, size) as buf:
+                if scans_without_gil():
                     fast = _scan_fast(buf, size, scan, points, progress)
                 else:
                     _scan_python(buf, size, scan, points, progress)
@@ -193,6 +200,21 @@ def read_event_file(
     )
 
 
+# Larger files are mapped, and their scanned pages dropped as the scan goes, so memory
+# stays bounded. Smaller ones are read whole: mapping and unmapping costs more than
+# reading them, and with threads each unmap interrupts the other cores (TLB shootdown).
+_MAP_MIN_BYTES = 16 << 20
+
+
+@contextmanager
+def _file_bytes(handle: BinaryIO, size: int) -> Iterator[FileBuffer]:
+    if size < _MAP_MIN_BYTES:
+        yield handle.read()
+        return
+    with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        yield mapped
+
+
 def _decode_or_report(
     payload: bytes, record: int, offset: int, scan: RecordScan, points: _Points, event: Event
 ) -> None:
@@ -206,7 +228,7 @@ def _decode_or_report(
 
 
 def _scan_python(
-    buf: mmap.mmap,
+    buf: FileBuffer,
     size: int,
     scan: RecordScan,
     points: _Points,
@@ -224,7 +246,7 @@ def _scan_python(
 
 
 def _scan_fast(
-    buf: mmap.mmap,
+    buf: FileBuffer,
     size: int,
     scan: RecordScan,
     points: _Points,
@@ -233,12 +255,12 @@ def _scan_fast(
     assert _fastscan is not None
     chunks: list[tuple[np.ndarray, ...]] = []
     fallbacks: list[tuple[int, int, int]] = []
-    tag_ids: dict[bytes, int] = {}
+    tag_names: list[bytes] = []  # position = the C scanner's tag index
     pos = record = 0
     while pos < size:
         start = pos
         pos, failed, record, *columns, fallback = _fastscan.scan(
-            buf, pos, min(size, pos + _CHUNK_BYTES), scan.verify, tag_ids, record
+            buf, pos, min(size, pos + _CHUNK_BYTES), scan.verify, tag_names, record
         )
         chunks.append(
             tuple(np.frombuffer(c, dtype=t) for c, t in zip(columns, _FAST_DTYPES, strict=True))
@@ -252,7 +274,7 @@ def _scan_fast(
     scan.valid_records = record
     scan.position = size
     # The C side names tags by their UTF-8 bytes; fallback points join the same ids.
-    for name, tag_id in sorted(tag_ids.items(), key=lambda item: item[1]):
+    for tag_id, name in enumerate(tag_names):
         points.tag_ids[name.decode("utf-8", errors="replace")] = tag_id
     event = Event()
     for fallback_record, offset, length in fallbacks:
@@ -261,11 +283,13 @@ def _scan_fast(
     return chunks
 
 
-def _release(buf: mmap.mmap, start: int, stop: int) -> None:
+def _release(buf: FileBuffer, start: int, stop: int) -> None:
     """Drop scanned pages from this process's memory (they are re-read if needed again)."""
     page = mmap.PAGESIZE
     first = start // page * page
-    if hasattr(buf, "madvise") and hasattr(mmap, "MADV_DONTNEED") and stop - first >= page:
+    if not isinstance(buf, mmap.mmap) or not hasattr(mmap, "MADV_DONTNEED"):
+        return  # a file read whole, or no madvise on this platform
+    if stop - first >= page:
         buf.madvise(mmap.MADV_DONTNEED, first, (stop - first) // page * page)
 
 
@@ -278,60 +302,50 @@ def _assemble(
     points: _Points, fast: list[tuple[np.ndarray, ...]], accept: TagFilter
 ) -> tuple[dict[str, Series], list[tuple[int, dict[str, int]]]]:
     """Split the flat columns into per-tag series in record order; place the restarts."""
-    python_part = (
-        np.frombuffer(points.steps, dtype=np.int64),
-        np.frombuffer(points.wall_times, dtype=np.float64),
-        np.frombuffer(points.values, dtype=np.float64),
-        np.frombuffer(points.tags, dtype=np.int32),
-        np.frombuffer(points.records, dtype=np.int64),
-        np.full(len(points.steps), _SIMPLE | _HAS_VALUE, dtype=np.int8),  # already final
-    )
-    parts: list[list[np.ndarray | None]] = [list(p) for p in [*fast, python_part]]
+    parts: list[list[np.ndarray | None]] = [list(p) for p in fast]
     fast.clear()
+    if len(points.steps):
+        parts.append(list(_python_points(points)))
+    if not parts:
+        return {}, []
     columns = [_take_column(parts, i) for i in range(6)]  # frees the chunks as it goes
     if len(points.steps) and len(columns[0]) > len(points.steps):
         order = np.argsort(columns[4], kind="stable")  # fallback records back in file order
         columns = [c[order] for c in columns]
-    steps, walls, values, tags = columns[:4]
-    records: np.ndarray | None = columns[4]
-    flags: np.ndarray | None = columns[5]
+    steps, walls, values, tags, records, flags = columns
     del columns
-    if np.all(flags == _SIMPLE | _HAS_VALUE):
-        flags = None  # the common case: nothing for the plugin rules to decide
-    if not points.purges:
-        records = None  # only needed to place purge_step restarts
-    # Renumber tags in natural order: a stable sort by number is then the final row
-    # order, and each tag's series is a view into the sorted columns (no copies).
+    carried = {"steps": steps, "walls": walls, "values": values}
+    if not np.all(flags == _SIMPLE | _HAS_VALUE):  # else nothing for the plugin rules to decide
+        carried["flags"] = flags
+    if points.purges:  # records only place purge_step restarts
+        carried["records"] = records
+    del steps, walls, values, records, flags
+    # Group rows by tag, tags in natural order, each tag's rows in record order: each
+    # series is then a view into the grouped columns (no copies).
     names = sorted(points.tag_ids, key=natural_key)
-    rank = np.zeros(max(len(names), 1), dtype=np.int32)
+    rank = np.zeros(max(len(points.tag_ids), int(tags.max(initial=0)) + 1), dtype=np.int32)
     for position, name in enumerate(names):
         rank[points.tag_ids[name]] = position
-    tags = rank[tags]
-    order = np.argsort(tags, kind="stable")
-    # one column at a time, so the unsorted copy of each is freed before the next
-    steps = steps[order]
-    walls = walls[order]
-    values = values[order]
-    tags = tags[order]
-    records = records[order] if records is not None else None
-    flags = flags[order] if flags is not None else None
-    del order
-    bounds = np.searchsorted(tags, np.arange(len(names) + 1))
+    bounds, grouped = _group(tags, rank, list(carried.values()), len(names))
+    carried = dict(zip(carried, grouped, strict=True))
+    del tags, grouped
+    steps, walls, values = carried["steps"], carried["walls"], carried["values"]
+    point_flags, point_records = carried.get("flags"), carried.get("records")
     series: dict[str, Series] = {}
     tag_records: dict[str, np.ndarray] = {}
     for position, name in enumerate(names):
         rows: slice | np.ndarray = slice(int(bounds[position]), int(bounds[position + 1]))
         if bounds[position] == bounds[position + 1] or not accept(name):
             continue
-        if flags is not None:
-            keep = _scalar_points(flags[rows])
+        if point_flags is not None:
+            keep = _scalar_points(point_flags[rows])
             if not keep.any():
                 continue
             if not keep.all():
                 rows = np.arange(rows.start, rows.stop)[keep]  # type: ignore[union-attr]
         series[name] = Series(steps[rows], walls[rows], values[rows])
-        if records is not None:
-            tag_records[name] = records[rows]
+        if point_records is not None:
+            tag_records[name] = point_records[rows]
     purges = [
         (step, {name: int(np.searchsorted(recs, record)) for name, recs in tag_records.items()})
         for record, step in points.purges
@@ -339,11 +353,42 @@ def _assemble(
     return series, purges
 
 
+def _python_points(points: _Points) -> tuple[np.ndarray, ...]:
+    """The points decoded by protobuf, as columns like the C scanner's."""
+    return (
+        np.frombuffer(points.steps, dtype=np.int64),
+        np.frombuffer(points.wall_times, dtype=np.float64),
+        np.frombuffer(points.values, dtype=np.float64),
+        np.frombuffer(points.tags, dtype=np.int32),
+        np.frombuffer(points.records, dtype=np.int64),
+        np.full(len(points.steps), _SIMPLE | _HAS_VALUE, dtype=np.int8),  # already final
+    )
+
+
+def _group(
+    tags: np.ndarray, rank: np.ndarray, columns: list[np.ndarray], groups: int
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Rows of ``columns`` stably sorted by ``rank[tags]``; ``bounds[r]`` starts group r."""
+    if _fastscan is not None:  # one pass, without the GIL
+        bounds = np.empty(len(rank) + 1, dtype=np.int64)
+        grouped = [np.empty_like(c) for c in columns]
+        _fastscan.group(
+            np.ascontiguousarray(tags, dtype=np.int32), rank, tuple(columns), tuple(grouped), bounds
+        )
+        return bounds[: groups + 1], grouped
+    ranks = rank[tags]
+    order = np.argsort(ranks, kind="stable")
+    bounds = np.searchsorted(ranks[order], np.arange(groups + 1))
+    return bounds, [c[order] for c in columns]
+
+
 def _take_column(parts: list[list[np.ndarray | None]], i: int) -> np.ndarray:
     """Concatenate column ``i`` of every part, dropping the parts' references to it."""
     pieces = [p[i] for p in parts]
     for p in parts:
         p[i] = None
+    if len(pieces) == 1:
+        return pieces[0]  # type: ignore[return-value]
     return np.concatenate(pieces)  # type: ignore[arg-type]
 
 

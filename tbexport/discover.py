@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Sequence
@@ -28,9 +29,12 @@ def is_event_file(name: str) -> bool:
     return "tfevents" in name
 
 
-def natural_key(text: str) -> list[tuple[int, int | str]]:
+@functools.lru_cache(maxsize=1 << 16)  # the same tags recur in every file and run
+def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
     """Sort key that orders ``version_2`` before ``version_10``."""
-    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", text)]
+    return tuple(
+        (0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", text)
+    )
 
 
 def as_list(paths: PathLike | Sequence[PathLike]) -> list[PathLike]:

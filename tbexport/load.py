@@ -12,7 +12,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .decode import FileScalars, GlobFilter, HParam, Series, read_event_file, tag_filter
+from .decode import (
+    FileScalars,
+    GlobFilter,
+    HParam,
+    Series,
+    read_event_file,
+    scans_without_gil,
+    tag_filter,
+)
 from .discover import Run, as_list, find_runs, natural_key
 from .exceptions import (
     CorruptEventFileError,
@@ -115,7 +123,8 @@ def load_scalars(
     sizes = [sum(os.path.getsize(f) for f in run.files) for run in runs]
     data = ScalarData(frame=pd.DataFrame(), runs=runs)
     per_run: list[tuple[str, dict[str, Series]]] = []
-    for result in map_in_order(read, runs, sizes, jobs=jobs, progress=progress):
+    threads = scans_without_gil()
+    for result in map_in_order(read, runs, sizes, jobs=jobs, progress=progress, threads=threads):
         data.corruptions.extend(result.corruptions)
         data.truncated.update(result.truncated)
         if result.hparams:
@@ -217,8 +226,8 @@ def superseded_mask(steps: np.ndarray, purges: Sequence[tuple[int, int]] = ()) -
     before ``position`` at a step ``>= step`` is dropped too, as TensorBoard does.
     """
     keep = np.ones(len(steps), dtype=bool)
-    if len(steps) == 0:
-        return keep
+    if len(steps) == 0 or (not purges and bool(np.all(steps[1:] > steps[:-1]))):
+        return keep  # the common case: steps only go up
     later_min = np.minimum.accumulate(steps[::-1])[::-1]
     keep[:-1] = steps[:-1] < later_min[1:]
     if purges:

@@ -1,11 +1,16 @@
-"""Read many runs on all cores; one run is always read by one process."""
+"""Read many runs on all cores; one run is always read by one worker.
+
+With the C scanner, workers are threads: the scan releases the GIL, and threads
+share the results without copying them between processes. The pure-Python reader
+holds the GIL, so without the extension workers are processes.
+"""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import TypeVar
 
 __all__ = ["default_jobs", "map_in_order"]
@@ -13,8 +18,8 @@ __all__ = ["default_jobs", "map_in_order"]
 T = TypeVar("T")
 R = TypeVar("R")
 
-# Below this many bytes in all, starting worker processes costs more than it saves.
-PARALLEL_MIN_BYTES = 8 << 20
+# Below this many bytes in all, starting workers costs more than it saves.
+PARALLEL_MIN_BYTES = {"threads": 1 << 20, "processes": 8 << 20}
 
 
 def default_jobs() -> int:
@@ -32,25 +37,32 @@ def map_in_order(
     *,
     jobs: int | None = None,
     progress: Callable[[int], None] | None = None,
+    threads: bool = False,
 ) -> Iterator[R]:
-    """``function(item)`` for each item, in order; on worker processes when it pays.
+    """``function(item)`` for each item, in order; on worker threads or processes when it pays.
 
     ``sizes`` (bytes of input per item) decide whether it pays and feed ``progress``.
     """
     jobs = default_jobs() if jobs is None else max(1, jobs)
-    if jobs == 1 or len(items) < 2 or sum(sizes) < PARALLEL_MIN_BYTES:
+    kind = "threads" if threads else "processes"
+    if jobs == 1 or len(items) < 2 or sum(sizes) < PARALLEL_MIN_BYTES[kind]:
         for item, size in zip(items, sizes, strict=True):
             yield function(item)
             if progress is not None:
                 progress(size)
         return
-    # fork shares the already imported modules (starting is ~instant); elsewhere spawn.
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    context = multiprocessing.get_context(method)
     workers = min(jobs, len(items))
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        chunk = max(1, len(items) // (workers * 8))
+    with _executor(workers, threads) as pool:
+        chunk = 1 if threads else max(1, len(items) // (workers * 8))
         for result, size in zip(pool.map(function, items, chunksize=chunk), sizes, strict=True):
             yield result
             if progress is not None:
                 progress(size)
+
+
+def _executor(workers: int, threads: bool) -> Executor:
+    if threads:
+        return ThreadPoolExecutor(max_workers=workers)
+    # fork shares the already imported modules (starting is ~instant); elsewhere spawn.
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))

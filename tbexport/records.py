@@ -20,7 +20,9 @@ from typing import Final
 
 import crc32c as _crc32c
 
-__all__ = ["Corruption", "RecordScan", "masked_crc32c"]
+FileBuffer = mmap.mmap | bytes  # an event file, mapped or read whole
+
+__all__ = ["Corruption", "FileBuffer", "RecordScan", "masked_crc32c"]
 
 _HEADER: Final = 12  # length (8) + length crc (4)
 _FOOTER: Final = 4  # data crc
@@ -78,7 +80,7 @@ class RecordScan:
             with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
                 yield from self.records(buf, size)
 
-    def records(self, buf: mmap.mmap, size: int, pos: int = 0) -> Iterator[bytes]:
+    def records(self, buf: FileBuffer, size: int, pos: int = 0) -> Iterator[bytes]:
         """Verified payloads from ``pos`` to the end, recovering from damage on the way."""
         verify = self.verify
         while pos < size:
@@ -98,7 +100,7 @@ class RecordScan:
                     continue
             self.position = pos = self.recover(buf, pos, size)
 
-    def recover(self, buf: mmap.mmap, pos: int, size: int) -> int:
+    def recover(self, buf: FileBuffer, pos: int, size: int) -> int:
         """Classify the bad bytes at ``pos``; return where reading resumes."""
         if _is_truncated_tail(buf, pos, size):
             self.truncated_tail = size - pos
@@ -109,11 +111,11 @@ class RecordScan:
         return resume
 
 
-def _header_ok(buf: mmap.mmap, pos: int, size: int) -> bool:
+def _header_ok(buf: FileBuffer, pos: int, size: int) -> bool:
     return size - pos >= _HEADER and masked_crc32c(buf[pos : pos + 8]) == _u32(buf, pos + 8)[0]
 
 
-def _is_truncated_tail(buf: mmap.mmap, pos: int, size: int) -> bool:
+def _is_truncated_tail(buf: FileBuffer, pos: int, size: int) -> bool:
     """True when the bytes at ``pos`` are the start of a record cut off by EOF."""
     remaining = size - pos
     if remaining < _HEADER:
@@ -123,7 +125,7 @@ def _is_truncated_tail(buf: mmap.mmap, pos: int, size: int) -> bool:
     return _header_ok(buf, pos, size) and pos + _HEADER + length + _FOOTER > size
 
 
-def _next_valid_record(buf: mmap.mmap, start: int, size: int) -> int:
+def _next_valid_record(buf: FileBuffer, start: int, size: int) -> int:
     """First position >= ``start`` where a complete CRC-valid record begins, else ``size``."""
     last = size - _HEADER - _FOOTER
     for pos in range(start, last + 1):

@@ -24,13 +24,20 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-@pytest.fixture(params=["c", "python"])
+@pytest.fixture(params=["c", "c-mapped", "python"])
 def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run a test with the C fast path and again with the pure-protobuf reader."""
+    """Run a test with the C fast path and again with the pure-protobuf reader.
+
+    ``c-mapped`` maps the file (as for large files) and scans it in many small
+    chunks, so that tags and damage straddle chunk boundaries.
+    """
     from tbexport import decode
 
     if request.param == "python":
         monkeypatch.setattr(decode, "_fastscan", None)
     elif decode._fastscan is None:
         pytest.skip("the C extension tbexport._fastscan is not built")
+    if request.param == "c-mapped":
+        monkeypatch.setattr(decode, "_MAP_MIN_BYTES", 0)
+        monkeypatch.setattr(decode, "_CHUNK_BYTES", 256)
     return str(request.param)

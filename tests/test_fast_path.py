@@ -68,6 +68,9 @@ def test_c_and_python_readers_agree(
 ) -> None:
     path = tmp_path / "events.out.tfevents.1"
     path.write_bytes(_random_file(random.Random(seed)))
+    if seed % 2:  # map the file and scan it in small chunks, as for large files
+        monkeypatch.setattr(decode, "_MAP_MIN_BYTES", 0)
+        monkeypatch.setattr(decode, "_CHUNK_BYTES", 1000)
     fast = decode.read_event_file(path)
     monkeypatch.setattr(decode, "_fastscan", None)
     slow = decode.read_event_file(path)
@@ -144,3 +147,29 @@ def test_c_number_text_is_python_repr(kind: str) -> None:
     text = bytes(decode._fastscan.csv_rows(b"", steps, (values,))).decode()
     expected = [f"{s},{v!r}" for s, v in zip(steps.tolist(), values.tolist(), strict=True)]
     assert text.splitlines() == expected
+
+
+def test_c_grouping_matches_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The C counting sort groups rows exactly like a stable argsort by tag rank."""
+    rng = np.random.default_rng(3)
+    tags = rng.integers(0, 7, 5000).astype(np.int32)
+    rank = rng.permutation(7).astype(np.int32)
+    columns = [
+        rng.integers(-(2**40), 2**40, 5000),
+        rng.random(5000),
+        rng.integers(0, 16, 5000).astype(np.int8),
+    ]
+    fast_bounds, fast = decode._group(tags, rank, columns, 7)
+    monkeypatch.setattr(decode, "_fastscan", None)
+    slow_bounds, slow = decode._group(tags, rank, columns, 7)
+    assert fast_bounds.tolist() == slow_bounds.tolist()
+    for a, b in zip(fast, slow, strict=True):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    assert fast_bounds[-1] == 5000 and len(set(fast_bounds.tolist())) == 8
+
+
+def test_c_grouping_rejects_unknown_tags() -> None:
+    assert decode._fastscan is not None
+    tags = np.array([0, 3], dtype=np.int32)
+    with pytest.raises(ValueError, match="tag index out of range"):
+        decode._group(tags, np.arange(2, dtype=np.int32), [np.zeros(2)], 2)

@@ -1,14 +1,15 @@
-"""Reading on several processes gives exactly what one process reads."""
+"""Reading on several threads or processes gives exactly what one reader reads."""
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 import tbexport
-from tbexport import parallel
+from tbexport import load, parallel
 
 from .builders import simple, write_events
 
@@ -22,15 +23,28 @@ def sweep(tmp_path: Path) -> Path:
     return root
 
 
-def test_parallel_read_equals_serial(sweep: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("workers", ["threads", "processes"])
+def test_parallel_read_equals_serial(
+    sweep: Path, workers: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     serial = tbexport.read_scalars(sweep, jobs=1)
-    monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)  # force the process pool
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", {"threads": 0, "processes": 0})
+    monkeypatch.setattr(load, "scans_without_gil", lambda: workers == "threads")
+    pools: list[str] = []
+    real_executor = parallel._executor
+
+    def executor(count: int, threads: bool) -> Executor:
+        pools.append(type(pool := real_executor(count, threads)).__name__)
+        return pool
+
+    monkeypatch.setattr(parallel, "_executor", executor)
     seen: list[int] = []
     data = tbexport.load_scalars(sweep, jobs=2, progress=seen.append)
     pd.testing.assert_frame_equal(serial, data.frame)
     assert len(serial) == 12 * 200 * 3
     assert list(serial["run"].cat.categories) == [f"version_{v}" for v in range(12)]
     assert sum(seen) == sum(f.stat().st_size for f in sweep.rglob("events.out.*"))
+    assert pools == ["ThreadPoolExecutor" if workers == "threads" else "ProcessPoolExecutor"]
 
 
 def test_cli_jobs_and_no_verify(sweep: Path, tmp_path: Path) -> None:
