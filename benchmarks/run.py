@@ -2,6 +2,7 @@
 
     python -m benchmarks.run            # full run (about 25 minutes on 2 cores)
     python -m benchmarks.run --quick    # 100k-point inputs, one repetition (a smoke test)
+    python -m benchmarks.run --only csv # one comparison (written to results/partial.*)
 
 Inputs are generated under benchmarks/data/ (git-ignored). Every case runs in a
 fresh process; cases of one comparison alternate, and each is repeated (medians
@@ -38,23 +39,28 @@ class Case:
 
     label: str
     command: list[str] | str
+    end_to_end: bool = False  # a cases.py case timed from outside, start-up and imports included
     seconds: list[float] = field(default_factory=list)
     peak_mib: list[float] = field(default_factory=list)
     above_imports_mib: list[float] = field(default_factory=list)
 
 
 def _run_case(case: Case, source: Path, scratch: Path) -> None:
-    if isinstance(case.command, str):  # in-process work, imports excluded
+    if isinstance(case.command, str):
         argv = [sys.executable, "-m", "benchmarks.cases", case.command, str(source), str(scratch)]
-        done = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=HERE.parent)
-        result = json.loads(done.stdout.strip().splitlines()[-1])
-        case.seconds.append(result["seconds"])
-        case.peak_mib.append(result["peak_mib"])
-        case.above_imports_mib.append(result["peak_mib"] - result["baseline_mib"])
-        return
-    argv = [a.replace("{in}", str(source)).replace("{out}", str(scratch)) for a in case.command]
+        if not case.end_to_end:  # in-process work, imports excluded
+            done = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=HERE.parent)
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            case.seconds.append(result["seconds"])
+            case.peak_mib.append(result["peak_mib"])
+            case.above_imports_mib.append(result["peak_mib"] - result["baseline_mib"])
+            return
+    else:
+        argv = [a.replace("{in}", str(source)).replace("{out}", str(scratch)) for a in case.command]
     started = time.perf_counter()
-    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=HERE.parent
+    )
     _, status, usage = os.wait4(child.pid, 0)
     case.seconds.append(time.perf_counter() - started)  # end to end: start-up included
     case.peak_mib.append(usage.ru_maxrss / 1024)
@@ -62,8 +68,13 @@ def _run_case(case: Case, source: Path, scratch: Path) -> None:
         raise RuntimeError(f"{argv} failed: {child.stderr.read() if child.stderr else ''}")
 
 
-def compare(title: str, source: Path, cases: list[Case], repeat: int, scratch: Path) -> dict:
+ONLY: str | None = None  # --only: run just the sections whose title contains this
+
+
+def compare(title: str, source: Path, cases: list[Case], repeat: int, scratch: Path) -> dict | None:
     """Run ``cases`` alternately ``repeat`` times; the first case is the reference."""
+    if ONLY and ONLY.lower() not in title.lower():
+        return None
     print(f"\n## {title}", flush=True)
     for _ in range(repeat):
         for case in cases:
@@ -129,6 +140,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small inputs, one repetition")
     parser.add_argument("--repeat", type=int, default=3, help="repetitions per case (default 3)")
     parser.add_argument(
+        "--only",
+        metavar="TEXT",
+        help="run only the comparisons whose title contains TEXT (results go to partial.*)",
+    )
+    parser.add_argument(
         "--report",
         type=Path,
         metavar="JSON",
@@ -136,9 +152,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.report:
-        write_results(json.loads(args.report.read_text()), quick=False)
+        write_results(json.loads(args.report.read_text()), "results")
         return
     repeat = 1 if args.quick else args.repeat
+    global ONLY
+    ONLY = args.only
     paths = inputs(args.quick)
     scratch = DATA / "scratch"
     scratch.mkdir(parents=True, exist_ok=True)
@@ -188,7 +206,11 @@ def main() -> None:
             paths["run"],
             [
                 Case("tbexport CLI (end to end)", [*cli, "-o", "{out}/ours.xlsx"]),
-                Case("tbparse + DataFrame.to_excel (openpyxl)", "xlsx_tbparse_pandas"),
+                Case(
+                    "tbparse + DataFrame.to_excel (openpyxl), end to end",
+                    "xlsx_tbparse_pandas",
+                    end_to_end=True,
+                ),
             ],
             repeat,
             scratch,
@@ -198,7 +220,9 @@ def main() -> None:
             paths["run"],
             [
                 Case("tbexport CLI (end to end)", [*cli, "-o", "{out}/ours.mat"]),
-                Case("tbparse + scipy.io.savemat", "mat_tbparse_scipy"),
+                Case(
+                    "tbparse + scipy.io.savemat, end to end", "mat_tbparse_scipy", end_to_end=True
+                ),
             ],
             repeat,
             scratch,
@@ -208,7 +232,9 @@ def main() -> None:
             paths["run"],
             [
                 Case("tbexport CLI (end to end)", [*cli, "-o", "{out}/ours.csv"]),
-                Case("tbparse + DataFrame.to_csv", "csv_tbparse_pandas"),
+                Case(
+                    "tbparse + DataFrame.to_csv, end to end", "csv_tbparse_pandas", end_to_end=True
+                ),
             ],
             repeat,
             scratch,
@@ -230,7 +256,8 @@ def main() -> None:
     for name in scale_names:
         case = Case(f"tbexport, {name[6:]} points", "read_tbexport")
         sections.append(compare(f"Scaling: {case.label}", paths[name], [case], repeat, scratch))
-    write_results(sections, args.quick)
+    done = [section for section in sections if section is not None]
+    write_results(done, "quick" if args.quick else "partial" if args.only else "results")
 
 
 def _environment() -> str:
@@ -251,18 +278,19 @@ def _environment() -> str:
     )
 
 
-def write_results(sections: list[dict], quick: bool) -> None:
+def write_results(sections: list[dict], stem: str) -> None:
     RESULTS.mkdir(exist_ok=True)
-    stem = "quick" if quick else "results"
     lines = [
-        f"# Benchmark results{' (quick)' if quick else ''}",
+        f"# Benchmark results{'' if stem == 'results' else f' ({stem})'}",
         "",
         f"Machine: {_environment()}.",
         "",
         "Median seconds over the repetitions; ratio = median / tbexport's median "
         "(higher is slower than tbexport). Peak RSS is the process's high-water mark "
-        "(VmHWM); 'above imports' subtracts the RSS measured after importing the libraries "
-        "(in-process cases only; CLI cases are timed end to end, start-up included).",
+        "(VmHWM); 'above imports' subtracts the RSS measured after importing the libraries. "
+        "The export comparisons time both sides end to end, from outside the process "
+        "(start-up and imports included: tbexport's CLI against a script doing the peer "
+        "pipeline); the read comparisons time the work in-process, imports excluded.",
         "",
     ]
     for section in sections:

@@ -8,8 +8,6 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
 from .discover import Run, find_runs
 from .exceptions import (
     CorruptEventFileError,
@@ -34,10 +32,9 @@ from .reshape import summarize, tag_stats, to_wide
 from .transform import reduce_runs, smooth
 from .write import FORMATS, write_scalars
 
-try:
-    __version__ = version("tbexport")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0+unknown"
+# The one place the version is written: pyproject.toml reads it from here (and
+# importlib.metadata would cost a twentieth of a second at every start).
+__version__ = "1.0.0"
 
 __all__ = [
     "FORMATS",

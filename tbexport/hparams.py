@@ -2,31 +2,38 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from .decode import HParam
 
 __all__ = ["check_name_by", "hparams_frame", "read_hparams_yaml", "run_labels"]
 
 
-class _LenientLoader(yaml.SafeLoader):
-    """Safe loading that turns Python-specific tags (``!!python/...``) into plain text."""
+@functools.cache
+def _lenient_loader() -> type[Any]:
+    """Safe loading that turns Python-specific tags (``!!python/...``) into plain text.
 
+    Built on first use: most exports read no hparams.yaml, and yaml is slow to import.
+    """
+    import yaml
 
-def _unknown_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.MappingNode):
-        return loader.construct_mapping(node, deep=True)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    return loader.construct_scalar(node)  # type: ignore[arg-type]
+    def unknown_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            return loader.construct_mapping(node, deep=True)
+        if isinstance(node, yaml.SequenceNode):
+            return loader.construct_sequence(node, deep=True)
+        return loader.construct_scalar(node)  # type: ignore[arg-type]
 
+    class LenientLoader(yaml.SafeLoader):
+        pass
 
-_LenientLoader.add_multi_constructor("", _unknown_tag)
+    LenientLoader.add_multi_constructor("", unknown_tag)
+    return LenientLoader
 
 
 def read_hparams_yaml(run_dir: Path) -> dict[str, HParam]:
@@ -34,8 +41,10 @@ def read_hparams_yaml(run_dir: Path) -> dict[str, HParam]:
     path = run_dir / "hparams.yaml"
     if not path.is_file():
         return {}
+    import yaml
+
     try:
-        loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_LenientLoader)
+        loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_lenient_loader())
     except (yaml.YAMLError, UnicodeDecodeError):
         return {}
     return _flatten(loaded) if isinstance(loaded, dict) else {}

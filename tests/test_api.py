@@ -14,7 +14,7 @@ def test_all_lists_exactly_the_public_names() -> None:
     public = {name for name in vars(tbexport) if not name.startswith("_")}
     modules = {name for name in public if inspect.ismodule(getattr(tbexport, name))}
     assert sorted(tbexport.__all__) == sorted(
-        (public - modules - {"annotations", "version", "PackageNotFoundError"}) | {"__version__"}
+        (public - modules - {"annotations"}) | {"__version__"}
     )
     for name in tbexport.__all__:
         assert hasattr(tbexport, name), name
