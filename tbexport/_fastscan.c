@@ -298,7 +298,7 @@ static int first_of(const unsigned char **p, const unsigned char *end, int wire,
     return skip(p, end, wire) ? 0 : -1;
 }
 
-/* Decodes a rank-0 numeric TensorProto like tbexport.decode.tensor_number; 1 on success. */
+/* Decodes a rank-0 numeric TensorProto like tbexport.protobuf_events.tensor_number; 1 on success. */
 static int tensor_scalar(const unsigned char *p, const unsigned char *end, double *value) {
     uint64_t dtype = 0;
     int rank = 0;

@@ -6,8 +6,8 @@ plugin (TF2 ``tf.summary.scalar``, ``SummaryWriter(new_style=True)``), in
 ``tensor_content`` or the typed ``*_val`` fields. Everything else is skipped.
 
 Two readers give identical results: the C extension ``_fastscan`` decodes the
-common simple_value events itself and hands every other record back to the
-protobuf path here; without the extension, every record takes the protobuf path.
+common simple_value and tensor events itself and hands every other record to
+:mod:`tbexport.protobuf_events`; without the extension, every record goes there.
 """
 
 from __future__ import annotations
@@ -20,17 +20,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from types import ModuleType
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
-from google.protobuf.message import DecodeError
-from tensorboard.compat.proto.event_pb2 import Event
-from tensorboard.compat.proto.summary_pb2 import Summary
-from tensorboard.compat.proto.tensor_pb2 import TensorProto
-from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from .discover import natural_key
 from .records import Corruption, FileBuffer, RecordScan
+
+if TYPE_CHECKING:
+    from .protobuf_events import Event
 
 _fastscan: ModuleType | None
 try:
@@ -40,30 +38,7 @@ except ImportError:  # built without a C compiler: the protobuf path does everyt
 
 __all__ = ["FileScalars", "GlobFilter", "Series", "TagFilter", "read_event_file", "tag_filter"]
 
-# TensorFlow DataType enum values of the numeric dtypes a scalar can carry.
-_DT_FLOAT, _DT_DOUBLE, _DT_INT32, _DT_UINT8, _DT_INT16, _DT_INT8 = 1, 2, 3, 4, 5, 6
-_DT_INT64, _DT_BOOL, _DT_BFLOAT16, _DT_HALF = 9, 10, 14, 19
-_DT_UINT16, _DT_UINT32, _DT_UINT64 = 17, 22, 23
-
-_CONTENT_DTYPES: dict[int, str] = {
-    _DT_FLOAT: "<f4",
-    _DT_DOUBLE: "<f8",
-    _DT_INT32: "<i4",
-    _DT_UINT8: "u1",
-    _DT_INT16: "<i2",
-    _DT_INT8: "i1",
-    _DT_INT64: "<i8",
-    _DT_BOOL: "?",
-    _DT_HALF: "<f2",
-    _DT_UINT16: "<u2",
-    _DT_UINT32: "<u4",
-    _DT_UINT64: "<u8",
-}
-_INT_VAL_DTYPES = {_DT_INT32, _DT_UINT8, _DT_INT16, _DT_INT8, _DT_UINT16}
-_SCALAR_PLUGINS = {"", "scalars"}
-_SESSION_START = 1  # SessionLog.START: a writer restarted with purge_step
 _CHUNK_BYTES = 8 << 20  # the C scanner reports progress this often
-_HPARAMS_TAG = "_hparams_/session_start_info"  # SummaryWriter.add_hparams, Lightning
 
 HParam = float | str | bool
 
@@ -124,34 +99,13 @@ class _Points:
     plugins: dict[str, str] = field(default_factory=dict)
     hparams: dict[str, HParam] = field(default_factory=dict)
 
-    def add_event(self, payload: bytes, record: int, event: Event) -> None:
-        """Decode one record with protobuf; raises DecodeError on a malformed message."""
-        event.ParseFromString(payload)
-        if not event.HasField("summary"):
-            if event.HasField("session_log") and event.session_log.status == _SESSION_START:
-                self.purges.append((record, event.step))
-            return
-        step, wall_time = event.step, event.wall_time
-        for value in event.summary.value:
-            if value.tag == _HPARAMS_TAG:
-                self.hparams.update(_hparams(value))
-                continue
-            kind = value.WhichOneof("value")
-            if kind == "simple_value":
-                number: float | None = value.simple_value
-            elif kind == "tensor":
-                number = _tensor_scalar(value, self.plugins)
-            else:
-                continue
-            if number is None:
-                continue
-            tag = value.tag
-            tag_id = self.tag_ids.setdefault(tag, len(self.tag_ids))
-            self.tags.append(tag_id)
-            self.steps.append(step)
-            self.wall_times.append(wall_time)
-            self.values.append(number)
-            self.records.append(record)
+    def add(self, tag: str, step: int, wall_time: float, number: float, record: int) -> None:
+        """One point decoded by protobuf."""
+        self.tags.append(self.tag_ids.setdefault(tag, len(self.tag_ids)))
+        self.steps.append(step)
+        self.wall_times.append(wall_time)
+        self.values.append(number)
+        self.records.append(record)
 
 
 def scans_without_gil() -> bool:
@@ -218,8 +172,10 @@ def _file_bytes(handle: BinaryIO, size: int) -> Iterator[FileBuffer]:
 def _decode_or_report(
     payload: bytes, record: int, offset: int, scan: RecordScan, points: _Points, event: Event
 ) -> None:
+    from .protobuf_events import DecodeError, add_event
+
     try:
-        points.add_event(payload, record, event)
+        add_event(points, payload, record, event)
     except DecodeError:
         # CRC-valid but not an Event (a foreign TFRecord file, or a writer bug).
         scan.corruptions.append(
@@ -234,6 +190,8 @@ def _scan_python(
     points: _Points,
     progress: Callable[[int], None] | None,
 ) -> None:
+    from .protobuf_events import Event
+
     event = Event()
     reported = 0
     for record, payload in enumerate(scan.records(buf, size)):
@@ -276,6 +234,10 @@ def _scan_fast(
     # The C side names tags by their UTF-8 bytes; fallback points join the same ids.
     for tag_id, name in enumerate(tag_names):
         points.tag_ids[name.decode("utf-8", errors="replace")] = tag_id
+    if not fallbacks:
+        return chunks
+    from .protobuf_events import Event  # imported only when a file needs it (~60 ms)
+
     event = Event()
     for fallback_record, offset, length in fallbacks:
         payload = buf[offset : offset + length]
@@ -407,70 +369,3 @@ def _scalar_points(flags: np.ndarray) -> np.ndarray:
     has_value = (flags & _HAS_VALUE) != 0
     keep: np.ndarray = has_value & (((flags & _SIMPLE) != 0) | (state == 1))
     return keep
-
-
-def _hparams(value: Summary.Value) -> dict[str, HParam]:
-    """The hyperparameters of an hparams-plugin ``session_start_info`` summary."""
-    try:
-        data = HParamsPluginData.FromString(value.metadata.plugin_data.content)
-    except DecodeError:
-        return {}
-    found: dict[str, HParam] = {}
-    for name, item in data.session_start_info.hparams.items():
-        kind = item.WhichOneof("kind")
-        if kind in ("number_value", "string_value", "bool_value"):
-            found[name] = getattr(item, kind)
-    return found
-
-
-def _tensor_scalar(value: Summary.Value, plugins: dict[str, str]) -> float | None:
-    """The number in a rank-0 numeric tensor of the scalars plugin, else None."""
-    if value.HasField("metadata") and value.metadata.HasField("plugin_data"):
-        # TF2 writers send the plugin name with the first point of a tag only.
-        plugins[value.tag] = value.metadata.plugin_data.plugin_name
-    if plugins.get(value.tag, "") not in _SCALAR_PLUGINS:
-        return None
-    tensor = value.tensor
-    if len(tensor.tensor_shape.dim) != 0:
-        return None
-    return tensor_number(tensor)
-
-
-def tensor_number(tensor: TensorProto) -> float | None:
-    """Decode the single element of a numeric ``TensorProto`` to a Python float."""
-    dtype = tensor.dtype
-    if tensor.tensor_content:
-        if dtype == _DT_BFLOAT16:
-            if len(tensor.tensor_content) < 2:
-                return None
-            bits = np.frombuffer(tensor.tensor_content[:2], "<u2").astype("<u4") << 16
-            return float(bits.view("<f4")[0])
-        code = _CONTENT_DTYPES.get(dtype)
-        if code is None or len(tensor.tensor_content) < np.dtype(code).itemsize:
-            return None
-        return float(np.frombuffer(tensor.tensor_content, code, count=1)[0])
-    return _typed_field_number(tensor, dtype)
-
-
-def _typed_field_number(tensor: TensorProto, dtype: int) -> float | None:
-    if dtype == _DT_FLOAT and tensor.float_val:
-        return float(tensor.float_val[0])
-    if dtype == _DT_DOUBLE and tensor.double_val:
-        return float(tensor.double_val[0])
-    if dtype in _INT_VAL_DTYPES and tensor.int_val:
-        return float(tensor.int_val[0])
-    if dtype == _DT_INT64 and tensor.int64_val:
-        return float(tensor.int64_val[0])
-    if dtype == _DT_UINT32 and tensor.uint32_val:
-        return float(tensor.uint32_val[0])
-    if dtype == _DT_UINT64 and tensor.uint64_val:
-        return float(tensor.uint64_val[0])
-    if dtype == _DT_BOOL and tensor.bool_val:
-        return float(tensor.bool_val[0])
-    if dtype == _DT_HALF and tensor.half_val:
-        # half_val holds the IEEE half bit pattern in an int32
-        return float(np.array([tensor.half_val[0]], "<u2").view("<f2")[0])
-    if dtype == _DT_BFLOAT16 and tensor.half_val:
-        bits = np.array([tensor.half_val[0]], "<u4") << 16
-        return float(bits.view("<f4")[0])
-    return None

@@ -22,6 +22,7 @@ from .builders import (
     simple,
     tensor_event,
     typed_tensor,
+    write_events,
 )
 
 pytestmark = pytest.mark.skipif(decode._fastscan is None, reason="C extension not built")
@@ -173,3 +174,25 @@ def test_c_grouping_rejects_unknown_tags() -> None:
     tags = np.array([0, 3], dtype=np.int32)
     with pytest.raises(ValueError, match="tag index out of range"):
         decode._group(tags, np.arange(2, dtype=np.int32), [np.zeros(2)], 2)
+
+
+LAZY_CHECK = """
+import sys
+import tbexport
+frame = tbexport.read_scalars(sys.argv[1])
+print(len(frame), "tensorboard.compat.proto.event_pb2" in sys.modules)
+"""
+
+
+def test_protobuf_is_loaded_only_for_records_that_need_it(tmp_path: Path) -> None:
+    from .conftest import SAMPLE_RUNS
+
+    def run(path: Path) -> list[str]:
+        argv = [sys.executable, "-c", LAZY_CHECK, str(path)]
+        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.split()
+
+    points, loaded = run(SAMPLE_RUNS / "lightning_logs" / "version_0")
+    assert int(points) > 0 and loaded == "False"  # plain scalars: the C scanner alone
+    events = [file_version(), simple("loss", 1, 0.5), session_start(1), simple("loss", 1, 0.25)]
+    write_events(tmp_path / "events.out.tfevents.1", events)
+    assert run(tmp_path) == ["1", "True"]  # a SessionLog restart is decoded by protobuf

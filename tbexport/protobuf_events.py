@@ -1,0 +1,138 @@
+"""Decode event records with TensorBoard's own protobuf classes.
+
+The reference decoder: the pure-Python reader sends every record here, the C
+scanner only those it does not decode itself (tensors it cannot read, hparams,
+SessionLogs, anything unusual). Imported on first use: the classes take a
+twentieth of a second to load, which files of plain scalars never need.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from google.protobuf.message import DecodeError
+from tensorboard.compat.proto.event_pb2 import Event
+from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.compat.proto.tensor_pb2 import TensorProto
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+if TYPE_CHECKING:
+    from .decode import HParam, _Points
+
+__all__ = ["DecodeError", "Event", "add_event", "tensor_number"]
+
+# TensorFlow DataType enum values of the numeric dtypes a scalar can carry.
+_DT_FLOAT, _DT_DOUBLE, _DT_INT32, _DT_UINT8, _DT_INT16, _DT_INT8 = 1, 2, 3, 4, 5, 6
+_DT_INT64, _DT_BOOL, _DT_BFLOAT16, _DT_HALF = 9, 10, 14, 19
+_DT_UINT16, _DT_UINT32, _DT_UINT64 = 17, 22, 23
+
+_CONTENT_DTYPES: dict[int, str] = {
+    _DT_FLOAT: "<f4",
+    _DT_DOUBLE: "<f8",
+    _DT_INT32: "<i4",
+    _DT_UINT8: "u1",
+    _DT_INT16: "<i2",
+    _DT_INT8: "i1",
+    _DT_INT64: "<i8",
+    _DT_BOOL: "?",
+    _DT_HALF: "<f2",
+    _DT_UINT16: "<u2",
+    _DT_UINT32: "<u4",
+    _DT_UINT64: "<u8",
+}
+_INT_VAL_DTYPES = {_DT_INT32, _DT_UINT8, _DT_INT16, _DT_INT8, _DT_UINT16}
+_SCALAR_PLUGINS = {"", "scalars"}
+_SESSION_START = 1  # SessionLog.START: a writer restarted with purge_step
+_HPARAMS_TAG = "_hparams_/session_start_info"  # SummaryWriter.add_hparams, Lightning
+
+
+def add_event(points: _Points, payload: bytes, record: int, event: Event) -> None:
+    """Decode one record with protobuf; raises DecodeError on a malformed message."""
+    event.ParseFromString(payload)
+    if not event.HasField("summary"):
+        if event.HasField("session_log") and event.session_log.status == _SESSION_START:
+            points.purges.append((record, event.step))
+        return
+    step, wall_time = event.step, event.wall_time
+    for value in event.summary.value:
+        if value.tag == _HPARAMS_TAG:
+            points.hparams.update(_hparams(value))
+            continue
+        kind = value.WhichOneof("value")
+        if kind == "simple_value":
+            number: float | None = value.simple_value
+        elif kind == "tensor":
+            number = _tensor_scalar(value, points.plugins)
+        else:
+            continue
+        if number is None:
+            continue
+        points.add(value.tag, step, wall_time, number, record)
+
+
+def _hparams(value: Summary.Value) -> dict[str, HParam]:
+    """The hyperparameters of an hparams-plugin ``session_start_info`` summary."""
+    try:
+        data = HParamsPluginData.FromString(value.metadata.plugin_data.content)
+    except DecodeError:
+        return {}
+    found: dict[str, HParam] = {}
+    for name, item in data.session_start_info.hparams.items():
+        kind = item.WhichOneof("kind")
+        if kind in ("number_value", "string_value", "bool_value"):
+            found[name] = getattr(item, kind)
+    return found
+
+
+def _tensor_scalar(value: Summary.Value, plugins: dict[str, str]) -> float | None:
+    """The number in a rank-0 numeric tensor of the scalars plugin, else None."""
+    if value.HasField("metadata") and value.metadata.HasField("plugin_data"):
+        # TF2 writers send the plugin name with the first point of a tag only.
+        plugins[value.tag] = value.metadata.plugin_data.plugin_name
+    if plugins.get(value.tag, "") not in _SCALAR_PLUGINS:
+        return None
+    tensor = value.tensor
+    if len(tensor.tensor_shape.dim) != 0:
+        return None
+    return tensor_number(tensor)
+
+
+def tensor_number(tensor: TensorProto) -> float | None:
+    """Decode the single element of a numeric ``TensorProto`` to a Python float."""
+    dtype = tensor.dtype
+    if tensor.tensor_content:
+        if dtype == _DT_BFLOAT16:
+            if len(tensor.tensor_content) < 2:
+                return None
+            bits = np.frombuffer(tensor.tensor_content[:2], "<u2").astype("<u4") << 16
+            return float(bits.view("<f4")[0])
+        code = _CONTENT_DTYPES.get(dtype)
+        if code is None or len(tensor.tensor_content) < np.dtype(code).itemsize:
+            return None
+        return float(np.frombuffer(tensor.tensor_content, code, count=1)[0])
+    return _typed_field_number(tensor, dtype)
+
+
+def _typed_field_number(tensor: TensorProto, dtype: int) -> float | None:
+    if dtype == _DT_FLOAT and tensor.float_val:
+        return float(tensor.float_val[0])
+    if dtype == _DT_DOUBLE and tensor.double_val:
+        return float(tensor.double_val[0])
+    if dtype in _INT_VAL_DTYPES and tensor.int_val:
+        return float(tensor.int_val[0])
+    if dtype == _DT_INT64 and tensor.int64_val:
+        return float(tensor.int64_val[0])
+    if dtype == _DT_UINT32 and tensor.uint32_val:
+        return float(tensor.uint32_val[0])
+    if dtype == _DT_UINT64 and tensor.uint64_val:
+        return float(tensor.uint64_val[0])
+    if dtype == _DT_BOOL and tensor.bool_val:
+        return float(tensor.bool_val[0])
+    if dtype == _DT_HALF and tensor.half_val:
+        # half_val holds the IEEE half bit pattern in an int32
+        return float(np.array([tensor.half_val[0]], "<u2").view("<f2")[0])
+    if dtype == _DT_BFLOAT16 and tensor.half_val:
+        bits = np.array([tensor.half_val[0]], "<u4") << 16
+        return float(bits.view("<f4")[0])
+    return None
