@@ -146,6 +146,52 @@ static PyObject *buf_bytes(Buf *b) {
     return PyBytes_FromStringAndSize(b->data ? b->data : "", (Py_ssize_t)b->used);
 }
 
+/* A Buf's memory handed to Python without a copy: a writable buffer that frees it when
+   the last numpy array viewing it goes. (A bytes copy would double the scan's peak memory
+   and leave the heap fragmented.) */
+typedef struct {
+    PyObject_HEAD
+    char *data;
+    Py_ssize_t size;
+} Block;
+
+static int block_getbuffer(PyObject *self, Py_buffer *view, int flags) {
+    Block *block = (Block *)self;
+    return PyBuffer_FillInfo(view, self, block->data, block->size, 0, flags);
+}
+
+static void block_dealloc(PyObject *self) {
+    free(((Block *)self)->data);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static PyBufferProcs block_buffer = {block_getbuffer, NULL};
+
+static PyTypeObject BlockType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tbexport._fastscan.Block",
+    .tp_basicsize = sizeof(Block),
+    .tp_dealloc = block_dealloc,
+    .tp_as_buffer = &block_buffer,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Memory filled by the scanner, viewed by numpy arrays.",
+};
+
+/* Moves b's memory into a new Block (b is left empty); NULL when out of memory. */
+static PyObject *buf_block(Buf *b) {
+    Block *block = PyObject_New(Block, &BlockType);
+    if (!block) return NULL;
+    block->data = b->data ? b->data : malloc(1);
+    block->size = (Py_ssize_t)b->used;
+    b->data = NULL;
+    b->used = b->cap = 0;
+    if (!block->data) {
+        Py_DECREF(block);
+        return PyErr_NoMemory();
+    }
+    return (PyObject *)block;
+}
+
 /* ---------- tag interning: tag bytes -> index, in plain C so the scan runs without the GIL ---------- */
 
 typedef struct {
@@ -215,10 +261,10 @@ static void tags_free(Tags *t) {
 
 /* ---------- event decoding ---------- */
 
-enum { DECODED = 0, FALLBACK = 1, NO_MEMORY = -1 };
+enum { DECODED = 0, FALLBACK = 1, NO_MEMORY = -1, CALLBACK_FAILED = -2 };
 
 typedef struct {
-    Buf steps, walls, values, tags, records, flags;
+    Buf steps, walls, values, tags, flags;
 } Out;
 
 /* Point flags: what Python needs to apply the scalars-plugin rules per tag. */
@@ -374,8 +420,7 @@ static int tensor_scalar(const unsigned char *p, const unsigned char *end, doubl
 }
 
 /* Decodes one Event. Points go to `out`; FALLBACK asks Python to decode the record. */
-static int decode_event(const unsigned char *p, const unsigned char *end, int64_t record,
-                        Tags *tags, Out *out) {
+static int decode_event(const unsigned char *p, const unsigned char *end, Tags *tags, Out *out) {
     double wall = 0.0;
     int64_t step = 0;
     const unsigned char *summary = NULL, *summary_end = NULL;
@@ -477,26 +522,29 @@ static int decode_event(const unsigned char *p, const unsigned char *end, int64_
         if (index < 0) return NO_MEMORY;
         if (!buf_push(&out->steps, &step, 8) || !buf_push(&out->walls, &wall, 8) ||
             !buf_push(&out->values, &number, 8) || !buf_push(&out->tags, &index, 4) ||
-            !buf_push(&out->records, &record, 8) || !buf_push(&out->flags, &flags, 1))
+            !buf_push(&out->flags, &flags, 1))
             return NO_MEMORY;
     }
     return DECODED;
 }
 
 /*
- * scan(buffer, start, limit, verify, tags, record) ->
- *     (position, failed, record, steps, wall_times, values, tag_indices, record_indices,
- *      flags, fallbacks)
+ * scan(buffer, start, verify, tags, record, report_every, progress) ->
+ *     (position, failed, record, steps, wall_times, values, tag_indices, flags, fallbacks)
  *
- * Reads records from `start` while the position is below `limit`, without the GIL
- * (threads read other files meanwhile). `tags` is a list of tag names as bytes whose
- * positions are the tag indices; new tags are appended to it. `failed` is true when
- * the record at `position` is incomplete or fails a CRC. `fallbacks` lists
- * (record, offset, length) of the records Python must decode itself.
+ * Reads records from `start` to the end of the buffer, or to the first damaged one,
+ * without the GIL (threads read other files meanwhile). `tags` is a list of tag names
+ * as bytes whose positions are the tag indices; new tags are appended to it. `failed`
+ * is true when the record at `position` is incomplete or fails a CRC. Every
+ * `report_every` bytes, progress(position) is called (None: never). The columns are
+ * buffers of int64, float64, float64, int32 and int8. `fallbacks` lists
+ * (record, offset, length, points_before) of the records Python must decode itself,
+ * points_before being the points this call produced before that record.
  */
 typedef struct {
     int64_t record;
     uint64_t offset, length;
+    int64_t points_before;
 } Fallback;
 
 static int tags_from_list(Tags *tags, PyObject *names) {
@@ -534,8 +582,9 @@ static PyObject *fallback_list(const Buf *fallbacks) {
     PyObject *list = PyList_New((Py_ssize_t)count);
     for (size_t i = 0; list && i < count; i++) {
         const Fallback *f = (const Fallback *)fallbacks->data + i;
-        PyObject *item = Py_BuildValue("(LKK)", (long long)f->record,
-                                       (unsigned long long)f->offset, (unsigned long long)f->length);
+        PyObject *item = Py_BuildValue("(LKKL)", (long long)f->record,
+                                       (unsigned long long)f->offset, (unsigned long long)f->length,
+                                       (long long)f->points_before);
         if (!item) { Py_CLEAR(list); break; }
         PyList_SET_ITEM(list, (Py_ssize_t)i, item);
     }
@@ -544,15 +593,16 @@ static PyObject *fallback_list(const Buf *fallbacks) {
 
 static PyObject *scan(PyObject *self, PyObject *args) {
     Py_buffer view;
-    Py_ssize_t start, limit;
+    Py_ssize_t start, report_every;
     int verify;
-    PyObject *names;
+    PyObject *names, *progress;
     long long record;
-    if (!PyArg_ParseTuple(args, "y*nnpO!L", &view, &start, &limit, &verify, &PyList_Type, &names,
-                          &record))
+    if (!PyArg_ParseTuple(args, "y*npO!LnO", &view, &start, &verify, &PyList_Type, &names,
+                          &record, &report_every, &progress))
         return NULL;
     const unsigned char *base = view.buf;
     uint64_t size = (uint64_t)view.len, pos = (uint64_t)start;
+    uint64_t next_report = pos + (uint64_t)(report_every > 0 ? report_every : 1);
     Tags tags = {0};
     Out out = {0};
     Buf fallbacks = {0};
@@ -563,7 +613,15 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         goto done;
     }
     PyThreadState *released = PyEval_SaveThread();
-    while (pos < size && pos < (uint64_t)limit) {
+    while (pos < size) {
+        if (progress != Py_None && pos >= next_report) {
+            PyEval_RestoreThread(released);
+            PyObject *answer = PyObject_CallFunction(progress, "K", (unsigned long long)pos);
+            Py_XDECREF(answer);
+            released = PyEval_SaveThread();
+            if (!answer) { status = CALLBACK_FAILED; break; }
+            next_report = pos + (uint64_t)report_every;
+        }
         if (size - pos < 16) { failed = 1; break; }
         uint64_t len = le64(base + pos);
         if (len > size - pos - 16) { failed = 1; break; }
@@ -573,10 +631,11 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             failed = 1;
             break;
         }
-        status = decode_event(data, data + len, (int64_t)record, &tags, &out);
+        size_t points_before = out.steps.used / 8;
+        status = decode_event(data, data + len, &tags, &out);
         if (status == NO_MEMORY) break;
         if (status == FALLBACK) {
-            Fallback item = {(int64_t)record, pos + 12, len};
+            Fallback item = {(int64_t)record, pos + 12, len, (int64_t)points_before};
             if (!buf_push(&fallbacks, &item, sizeof item)) { status = NO_MEMORY; break; }
         }
         record++;
@@ -584,18 +643,19 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     }
     PyEval_RestoreThread(released);
     if (status == NO_MEMORY) { PyErr_NoMemory(); goto done; }
+    if (status == CALLBACK_FAILED) goto done;
     if (!tags_to_list(&tags, names) || !(fallback_items = fallback_list(&fallbacks))) goto done;
-    result = Py_BuildValue("(KOLNNNNNNN)", (unsigned long long)pos, failed ? Py_True : Py_False,
-                           record, buf_bytes(&out.steps), buf_bytes(&out.walls),
-                           buf_bytes(&out.values), buf_bytes(&out.tags), buf_bytes(&out.records),
-                           buf_bytes(&out.flags), fallback_items);
+    result = Py_BuildValue("(KOLNNNNNN)", (unsigned long long)pos, failed ? Py_True : Py_False,
+                           record, buf_block(&out.steps), buf_block(&out.walls),
+                           buf_block(&out.values), buf_block(&out.tags), buf_block(&out.flags),
+                           fallback_items);
     fallback_items = NULL; /* the tuple owns it now */
 done:
     Py_XDECREF(fallback_items);
     tags_free(&tags);
     free(fallbacks.data);
     free(out.steps.data); free(out.walls.data); free(out.values.data);
-    free(out.tags.data); free(out.records.data); free(out.flags.data);
+    free(out.tags.data); free(out.flags.data);
     PyBuffer_Release(&view);
     return result;
 }
@@ -975,6 +1035,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastscan",
                                     "C fast path for reading event files.", -1, methods};
 
 PyMODINIT_FUNC PyInit__fastscan(void) {
+    if (PyType_Ready(&BlockType) < 0) return NULL;
     crc_init();
     crc_choose();
 #ifdef HAVE_FAST_REPR

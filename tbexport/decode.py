@@ -38,7 +38,7 @@ except ImportError:  # built without a C compiler: the protobuf path does everyt
 
 __all__ = ["FileScalars", "GlobFilter", "Series", "TagFilter", "read_event_file", "tag_filter"]
 
-_CHUNK_BYTES = 8 << 20  # the C scanner reports progress this often
+_CHUNK_BYTES = 8 << 20  # the C scanner's unit of work: progress, and memory in flight
 
 HParam = float | str | bool
 
@@ -87,25 +87,35 @@ def tag_filter(patterns: list[str] | None) -> GlobFilter:
 
 @dataclass
 class _Points:
-    """Flat columns of every point of a file, in record order, plus restarts."""
+    """The points decoded by protobuf, in record order, and what else those records said.
+
+    With the C scanner these are the points of the records it handed over; each
+    carries ``before``, how many of the scanner's points precede its record, which
+    places it among them.
+    """
 
     tag_ids: dict[str, int] = field(default_factory=dict)
     tags: array[int] = field(default_factory=lambda: array("i"))
     steps: array[int] = field(default_factory=lambda: array("q"))
     wall_times: array[float] = field(default_factory=lambda: array("d"))
     values: array[float] = field(default_factory=lambda: array("d"))
-    records: array[int] = field(default_factory=lambda: array("q"))
-    purges: list[tuple[int, int]] = field(default_factory=list)  # (record, step)
+    before: array[int] = field(default_factory=lambda: array("q"))
+    # purge_step restarts: (points of the whole file before the restart, step)
+    purges: list[tuple[int, int]] = field(default_factory=list)
     plugins: dict[str, str] = field(default_factory=dict)
     hparams: dict[str, HParam] = field(default_factory=dict)
 
-    def add(self, tag: str, step: int, wall_time: float, number: float, record: int) -> None:
-        """One point decoded by protobuf."""
+    def add(self, tag: str, step: int, wall_time: float, number: float, before: int) -> None:
+        """One point decoded by protobuf, after ``before`` points of the C scanner."""
         self.tags.append(self.tag_ids.setdefault(tag, len(self.tag_ids)))
         self.steps.append(step)
         self.wall_times.append(wall_time)
         self.values.append(number)
-        self.records.append(record)
+        self.before.append(before)
+
+    def restart(self, step: int, before: int) -> None:
+        """A purge_step restart, after ``before`` points of the C scanner."""
+        self.purges.append((before + len(self.steps), step))
 
 
 def scans_without_gil() -> bool:
@@ -170,12 +180,12 @@ def _file_bytes(handle: BinaryIO, size: int) -> Iterator[FileBuffer]:
 
 
 def _decode_or_report(
-    payload: bytes, record: int, offset: int, scan: RecordScan, points: _Points, event: Event
+    payload: bytes, before: int, offset: int, scan: RecordScan, points: _Points, event: Event
 ) -> None:
     from .protobuf_events import DecodeError, add_event
 
     try:
-        add_event(points, payload, record, event)
+        add_event(points, payload, before, event)
     except DecodeError:
         # CRC-valid but not an Event (a foreign TFRecord file, or a writer bug).
         scan.corruptions.append(
@@ -195,7 +205,7 @@ def _scan_python(
     event = Event()
     reported = 0
     for record, payload in enumerate(scan.records(buf, size)):
-        _decode_or_report(payload, record, scan.position - len(payload) - 16, scan, points, event)
+        _decode_or_report(payload, 0, scan.position - len(payload) - 16, scan, points, event)
         if progress is not None and record % 65536 == 65535:
             progress(scan.position - reported)
             reported = scan.position
@@ -210,38 +220,47 @@ def _scan_fast(
     points: _Points,
     progress: Callable[[int], None] | None,
 ) -> list[tuple[np.ndarray, ...]]:
+    """Scan in C (one call per undamaged stretch); hand the records it leaves to protobuf."""
     assert _fastscan is not None
     chunks: list[tuple[np.ndarray, ...]] = []
-    fallbacks: list[tuple[int, int, int]] = []
+    fallbacks: list[tuple[int, int, int]] = []  # (C points before, offset, length) left to us
     tag_names: list[bytes] = []  # position = the C scanner's tag index
-    pos = record = 0
+    done = 0  # bytes released and reported
+
+    def advance(position: int) -> None:
+        nonlocal done
+        _release(buf, done, position)
+        if progress is not None:
+            progress(position - done)
+        done = position
+
+    pos = record = emitted = 0
     while pos < size:
-        start = pos
         pos, failed, record, *columns, fallback = _fastscan.scan(
-            buf, pos, min(size, pos + _CHUNK_BYTES), scan.verify, tag_names, record
+            buf, pos, scan.verify, tag_names, record, _CHUNK_BYTES, advance
         )
-        chunks.append(
-            tuple(np.frombuffer(c, dtype=t) for c, t in zip(columns, _FAST_DTYPES, strict=True))
+        chunk = tuple(np.frombuffer(c, dtype=t) for c, t in zip(columns, _FAST_DTYPES, strict=True))
+        fallbacks.extend(
+            (emitted + before, offset, length) for _, offset, length, before in fallback
         )
-        fallbacks.extend(fallback)
+        emitted += len(chunk[0])
+        chunks.append(chunk)
         if failed:
             pos = scan.recover(buf, pos, size)
-        _release(buf, start, pos)
-        if progress is not None:
-            progress(pos - start)
+    advance(size)
     scan.valid_records = record
     scan.position = size
     # The C side names tags by their UTF-8 bytes; fallback points join the same ids.
     for tag_id, name in enumerate(tag_names):
         points.tag_ids[name.decode("utf-8", errors="replace")] = tag_id
-    if not fallbacks:
-        return chunks
-    from .protobuf_events import Event  # imported only when a file needs it (~60 ms)
+    if fallbacks:
+        from .protobuf_events import Event  # imported only when a file needs it (~60 ms)
 
-    event = Event()
-    for fallback_record, offset, length in fallbacks:
-        payload = buf[offset : offset + length]
-        _decode_or_report(payload, fallback_record, offset - 12, scan, points, event)
+        event = Event()
+        for before, offset, length in fallbacks:
+            _decode_or_report(
+                buf[offset : offset + length], before, offset - 12, scan, points, event
+            )
     return chunks
 
 
@@ -255,7 +274,7 @@ def _release(buf: FileBuffer, start: int, stop: int) -> None:
         buf.madvise(mmap.MADV_DONTNEED, first, (stop - first) // page * page)
 
 
-_FAST_DTYPES = (np.int64, np.float64, np.float64, np.int32, np.int64, np.int8)
+_FAST_DTYPES = (np.int64, np.float64, np.float64, np.int32, np.int8)
 # flags of the C scanner's points (see _fastscan.c)
 _HAS_VALUE, _PLUGIN_SCALARS, _PLUGIN_OTHER, _SIMPLE = 1, 2, 4, 8
 
@@ -264,41 +283,41 @@ def _assemble(
     points: _Points, fast: list[tuple[np.ndarray, ...]], accept: TagFilter
 ) -> tuple[dict[str, Series], list[tuple[int, dict[str, int]]]]:
     """Split the flat columns into per-tag series in record order; place the restarts."""
-    parts: list[list[np.ndarray | None]] = [list(p) for p in fast]
-    fast.clear()
-    if len(points.steps):
-        parts.append(list(_python_points(points)))
-    if not parts:
+    columns = _merged_columns(points, fast)
+    if columns is None:
         return {}, []
-    columns = [_take_column(parts, i) for i in range(6)]  # frees the chunks as it goes
-    if len(points.steps) and len(columns[0]) > len(points.steps):
-        order = np.argsort(columns[4], kind="stable")  # fallback records back in file order
-        columns = [c[order] for c in columns]
-    steps, walls, values, tags, records, flags = columns
+    steps, walls, values, tags, flags = columns
     del columns
     carried = {"steps": steps, "walls": walls, "values": values}
     if not np.all(flags == _SIMPLE | _HAS_VALUE):  # else nothing for the plugin rules to decide
         carried["flags"] = flags
-    if points.purges:  # records only place purge_step restarts
-        carried["records"] = records
-    del steps, walls, values, records, flags
+    del steps, walls, values, flags
     # Group rows by tag, tags in natural order, each tag's rows in record order: each
     # series is then a view into the grouped columns (no copies).
     names = sorted(points.tag_ids, key=natural_key)
     rank = np.zeros(max(len(points.tag_ids), int(tags.max(initial=0)) + 1), dtype=np.int32)
     for position, name in enumerate(names):
         rank[points.tag_ids[name]] = position
-    bounds, grouped = _group(tags, rank, list(carried.values()), len(names))
-    carried = dict(zip(carried, grouped, strict=True))
-    del tags, grouped
+    # each restart: how many points of each tag (by rank) precede it
+    purge_counts = [
+        (step, np.bincount(rank[tags[:before]], minlength=len(names)))
+        for before, step in points.purges
+    ]
+    names_of_columns, grouped = list(carried), list(carried.values())
+    carried.clear()  # _group frees each column once grouped
+    bounds, grouped = _group(tags, rank, grouped, len(names))
+    del tags
+    carried = dict(zip(names_of_columns, grouped, strict=True))
+    del grouped
     steps, walls, values = carried["steps"], carried["walls"], carried["values"]
-    point_flags, point_records = carried.get("flags"), carried.get("records")
+    point_flags = carried.get("flags")
     series: dict[str, Series] = {}
-    tag_records: dict[str, np.ndarray] = {}
+    kept_before: dict[str, Callable[[int], int]] = {}  # kept points among a tag's first n
     for position, name in enumerate(names):
         rows: slice | np.ndarray = slice(int(bounds[position]), int(bounds[position + 1]))
         if bounds[position] == bounds[position + 1] or not accept(name):
             continue
+        keep = None
         if point_flags is not None:
             keep = _scalar_points(point_flags[rows])
             if not keep.any():
@@ -306,13 +325,37 @@ def _assemble(
             if not keep.all():
                 rows = np.arange(rows.start, rows.stop)[keep]  # type: ignore[union-attr]
         series[name] = Series(steps[rows], walls[rows], values[rows])
-        if point_records is not None:
-            tag_records[name] = point_records[rows]
+        kept_before[name] = _counter(keep)
+    rank_of = {name: position for position, name in enumerate(names)}
     purges = [
-        (step, {name: int(np.searchsorted(recs, record)) for name, recs in tag_records.items()})
-        for record, step in points.purges
+        (step, {name: kept_before[name](int(counts[rank_of[name]])) for name in series})
+        for step, counts in purge_counts
     ]
     return series, purges
+
+
+def _counter(keep: np.ndarray | None) -> Callable[[int], int]:
+    """How many of a tag's first ``n`` points the plugin rules kept."""
+    if keep is None:
+        return lambda n: n
+    kept = np.concatenate([[0], np.cumsum(keep)])
+    return lambda n: int(kept[n])
+
+
+def _merged_columns(points: _Points, fast: list[tuple[np.ndarray, ...]]) -> list[np.ndarray] | None:
+    """The C scanner's columns with the protobuf-decoded points put in their places."""
+    parts: list[list[np.ndarray | None]] = [list(p) for p in fast]
+    fast.clear()
+    columns = [_take_column(parts, i) for i in range(5)] if parts else None  # frees chunks
+    if not len(points.steps):
+        return columns
+    python_columns = _python_points(points)
+    if columns is None or not len(columns[0]):
+        return list(python_columns)
+    # each protobuf point goes before the C point its record preceded (np.insert keeps
+    # the order of points inserted at one position)
+    before = np.frombuffer(points.before, dtype=np.int64)
+    return [np.insert(c, before, p) for c, p in zip(columns, python_columns, strict=True)]
 
 
 def _python_points(points: _Points) -> tuple[np.ndarray, ...]:
@@ -322,7 +365,6 @@ def _python_points(points: _Points) -> tuple[np.ndarray, ...]:
         np.frombuffer(points.wall_times, dtype=np.float64),
         np.frombuffer(points.values, dtype=np.float64),
         np.frombuffer(points.tags, dtype=np.int32),
-        np.frombuffer(points.records, dtype=np.int64),
         np.full(len(points.steps), _SIMPLE | _HAS_VALUE, dtype=np.int8),  # already final
     )
 
@@ -330,18 +372,27 @@ def _python_points(points: _Points) -> tuple[np.ndarray, ...]:
 def _group(
     tags: np.ndarray, rank: np.ndarray, columns: list[np.ndarray], groups: int
 ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Rows of ``columns`` stably sorted by ``rank[tags]``; ``bounds[r]`` starts group r."""
-    if _fastscan is not None:  # one pass, without the GIL
+    """Rows of ``columns`` stably sorted by ``rank[tags]``; ``bounds[r]`` starts group r.
+
+    ``columns`` is emptied as it goes, so that each source can be freed once grouped.
+    """
+    if _fastscan is not None:  # without the GIL
         bounds = np.empty(len(rank) + 1, dtype=np.int64)
-        grouped = [np.empty_like(c) for c in columns]
-        _fastscan.group(
-            np.ascontiguousarray(tags, dtype=np.int32), rank, tuple(columns), tuple(grouped), bounds
-        )
+        tags = np.ascontiguousarray(tags, dtype=np.int32)
+        grouped = []
+        # a column at a time, each source freed once grouped: memory peaks at one extra column
+        while columns:
+            source = columns.pop(0)
+            grouped.append(np.empty_like(source))
+            _fastscan.group(tags, rank, (source,), (grouped[-1],), bounds)
+            del source
         return bounds[: groups + 1], grouped
     ranks = rank[tags]
     order = np.argsort(ranks, kind="stable")
     bounds = np.searchsorted(ranks[order], np.arange(groups + 1))
-    return bounds, [c[order] for c in columns]
+    grouped = [c[order] for c in columns]
+    columns.clear()
+    return bounds, grouped
 
 
 def _take_column(parts: list[list[np.ndarray | None]], i: int) -> np.ndarray:

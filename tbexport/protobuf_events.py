@@ -47,12 +47,15 @@ _SESSION_START = 1  # SessionLog.START: a writer restarted with purge_step
 _HPARAMS_TAG = "_hparams_/session_start_info"  # SummaryWriter.add_hparams, Lightning
 
 
-def add_event(points: _Points, payload: bytes, record: int, event: Event) -> None:
-    """Decode one record with protobuf; raises DecodeError on a malformed message."""
+def add_event(points: _Points, payload: bytes, before: int, event: Event) -> None:
+    """Decode one record (``before``: points the C scanner read before it) into ``points``.
+
+    Raises DecodeError on a malformed message.
+    """
     event.ParseFromString(payload)
     if not event.HasField("summary"):
         if event.HasField("session_log") and event.session_log.status == _SESSION_START:
-            points.purges.append((record, event.step))
+            points.restart(event.step, before)
         return
     step, wall_time = event.step, event.wall_time
     for value in event.summary.value:
@@ -68,7 +71,7 @@ def add_event(points: _Points, payload: bytes, record: int, event: Event) -> Non
             continue
         if number is None:
             continue
-        points.add(value.tag, step, wall_time, number, record)
+        points.add(value.tag, step, wall_time, number, before)
 
 
 def _hparams(value: Summary.Value) -> dict[str, HParam]:

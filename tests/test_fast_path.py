@@ -160,9 +160,9 @@ def test_c_grouping_matches_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
         rng.random(5000),
         rng.integers(0, 16, 5000).astype(np.int8),
     ]
-    fast_bounds, fast = decode._group(tags, rank, columns, 7)
+    fast_bounds, fast = decode._group(tags, rank, list(columns), 7)
     monkeypatch.setattr(decode, "_fastscan", None)
-    slow_bounds, slow = decode._group(tags, rank, columns, 7)
+    slow_bounds, slow = decode._group(tags, rank, list(columns), 7)
     assert fast_bounds.tolist() == slow_bounds.tolist()
     for a, b in zip(fast, slow, strict=True):
         assert a.dtype == b.dtype and np.array_equal(a, b)
@@ -196,3 +196,22 @@ def test_protobuf_is_loaded_only_for_records_that_need_it(tmp_path: Path) -> Non
     events = [file_version(), simple("loss", 1, 0.5), session_start(1), simple("loss", 1, 0.25)]
     write_events(tmp_path / "events.out.tfevents.1", events)
     assert run(tmp_path) == ["1", "True"]  # a SessionLog restart is decoded by protobuf
+
+
+def test_an_error_in_progress_stops_the_c_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scanner calls back into Python mid-file; an exception there comes out intact."""
+    path = tmp_path / "events.out.tfevents.1"
+    write_events(path, [file_version()] + [simple("loss", s, s / 10) for s in range(2000)])
+    monkeypatch.setattr(decode, "_CHUNK_BYTES", 1000)
+    calls: list[int] = []
+
+    def progress(done: int) -> None:
+        calls.append(done)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        decode.read_event_file(path, progress=progress)
+    assert len(calls) == 3 and all(0 < c <= 1100 for c in calls)
