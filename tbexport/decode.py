@@ -118,6 +118,13 @@ class _Points:
         self.purges.append((before + len(self.steps), step))
 
 
+def strictly_increasing(steps: np.ndarray) -> bool:
+    """Whether each int64 step is above the one before it (no restart to resolve)."""
+    if _fastscan is not None and steps.dtype == np.int64 and steps.flags.c_contiguous:
+        return bool(_fastscan.increasing(steps))
+    return bool(np.all(steps[1:] > steps[:-1]))
+
+
 def scans_without_gil() -> bool:
     """Whether files are read by the C scanner, which lets other threads run meanwhile."""
     return _fastscan is not None and not os.environ.get("TBEXPORT_PURE_PYTHON")
@@ -143,7 +150,7 @@ def read_event_file(
         return result
     scan = RecordScan(path, verify=verify)
     points = _Points()
-    fast: list[tuple[np.ndarray, ...]] = []
+    fast: list[tuple[np.ndarray | None, ...]] = []
     with open(scan.path, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         if size:
@@ -219,10 +226,10 @@ def _scan_fast(
     scan: RecordScan,
     points: _Points,
     progress: Callable[[int], None] | None,
-) -> list[tuple[np.ndarray, ...]]:
+) -> list[tuple[np.ndarray | None, ...]]:
     """Scan in C (one call per undamaged stretch); hand the records it leaves to protobuf."""
     assert _fastscan is not None
-    chunks: list[tuple[np.ndarray, ...]] = []
+    chunks: list[tuple[np.ndarray | None, ...]] = []
     fallbacks: list[tuple[int, int, int]] = []  # (C points before, offset, length) left to us
     tag_names: list[bytes] = []  # position = the C scanner's tag index
     done = 0  # bytes released and reported
@@ -239,12 +246,16 @@ def _scan_fast(
         pos, failed, record, *columns, fallback = _fastscan.scan(
             buf, pos, scan.verify, tag_names, record, _CHUNK_BYTES, advance
         )
-        chunk = tuple(np.frombuffer(c, dtype=t) for c, t in zip(columns, _FAST_DTYPES, strict=True))
+        steps, *others = (
+            None if c is None else np.frombuffer(c, dtype=t)  # flags: None when all plain
+            for c, t in zip(columns, _FAST_DTYPES, strict=True)
+        )
+        assert steps is not None
         fallbacks.extend(
             (emitted + before, offset, length) for _, offset, length, before in fallback
         )
-        emitted += len(chunk[0])
-        chunks.append(chunk)
+        emitted += len(steps)
+        chunks.append((steps, *others))
         if failed:
             pos = scan.recover(buf, pos, size)
     advance(size)
@@ -277,19 +288,20 @@ def _release(buf: FileBuffer, start: int, stop: int) -> None:
 _FAST_DTYPES = (np.int64, np.float64, np.float64, np.int32, np.int8)
 # flags of the C scanner's points (see _fastscan.c)
 _HAS_VALUE, _PLUGIN_SCALARS, _PLUGIN_OTHER, _SIMPLE = 1, 2, 4, 8
+_PLAIN = _SIMPLE | _HAS_VALUE  # a simple_value: always a scalar
 
 
 def _assemble(
-    points: _Points, fast: list[tuple[np.ndarray, ...]], accept: TagFilter
+    points: _Points, fast: list[tuple[np.ndarray | None, ...]], accept: TagFilter
 ) -> tuple[dict[str, Series], list[tuple[int, dict[str, int]]]]:
     """Split the flat columns into per-tag series in record order; place the restarts."""
-    columns = _merged_columns(points, fast)
-    if columns is None:
+    merged = _merged_columns(points, fast)
+    if merged is None:
         return {}, []
-    steps, walls, values, tags, flags = columns
-    del columns
+    (steps, walls, values, tags), flags = merged
+    del merged
     carried = {"steps": steps, "walls": walls, "values": values}
-    if not np.all(flags == _SIMPLE | _HAS_VALUE):  # else nothing for the plugin rules to decide
+    if flags is not None and not np.all(flags == _PLAIN):  # else no plugin rules to apply
         carried["flags"] = flags
     del steps, walls, values, flags
     # Group rows by tag, tags in natural order, each tag's rows in record order: each
@@ -342,20 +354,34 @@ def _counter(keep: np.ndarray | None) -> Callable[[int], int]:
     return lambda n: int(kept[n])
 
 
-def _merged_columns(points: _Points, fast: list[tuple[np.ndarray, ...]]) -> list[np.ndarray] | None:
-    """The C scanner's columns with the protobuf-decoded points put in their places."""
-    parts: list[list[np.ndarray | None]] = [list(p) for p in fast]
+def _merged_columns(
+    points: _Points, fast: list[tuple[np.ndarray | None, ...]]
+) -> tuple[list[np.ndarray], np.ndarray | None] | None:
+    """Steps, wall times, values and tag ids of the C scanner's points with the
+    protobuf-decoded points put in their places; and the point flags, None when every
+    point is a plain simple_value.
+    """
+    parts = [list(p) for p in fast]
     fast.clear()
-    columns = [_take_column(parts, i) for i in range(5)] if parts else None  # frees chunks
-    if not len(points.steps):
-        return columns
-    python_columns = _python_points(points)
-    if columns is None or not len(columns[0]):
-        return list(python_columns)
+    if parts and any(p[4] is not None for p in parts):
+        for p in parts:
+            if p[4] is None:
+                p[4] = np.full(len(p[0]), _PLAIN, dtype=np.int8)  # type: ignore[arg-type]
+    taken = [_take_column(parts, i) for i in range(5)] if parts else []  # frees the chunks
+    python_part = _python_points(points) if len(points.steps) else None
+    if not taken or taken[0] is None or not len(taken[0]):
+        if python_part is None:
+            return None
+        return list(python_part[:4]), None  # protobuf's points are plain scalars
+    columns = [c for c in taken[:4] if c is not None]
+    flags = taken[4]
+    if python_part is None:
+        return columns, flags
     # each protobuf point goes before the C point its record preceded (np.insert keeps
     # the order of points inserted at one position)
     before = np.frombuffer(points.before, dtype=np.int64)
-    return [np.insert(c, before, p) for c, p in zip(columns, python_columns, strict=True)]
+    merged = [np.insert(c, before, p) for c, p in zip(columns, python_part, strict=False)]
+    return merged, None if flags is None else np.insert(flags, before, python_part[4])
 
 
 def _python_points(points: _Points) -> tuple[np.ndarray, ...]:
@@ -365,7 +391,7 @@ def _python_points(points: _Points) -> tuple[np.ndarray, ...]:
         np.frombuffer(points.wall_times, dtype=np.float64),
         np.frombuffer(points.values, dtype=np.float64),
         np.frombuffer(points.tags, dtype=np.int32),
-        np.full(len(points.steps), _SIMPLE | _HAS_VALUE, dtype=np.int8),  # already final
+        np.full(len(points.steps), _PLAIN, dtype=np.int8),  # already final
     )
 
 
@@ -395,13 +421,13 @@ def _group(
     return bounds, grouped
 
 
-def _take_column(parts: list[list[np.ndarray | None]], i: int) -> np.ndarray:
+def _take_column(parts: list[list[np.ndarray | None]], i: int) -> np.ndarray | None:
     """Concatenate column ``i`` of every part, dropping the parts' references to it."""
     pieces = [p[i] for p in parts]
     for p in parts:
         p[i] = None
-    if len(pieces) == 1:
-        return pieces[0]  # type: ignore[return-value]
+    if len(pieces) == 1 or pieces[0] is None:  # one part, or a column no part has
+        return pieces[0]
     return np.concatenate(pieces)  # type: ignore[arg-type]
 
 
@@ -411,7 +437,7 @@ def _scalar_points(flags: np.ndarray) -> np.ndarray:
     A tensor counts when the latest plugin name seen for its tag (its own included)
     is ``scalars`` or empty, or when none was seen; simple values always count.
     """
-    if np.all(flags == _SIMPLE | _HAS_VALUE):
+    if np.all(flags == _PLAIN):
         return np.ones(len(flags), dtype=bool)
     update = np.where(flags & _PLUGIN_SCALARS, 1, np.where(flags & _PLUGIN_OTHER, 2, 0))
     update[(flags & _SIMPLE) != 0] = 0

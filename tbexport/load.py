@@ -19,6 +19,7 @@ from .decode import (
     Series,
     read_event_file,
     scans_without_gil,
+    strictly_increasing,
     tag_filter,
 )
 from .discover import Run, as_list, find_runs, natural_key
@@ -172,8 +173,11 @@ def read_run(
     for tag, merged in _merge_files(results).items():
         if not len(merged.steps):
             continue
-        keep = None if keep_duplicates else superseded_mask(merged.steps, merged.purges)
-        if keep is not None and not keep.all():
+        if keep_duplicates or (not merged.purges and strictly_increasing(merged.steps)):
+            series[tag] = merged  # the common case: nothing superseded
+            continue
+        keep = superseded_mask(merged.steps, merged.purges)
+        if not keep.all():
             merged = Series(merged.steps[keep], merged.wall_times[keep], merged.values[keep])
         series[tag] = merged
     return RunScalars(run.name, series, corruptions, truncated, hparams)
@@ -226,8 +230,8 @@ def superseded_mask(steps: np.ndarray, purges: Sequence[tuple[int, int]] = ()) -
     before ``position`` at a step ``>= step`` is dropped too, as TensorBoard does.
     """
     keep = np.ones(len(steps), dtype=bool)
-    if len(steps) == 0 or (not purges and bool(np.all(steps[1:] > steps[:-1]))):
-        return keep  # the common case: steps only go up
+    if len(steps) == 0:
+        return keep
     later_min = np.minimum.accumulate(steps[::-1])[::-1]
     keep[:-1] = steps[:-1] < later_min[1:]
     if purges:
