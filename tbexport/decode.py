@@ -395,6 +395,9 @@ def _python_points(points: _Points) -> tuple[np.ndarray, ...]:
     )
 
 
+_GROUP_ALL_AT_ONCE = 1 << 16  # points; above, columns are grouped one by one (memory)
+
+
 def _group(
     tags: np.ndarray, rank: np.ndarray, columns: list[np.ndarray], groups: int
 ) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -405,6 +408,11 @@ def _group(
     if _fastscan is not None:  # without the GIL
         bounds = np.empty(len(rank) + 1, dtype=np.int64)
         tags = np.ascontiguousarray(tags, dtype=np.int32)
+        if len(tags) < _GROUP_ALL_AT_ONCE:  # one call: the common small file
+            grouped = [np.empty_like(c) for c in columns]
+            _fastscan.group(tags, rank, tuple(columns), tuple(grouped), bounds)
+            columns.clear()
+            return bounds[: groups + 1], grouped
         grouped = []
         # a column at a time, each source freed once grouped: memory peaks at one extra column
         while columns:

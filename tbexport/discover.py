@@ -48,12 +48,14 @@ def find_runs(paths: PathLike | Sequence[PathLike]) -> list[Run]:
     found: list[tuple[Path, str, list[Path]]] = []
     seen: set[Path] = set()
     for root in roots:
-        for directory, files in _runs_under(root):
+        under = _runs_under(root)
+        base = root.parent if root.is_file() else root
+        for directory, files in under:
             if len(roots) > 1:  # overlapping roots could name the same file twice
                 files = [f for f in files if f.resolve() not in seen]
                 seen.update(f.resolve() for f in files)
             if files:
-                found.append((root, _relative_name(root, directory), files))
+                found.append((root, _relative_name(base, directory), files))
     names = [name for _, name, _ in found]
     if len(set(names)) < len(names):
         # Two roots hold runs of the same relative name: fall back to the paths as given.
@@ -70,11 +72,12 @@ def _runs_under(root: Path) -> list[tuple[Path, list[Path]]]:
     runs = []
     for directory, subdirs, filenames in os.walk(root):
         subdirs.sort(key=natural_key)
-        events = [Path(directory, name) for name in filenames if is_event_file(name)]
-        if not events and "metrics.csv" in filenames:  # a Lightning CSVLogger run
-            events = [Path(directory, "metrics.csv")]
-        if events:
-            runs.append((Path(directory), events))
+        names = [name for name in filenames if is_event_file(name)]
+        if not names and "metrics.csv" in filenames:  # a Lightning CSVLogger run
+            names = ["metrics.csv"]
+        if names:
+            where = Path(directory)
+            runs.append((where, [where / name for name in names]))
     if not runs:
         raise NoEventFilesError(
             f"no TensorBoard event files (*tfevents*) or CSVLogger metrics.csv under {root}"
@@ -82,12 +85,10 @@ def _runs_under(root: Path) -> list[tuple[Path, list[Path]]]:
     return runs
 
 
-def _relative_name(root: Path, directory: Path) -> str:
-    base = root.parent if root.is_file() else root
-    relative = directory.relative_to(base) if directory != base else Path()
-    if relative == Path():
+def _relative_name(base: Path, directory: Path) -> str:
+    if directory == base:
         return _display_name(base)
-    return relative.as_posix()
+    return directory.relative_to(base).as_posix()
 
 
 def _display_name(directory: Path) -> str:
