@@ -68,6 +68,7 @@ def _run_case(case: Case, source: Path, scratch: Path) -> None:
         raise RuntimeError(f"{argv} failed: {child.stderr.read() if child.stderr else ''}")
 
 
+SCALING_REPEAT = 15
 ONLY: str | None = None  # --only: run just the sections whose title contains this
 
 
@@ -244,10 +245,20 @@ def main() -> None:
             paths["sweep"],
             [
                 Case(f"tbexport, --jobs {os.cpu_count()}", "read_tbexport"),
-                Case("tbexport, --jobs 1", "read_tbexport_1job"),
                 Case("tbparse SummaryReader.scalars", "read_tbparse"),
             ],
             repeat,
+            scratch,
+        ),
+        # Fractions of a second each on a shared machine: a ratio needs more repetitions.
+        compare(
+            f"Sweep on {os.cpu_count()} cores against 1 (many small runs, {SCALING_REPEAT} pairs)",
+            paths["sweep"],
+            [
+                Case(f"tbexport, --jobs {os.cpu_count()}", "read_tbexport"),
+                Case("tbexport, --jobs 1", "read_tbexport_1job"),
+            ],
+            1 if args.quick else SCALING_REPEAT,
             scratch,
         ),
     ]

@@ -409,7 +409,9 @@ static int tensor_scalar(const unsigned char *p, const unsigned char *end, doubl
     case DT_FLOAT: if (!have[5]) return 0; { uint32_t b = (uint32_t)first[5]; float f; memcpy(&f, &b, 4); *value = f; } return 1;
     case DT_DOUBLE: if (!have[6]) return 0; memcpy(value, &first[6], 8); return 1;
     case DT_INT32: case DT_UINT8: case DT_INT16: case DT_INT8: case DT_UINT16:
-        if (!have[7]) return 0; *value = (double)(int32_t)(int64_t)first[7]; return 1;
+        if (!have[7]) return 0;
+        *value = (double)(int32_t)(int64_t)first[7];
+        return 1;
     case DT_INT64: if (!have[10]) return 0; *value = (double)(int64_t)first[10]; return 1;
     case DT_UINT32: if (!have[16]) return 0; *value = (double)(uint32_t)first[16]; return 1;
     case DT_UINT64: if (!have[17]) return 0; *value = (double)first[17]; return 1;
@@ -478,7 +480,7 @@ static int decode_event(const unsigned char *p, const unsigned char *end, Tags *
     }
     /* Second pass: emit every simple_value, and every tensor value with its plugin flags. */
     for (const unsigned char *v = summary; v < summary_end;) {
-        uint64_t key, n;
+        uint64_t key = 0, n = 0; /* the first pass checked these reads */
         varint(&v, summary_end, &key);
         if (key != ((1 << 3) | 2)) { skip(&v, summary_end, (int)(key & 7)); continue; }
         varint(&v, summary_end, &n);
@@ -489,7 +491,7 @@ static int decode_event(const unsigned char *p, const unsigned char *end, Tags *
         float value = 0.0f;
         double number = NAN;
         while (f < f_end) {
-            uint64_t k, m;
+            uint64_t k = 0, m = 0;
             varint(&f, f_end, &k);
             if (k == ((1 << 3) | 2)) { /* tag (field 7 is the legacy node_name) */
                 if (!varint(&f, f_end, &m) || m > (uint64_t)(f_end - f)) return FALLBACK;

@@ -156,7 +156,7 @@ def _name_by(ctx: click.Context, param: click.Parameter, value: str) -> str:
     "--jobs",
     type=click.IntRange(min=1),
     default=None,
-    help="Processes reading event files in parallel.  [default: all cores]",
+    help="Runs read in parallel (threads; a run is read by one).  [default: all cores]",
 )
 @click.option(
     "--no-verify",

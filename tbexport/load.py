@@ -76,8 +76,8 @@ def read_scalars(
     ``>= s`` (what TensorBoard shows after a resume) unless ``keep_duplicates``.
     Damaged records are skipped with a :class:`CorruptRecordWarning` and listed in
     ``frame.attrs["corruptions"]``; with ``strict=True`` they raise
-    :class:`CorruptEventFileError` instead. ``jobs`` processes read files in
-    parallel (default: one per core; 1 reads in this process).
+    :class:`CorruptEventFileError` instead. ``jobs`` runs are read in parallel,
+    on threads (default: one per core; 1 reads on the calling thread).
     """
     data = load_scalars(paths, tags=tags, keep_duplicates=keep_duplicates, strict=strict, jobs=jobs)
     for corruption in data.corruptions:
@@ -109,7 +109,7 @@ def load_scalars(
     """Like :func:`read_scalars`, returning the frame together with the read report.
 
     ``verify=False`` skips the CRC checks (faster; damage then goes unnoticed).
-    ``jobs`` is how many processes read files in parallel (default: all cores);
+    ``jobs`` is how many runs are read in parallel (default: one per core);
     ``progress`` is called with the number of bytes read since its last call.
     """
     runs = find_runs(paths)
