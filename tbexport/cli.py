@@ -161,7 +161,7 @@ def _name_by(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option(
     "--no-verify",
     is_flag=True,
-    help="Skip the CRC checks of records (faster; damage may then go unnoticed).",
+    help="Skip the CRC checks of records (damage may then go unnoticed).",
 )
 @click.option(
     "-l",

@@ -108,7 +108,7 @@ def load_scalars(
 ) -> ScalarData:
     """Like :func:`read_scalars`, returning the frame together with the read report.
 
-    ``verify=False`` skips the CRC checks (faster; damage then goes unnoticed).
+    ``verify=False`` skips the CRC checks (damage then goes unnoticed).
     ``jobs`` is how many runs are read in parallel (default: one per core);
     ``progress`` is called with the number of bytes read since its last call.
     """
