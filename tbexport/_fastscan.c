@@ -129,6 +129,7 @@ typedef struct {
 } Buf;
 
 static int buf_push(Buf *b, const void *item, size_t size) {
+    if (!size) return 1;
     if (b->used + size > b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 1 << 16;
         while (cap < b->used + size) cap *= 2;
@@ -232,7 +233,36 @@ static int tags_grow(Tags *t) {
     return 1;
 }
 
-/* The index of a tag, adding it when new; -1 when out of memory. */
+/* Strict UTF-8, as protobuf checks a string field: no overlong forms, no surrogates,
+   nothing above U+10FFFF. */
+static int valid_utf8(const unsigned char *p, uint64_t len) {
+    const unsigned char *end = p + len;
+    while (p < end) {
+        unsigned char c = *p++;
+        if (c < 0x80) continue;
+        int more;
+        uint32_t code;
+        if (c >= 0xC2 && c <= 0xDF) { more = 1; code = c & 0x1F; }
+        else if (c >= 0xE0 && c <= 0xEF) { more = 2; code = c & 0x0F; }
+        else if (c >= 0xF0 && c <= 0xF4) { more = 3; code = c & 0x07; }
+        else return 0;
+        if (end - p < more) return 0;
+        for (int i = 0; i < more; i++) {
+            if ((p[i] & 0xC0) != 0x80) return 0;
+            code = (code << 6) | (p[i] & 0x3F);
+        }
+        p += more;
+        if ((more == 2 && (code < 0x800 || (code >= 0xD800 && code <= 0xDFFF))) ||
+            (more == 3 && (code < 0x10000 || code > 0x10FFFF)))
+            return 0;
+    }
+    return 1;
+}
+
+enum { TAG_NO_MEMORY = -1, TAG_NOT_UTF8 = -2 };
+
+/* The index of a tag, adding it when new; TAG_NO_MEMORY, or TAG_NOT_UTF8 for a tag
+   protobuf would reject (its record then goes to protobuf, which reports it). */
 static int32_t tag_index(Tags *t, const unsigned char *ptr, uint64_t len) {
     uint32_t h = fnv1a(ptr, len);
     size_t at = h & (t->cap - 1);
@@ -240,16 +270,17 @@ static int32_t tag_index(Tags *t, const unsigned char *ptr, uint64_t len) {
         Slot *s = &t->slots[at];
         if (s->hash == h && s->len == len && memcmp(s->ptr, ptr, len) == 0) return s->index;
     }
+    if (!valid_utf8(ptr, len)) return TAG_NOT_UTF8;
     if ((size_t)t->count >= t->order_cap) {
         size_t cap = t->order_cap ? t->order_cap * 2 : 64;
         Slot *order = realloc(t->order, cap * sizeof(Slot));
-        if (!order) return -1;
+        if (!order) return TAG_NO_MEMORY;
         t->order = order;
         t->order_cap = cap;
     }
     Slot slot = {ptr, len, h, t->count};
     t->order[t->count++] = slot;
-    if ((size_t)t->count * 2 > t->cap) return tags_grow(t) ? slot.index : -1;
+    if ((size_t)t->count * 2 > t->cap) return tags_grow(t) ? slot.index : TAG_NO_MEMORY;
     t->slots[at] = slot;
     return slot.index;
 }
@@ -478,7 +509,9 @@ static int decode_event(const unsigned char *p, const unsigned char *end, Tags *
         if (has_simple && has_tensor) return FALLBACK; /* protobuf keeps the last: let it */
         v = f_end;
     }
-    /* Second pass: emit every simple_value, and every tensor value with its plugin flags. */
+    /* Second pass: emit every simple_value, and every tensor value with its plugin flags.
+       A tag protobuf would reject takes back this record's points and hands it over. */
+    size_t kept = out->steps.used / 8;
     for (const unsigned char *v = summary; v < summary_end;) {
         uint64_t key = 0, n = 0; /* the first pass checked these reads */
         varint(&v, summary_end, &key);
@@ -522,6 +555,12 @@ static int decode_event(const unsigned char *p, const unsigned char *end, Tags *
             continue;
         }
         int32_t index = tag_index(tags, tag, tag_len);
+        if (index == TAG_NOT_UTF8) {
+            out->steps.used = out->walls.used = out->values.used = kept * 8;
+            out->tags.used = kept * 4;
+            out->flags.used = kept;
+            return FALLBACK;
+        }
         if (index < 0) return NO_MEMORY;
         if (!buf_push(&out->steps, &step, 8) || !buf_push(&out->walls, &wall, 8) ||
             !buf_push(&out->values, &number, 8) || !buf_push(&out->tags, &index, 4) ||
@@ -552,19 +591,20 @@ typedef struct {
     int64_t points_before;
 } Fallback;
 
-static int tags_from_list(Tags *tags, PyObject *names) {
+static int tags_from_list(Tags *tags, PyObject *names) { /* names: a tuple of bytes */
     tags->count = tags->known = 0;
     if (!tags_grow(tags)) return 0;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(names); i++) {
-        PyObject *name = PyList_GET_ITEM(names, i);
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
+        PyObject *name = PyTuple_GET_ITEM(names, i);
         if (!PyBytes_Check(name)) {
             PyErr_SetString(PyExc_TypeError, "tag names must be bytes");
             return 0;
         }
         int32_t index = tag_index(tags, (const unsigned char *)PyBytes_AS_STRING(name),
                                   (uint64_t)PyBytes_GET_SIZE(name));
-        if (index != i) { /* out of memory, or a name listed twice */
-            if (index >= 0) PyErr_SetString(PyExc_ValueError, "tag names must be unique");
+        if (index != i) { /* out of memory, a name listed twice, or not UTF-8 */
+            if (index != TAG_NO_MEMORY)
+                PyErr_SetString(PyExc_ValueError, "tag names must be unique UTF-8");
             return 0;
         }
     }
@@ -607,13 +647,22 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         return NULL;
     const unsigned char *base = view.buf;
     uint64_t size = (uint64_t)view.len, pos = (uint64_t)start;
-    uint64_t next_report = pos + (uint64_t)(report_every > 0 ? report_every : 1);
+    uint64_t next_report = 0;
     Tags tags = {0};
     Out out = {0};
     Buf fallbacks = {0};
     PyObject *result = NULL, *fallback_items = NULL;
+    /* the tag table points into these bytes objects: hold them for the whole call,
+       whatever the progress callback does to the list */
+    PyObject *known = PyList_AsTuple(names);
     int failed = 0, status = DECODED;
-    if (!tags_from_list(&tags, names)) {
+    if (start < 0 || (uint64_t)start > size) {
+        PyErr_SetString(PyExc_ValueError, "scan: start outside the buffer");
+        goto done;
+    }
+    if (report_every <= 0) report_every = (Py_ssize_t)size + 1; /* never mid-scan */
+    next_report = pos + (uint64_t)report_every;
+    if (!known || !tags_from_list(&tags, known)) {
         if (!PyErr_Occurred()) PyErr_NoMemory();
         goto done;
     }
@@ -658,6 +707,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     fallback_items = NULL; /* the tuple owns it now */
 done:
     Py_XDECREF(fallback_items);
+    Py_XDECREF(known);
     tags_free(&tags);
     free(fallbacks.data);
     free(out.steps.data); free(out.walls.data); free(out.values.data);
@@ -684,7 +734,7 @@ static PyObject *group(PyObject *self, PyObject *args) {
     Py_ssize_t n = tags.len / 4, k = rank.len / 4, columns = PyTuple_GET_SIZE(sources), got = 0;
     int64_t *cursor = NULL;
     if (columns > MAX_GROUP_COLUMNS || PyTuple_GET_SIZE(destinations) != columns ||
-        bounds.len != (k + 1) * 8) {
+        bounds.len != (k + 1) * 8 || tags.len % 4 || rank.len % 4) {
         PyErr_SetString(PyExc_ValueError, "group: bad arguments");
         goto done;
     }
@@ -983,6 +1033,7 @@ static PyObject *sheet_rows(PyObject *self, PyObject *args) {
     for (Py_ssize_t j = 0; j < count; j++) {
         style[j] = (int)PyLong_AsLong(PyTuple_GET_ITEM(styles, j));
         word[j] = PyObject_IsTrue(PyTuple_GET_ITEM(words, j));
+        if ((style[j] == -1 || word[j] < 0) && PyErr_Occurred()) goto done;
     }
     const int64_t *s = steps.buf;
     int first = run.len ? 1 : 0, ok = 1;

@@ -154,11 +154,12 @@ def read_event_file(
     with open(scan.path, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         if size:
+            # (a file being written may have grown since: the scans go by len(buf))
             with _file_bytes(handle, size) as buf:
                 if scans_without_gil():
-                    fast = _scan_fast(buf, size, scan, points, progress)
+                    fast = _scan_fast(buf, scan, points, progress)
                 else:
-                    _scan_python(buf, size, scan, points, progress)
+                    _scan_python(buf, scan, points, progress)
     series, purges = _assemble(points, fast, accept or (lambda tag: True))
     return FileScalars(
         scan.path,
@@ -202,13 +203,13 @@ def _decode_or_report(
 
 def _scan_python(
     buf: FileBuffer,
-    size: int,
     scan: RecordScan,
     points: _Points,
     progress: Callable[[int], None] | None,
 ) -> None:
     from .protobuf_events import Event
 
+    size = len(buf)
     event = Event()
     reported = 0
     for record, payload in enumerate(scan.records(buf, size)):
@@ -222,13 +223,13 @@ def _scan_python(
 
 def _scan_fast(
     buf: FileBuffer,
-    size: int,
     scan: RecordScan,
     points: _Points,
     progress: Callable[[int], None] | None,
 ) -> list[tuple[np.ndarray | None, ...]]:
     """Scan in C (one call per undamaged stretch); hand the records it leaves to protobuf."""
     assert _fastscan is not None
+    size = len(buf)
     chunks: list[tuple[np.ndarray | None, ...]] = []
     fallbacks: list[tuple[int, int, int]] = []  # (C points before, offset, length) left to us
     tag_names: list[bytes] = []  # position = the C scanner's tag index

@@ -110,3 +110,29 @@ def typed_tensor(value: float | int | bool, dtype: str) -> TensorProto:
 
 def session_start(step: int) -> Event:
     return Event(wall_time=3000.0, step=step, session_log=SessionLog(status=SessionLog.START))
+
+
+def frame_payloads(payloads: Iterable[bytes]) -> bytes:
+    """Frame raw (possibly invalid) event payloads with TensorBoard's writer."""
+    buffer = io.BytesIO()
+    writer = RecordWriter(buffer)
+    for payload in payloads:
+        writer.write(payload)
+    return buffer.getvalue()
+
+
+def raw_simple_event(step: int, values: Iterable[tuple[bytes, float]]) -> bytes:
+    """An Event with simple values under tags given as raw bytes, encoded by hand.
+
+    protobuf refuses to build a string field that is not UTF-8; writers with bugs
+    (or other languages' libraries) can still put such bytes on disk.
+    """
+
+    def field(number: int, payload: bytes) -> bytes:
+        return bytes([number << 3 | 2, len(payload)]) + payload
+
+    summary = b"".join(
+        field(1, field(1, tag) + bytes([2 << 3 | 5]) + np.float32(value).tobytes())
+        for tag, value in values
+    )
+    return bytes([2 << 3, step]) + field(5, summary)

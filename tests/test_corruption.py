@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 import tbexport
 from tbexport.records import RecordScan
 
-from .builders import file_version, record_bytes, simple, write_events
+from .builders import (
+    file_version,
+    frame_payloads,
+    raw_simple_event,
+    record_bytes,
+    simple,
+    write_events,
+)
 
 pytestmark = pytest.mark.usefixtures("reader")
 
@@ -125,3 +134,40 @@ def test_record_scan_without_verification_yields_bad_payloads(tmp_path: Path) ->
     path.write_bytes(bytes(blob))
     assert len(list(RecordScan(path, verify=False))) == 3
     assert len(list(RecordScan(path, verify=True))) == 2
+
+
+def test_a_tag_that_is_not_utf8_makes_its_record_undecodable(tmp_path: Path) -> None:
+    """protobuf rejects such a record whole; the C scanner must not keep part of it."""
+    path = tmp_path / "events.out.tfevents.1"
+    payloads = [
+        raw_simple_event(0, [(b"\xff", 1.0)]),
+        raw_simple_event(1, [(b"ok", 2.0), (b"\xc0\xaf", 9.0)]),  # overlong '/': invalid
+        raw_simple_event(2, [(b"ok", 3.0), ("é".encode(), 4.0)]),
+        raw_simple_event(3, [(b"\xed\xa0\x80", 5.0)]),  # a UTF-16 surrogate: invalid
+    ]
+    path.write_bytes(frame_payloads(payloads))
+    data = tbexport.load_scalars(path)
+    frame = data.frame
+    assert frame["tag"].astype(str).tolist() == ["ok", "é"]
+    assert frame["step"].tolist() == [2, 2] and frame["value"].tolist() == [3.0, 4.0]
+    assert [c.reason for c in data.corruptions] == ["undecodable event"] * 3
+
+
+def test_a_file_that_grew_since_its_size_was_taken_is_read_to_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A training run appends records between fstat() and the read: no negative tail."""
+    from tbexport import decode
+
+    path = tmp_path / "events.out.tfevents.1"
+    write_events(path, [file_version()] + [simple("loss", s, s / 4) for s in range(50)])
+    real_fstat = os.fstat
+
+    def fstat_before_the_last_records(fd: int) -> SimpleNamespace:
+        return SimpleNamespace(st_size=real_fstat(fd).st_size - 100)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "fstat", fstat_before_the_last_records)
+        result = decode.read_event_file(path)
+    assert result.truncated_tail == 0 and result.corruptions == []
+    assert result.series["loss"].steps.tolist() == list(range(50))
