@@ -179,6 +179,7 @@ def main() -> None:
     points = int(counts[0])
     print(f"exactness: tbexport == tbparse on all {points:,} points (simple_value and TF2)")
     cli = [sys.executable, "-m", "tbexport", "{in}", "-q"]
+    pairs = 1 if args.quick else SCALING_REPEAT
     sections = [
         compare(
             f"Read {points:,} scalars (simple_value) into a DataFrame",
@@ -252,13 +253,13 @@ def main() -> None:
         ),
         # Fractions of a second each on a shared machine: a ratio needs more repetitions.
         compare(
-            f"Sweep on {os.cpu_count()} cores against 1 (many small runs, {SCALING_REPEAT} pairs)",
+            f"Sweep on {os.cpu_count()} cores against 1 (many small runs, {pairs} pairs)",
             paths["sweep"],
             [
                 Case(f"tbexport, --jobs {os.cpu_count()}", "read_tbexport"),
                 Case("tbexport, --jobs 1", "read_tbexport_1job"),
             ],
-            1 if args.quick else SCALING_REPEAT,
+            pairs,
             scratch,
         ),
     ]
