@@ -99,18 +99,21 @@ class _Points:
     steps: array[int] = field(default_factory=lambda: array("q"))
     wall_times: array[float] = field(default_factory=lambda: array("d"))
     values: array[float] = field(default_factory=lambda: array("d"))
+    flags: array[int] = field(default_factory=lambda: array("b"))  # as the C scanner's
     before: array[int] = field(default_factory=lambda: array("q"))
     # purge_step restarts: (points of the whole file before the restart, step)
     purges: list[tuple[int, int]] = field(default_factory=list)
-    plugins: dict[str, str] = field(default_factory=dict)
     hparams: dict[str, HParam] = field(default_factory=dict)
 
-    def add(self, tag: str, step: int, wall_time: float, number: float, before: int) -> None:
+    def add(
+        self, tag: str, step: int, wall_time: float, number: float, before: int, flags: int
+    ) -> None:
         """One point decoded by protobuf, after ``before`` points of the C scanner."""
         self.tags.append(self.tag_ids.setdefault(tag, len(self.tag_ids)))
         self.steps.append(step)
         self.wall_times.append(wall_time)
         self.values.append(number)
+        self.flags.append(flags)
         self.before.append(before)
 
     def restart(self, step: int, before: int) -> None:
@@ -287,9 +290,9 @@ def _release(buf: FileBuffer, start: int, stop: int) -> None:
 
 
 _FAST_DTYPES = (np.int64, np.float64, np.float64, np.int32, np.int8)
-# flags of the C scanner's points (see _fastscan.c)
-_HAS_VALUE, _PLUGIN_SCALARS, _PLUGIN_OTHER, _SIMPLE = 1, 2, 4, 8
-_PLAIN = _SIMPLE | _HAS_VALUE  # a simple_value: always a scalar
+# Point flags (as in _fastscan.c): what the scalars-plugin rules need to know of a point.
+HAS_VALUE, PLUGIN_SCALARS, PLUGIN_OTHER, SIMPLE = 1, 2, 4, 8
+PLAIN = SIMPLE | HAS_VALUE  # a simple_value: always a scalar
 
 
 def _assemble(
@@ -302,7 +305,7 @@ def _assemble(
     (steps, walls, values, tags), flags = merged
     del merged
     carried = {"steps": steps, "walls": walls, "values": values}
-    if flags is not None and not np.all(flags == _PLAIN):  # else no plugin rules to apply
+    if flags is not None and not np.all(flags == PLAIN):  # else no plugin rules to apply
         carried["flags"] = flags
     del steps, walls, values, flags
     # Group rows by tag, tags in natural order, each tag's rows in record order: each
@@ -364,16 +367,19 @@ def _merged_columns(
     """
     parts = [list(p) for p in fast]
     fast.clear()
-    if parts and any(p[4] is not None for p in parts):
-        for p in parts:
-            if p[4] is None:
-                p[4] = np.full(len(p[0]), _PLAIN, dtype=np.int8)  # type: ignore[arg-type]
-    taken = [_take_column(parts, i) for i in range(5)] if parts else []  # frees the chunks
     python_part = _python_points(points) if len(points.steps) else None
-    if not taken or taken[0] is None or not len(taken[0]):
+    python_flags = python_part[4] if python_part is not None else None
+    with_flags = any(p[4] is not None for p in parts) or (
+        python_flags is not None and not np.all(python_flags == PLAIN)
+    )
+    for p in parts:
+        if with_flags and p[4] is None:
+            p[4] = np.full(len(p[0]), PLAIN, dtype=np.int8)  # type: ignore[arg-type]
+    taken = [_take_column(parts, i) for i in range(5)] if parts else []  # frees the chunks
+    if not taken or taken[0] is None or not len(taken[0]):  # no point from the C scanner
         if python_part is None:
             return None
-        return list(python_part[:4]), None  # protobuf's points are plain scalars
+        return list(python_part[:4]), python_flags if with_flags else None
     columns = [c for c in taken[:4] if c is not None]
     flags = taken[4]
     if python_part is None:
@@ -392,7 +398,7 @@ def _python_points(points: _Points) -> tuple[np.ndarray, ...]:
         np.frombuffer(points.wall_times, dtype=np.float64),
         np.frombuffer(points.values, dtype=np.float64),
         np.frombuffer(points.tags, dtype=np.int32),
-        np.full(len(points.steps), _PLAIN, dtype=np.int8),  # already final
+        np.frombuffer(points.flags, dtype=np.int8),
     )
 
 
@@ -441,17 +447,18 @@ def _take_column(parts: list[list[np.ndarray | None]], i: int) -> np.ndarray | N
 
 
 def _scalar_points(flags: np.ndarray) -> np.ndarray:
-    """Which of a tag's points (in order) are scalars, by the plugin rules of _tensor_scalar.
+    """Which of a tag's points (in order) are scalars, by the scalars-plugin rules.
 
     A tensor counts when the latest plugin name seen for its tag (its own included)
-    is ``scalars`` or empty, or when none was seen; simple values always count.
+    is ``scalars`` or empty, or when none was seen; simple values always count. (TF2
+    writers send the plugin name with a tag's first point only.)
     """
-    if np.all(flags == _PLAIN):
+    if np.all(flags == PLAIN):
         return np.ones(len(flags), dtype=bool)
-    update = np.where(flags & _PLUGIN_SCALARS, 1, np.where(flags & _PLUGIN_OTHER, 2, 0))
-    update[(flags & _SIMPLE) != 0] = 0
+    update = np.where(flags & PLUGIN_SCALARS, 1, np.where(flags & PLUGIN_OTHER, 2, 0))
+    update[(flags & SIMPLE) != 0] = 0
     latest = np.maximum.accumulate(np.where(update > 0, np.arange(len(flags)), -1))
     state = np.where(latest >= 0, update[np.maximum(latest, 0)], 1)
-    has_value = (flags & _HAS_VALUE) != 0
-    keep: np.ndarray = has_value & (((flags & _SIMPLE) != 0) | (state == 1))
+    has_value = (flags & HAS_VALUE) != 0
+    keep: np.ndarray = has_value & (((flags & SIMPLE) != 0) | (state == 1))
     return keep

@@ -8,6 +8,7 @@ twentieth of a second to load, which files of plain scalars never need.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,6 +17,8 @@ from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.compat.proto.tensor_pb2 import TensorProto
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+from .decode import HAS_VALUE, PLAIN, PLUGIN_OTHER, PLUGIN_SCALARS
 
 if TYPE_CHECKING:
     from .decode import HParam, _Points
@@ -64,14 +67,22 @@ def add_event(points: _Points, payload: bytes, before: int, event: Event) -> Non
             continue
         kind = value.WhichOneof("value")
         if kind == "simple_value":
-            number: float | None = value.simple_value
+            points.add(value.tag, step, wall_time, value.simple_value, before, PLAIN)
         elif kind == "tensor":
-            number = _tensor_scalar(value, points.plugins)
-        else:
-            continue
-        if number is None:
-            continue
-        points.add(value.tag, step, wall_time, number, before)
+            # Whether a tensor is a scalar depends on the tag's plugin, which TF2 writers
+            # send with a tag's first point only: flag the point like the C scanner does,
+            # and let decode._scalar_points decide over all of the tag's points.
+            number = _rank0_number(value.tensor)
+            flags = _plugin_flag(value) | (HAS_VALUE if number is not None else 0)
+            if flags:
+                points.add(
+                    value.tag,
+                    step,
+                    wall_time,
+                    math.nan if number is None else number,
+                    before,
+                    flags,
+                )
 
 
 def _hparams(value: Summary.Value) -> dict[str, HParam]:
@@ -88,17 +99,17 @@ def _hparams(value: Summary.Value) -> dict[str, HParam]:
     return found
 
 
-def _tensor_scalar(value: Summary.Value, plugins: dict[str, str]) -> float | None:
-    """The number in a rank-0 numeric tensor of the scalars plugin, else None."""
+def _plugin_flag(value: Summary.Value) -> int:
+    """PLUGIN_SCALARS or PLUGIN_OTHER when the value names its plugin, else 0."""
     if value.HasField("metadata") and value.metadata.HasField("plugin_data"):
-        # TF2 writers send the plugin name with the first point of a tag only.
-        plugins[value.tag] = value.metadata.plugin_data.plugin_name
-    if plugins.get(value.tag, "") not in _SCALAR_PLUGINS:
-        return None
-    tensor = value.tensor
-    if len(tensor.tensor_shape.dim) != 0:
-        return None
-    return tensor_number(tensor)
+        name = value.metadata.plugin_data.plugin_name
+        return PLUGIN_SCALARS if name in _SCALAR_PLUGINS else PLUGIN_OTHER
+    return 0
+
+
+def _rank0_number(tensor: TensorProto) -> float | None:
+    """The number in a rank-0 numeric tensor, else None."""
+    return None if len(tensor.tensor_shape.dim) != 0 else tensor_number(tensor)
 
 
 def tensor_number(tensor: TensorProto) -> float | None:

@@ -192,3 +192,28 @@ def test_tag_globs(tmp_path: Path) -> None:
     assert sorted(frame["tag"].astype(str)) == ["lr", "val_acc", "val_loss"]
     with pytest.raises(tbexport.NoMatchingTagsError, match="no scalar tag matches 'nope\\*'"):
         tbexport.read_scalars(tmp_path, tags=["nope*"])
+
+
+def test_plugin_named_in_one_record_rules_a_tensor_in_another(tmp_path: Path) -> None:
+    """The scalars-plugin rule spans records, whichever reader decodes each of them.
+
+    The second record has a metadata-only value, which the C scanner leaves to
+    protobuf: the tensor in it must still know that ``x`` is an images tag.
+    """
+    images = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="images"))
+    text = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="text"))
+    mixed = Summary(
+        value=[
+            Summary.Value(tag="x", tensor=content_tensor(1.0, "double")),
+            Summary.Value(tag="y", metadata=text),
+            Summary.Value(tag="z", simple_value=2.0),
+        ]
+    )
+    events = [
+        tensor_event("x", 0, content_tensor(5.0, "double"), metadata=images),
+        Event(step=1, wall_time=2.0, summary=mixed),
+    ]
+    write_events(tmp_path / "events.out.tfevents.1", events)
+    frame = tbexport.read_scalars(tmp_path)
+    assert frame["tag"].astype(str).tolist() == ["z"]
+    assert frame["value"].tolist() == [2.0]
