@@ -69,6 +69,12 @@ def _run_case(case: Case, source: Path, scratch: Path) -> None:
 
 
 SCALING_REPEAT = 15
+# each output format against the tbparse pipeline a user would write instead
+EXPORT_PEERS = [
+    (".xlsx", "tbparse + DataFrame.to_excel (openpyxl)", "xlsx_tbparse_pandas"),
+    (".mat", "tbparse + scipy.io.savemat", "mat_tbparse_scipy"),
+    (".csv", "tbparse + DataFrame.to_csv", "csv_tbparse_pandas"),
+]
 ONLY: str | None = None  # --only: run just the sections whose title contains this
 
 
@@ -203,43 +209,18 @@ def main() -> None:
             repeat,
             scratch,
         ),
-        compare(
-            f"Export {points:,} scalars to .xlsx",
-            paths["run"],
-            [
-                Case("tbexport CLI (end to end)", [*cli, "-o", "{out}/ours.xlsx"]),
-                Case(
-                    "tbparse + DataFrame.to_excel (openpyxl), end to end",
-                    "xlsx_tbparse_pandas",
-                    end_to_end=True,
-                ),
-            ],
-            repeat,
-            scratch,
-        ),
-        compare(
-            f"Export {points:,} scalars to .mat",
-            paths["run"],
-            [
-                Case("tbexport CLI (end to end)", [*cli, "-o", "{out}/ours.mat"]),
-                Case(
-                    "tbparse + scipy.io.savemat, end to end", "mat_tbparse_scipy", end_to_end=True
-                ),
-            ],
-            repeat,
-            scratch,
-        ),
-        compare(
-            f"Export {points:,} scalars to .csv",
-            paths["run"],
-            [
-                Case("tbexport CLI (end to end)", [*cli, "-o", "{out}/ours.csv"]),
-                Case(
-                    "tbparse + DataFrame.to_csv, end to end", "csv_tbparse_pandas", end_to_end=True
-                ),
-            ],
-            repeat,
-            scratch,
+        *(
+            compare(
+                f"Export {points:,} scalars to {suffix}",
+                paths["run"],
+                [
+                    Case("tbexport CLI (end to end)", [*cli, "-o", f"{{out}}/ours{suffix}"]),
+                    Case(f"{peer}, end to end", peer_case, end_to_end=True),
+                ],
+                repeat,
+                scratch,
+            )
+            for suffix, peer, peer_case in EXPORT_PEERS
         ),
         compare(
             "Sweep: many small runs (lightning_logs/version_N)",
