@@ -591,7 +591,7 @@ typedef struct {
     int64_t points_before;
 } Fallback;
 
-static int tags_from_list(Tags *tags, PyObject *names) { /* names: a tuple of bytes */
+static int tags_from_tuple(Tags *tags, PyObject *names) { /* names: a tuple of bytes */
     tags->count = tags->known = 0;
     if (!tags_grow(tags)) return 0;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
@@ -662,7 +662,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     }
     if (report_every <= 0) report_every = (Py_ssize_t)size + 1; /* never mid-scan */
     next_report = pos + (uint64_t)report_every;
-    if (!known || !tags_from_list(&tags, known)) {
+    if (!known || !tags_from_tuple(&tags, known)) {
         if (!PyErr_Occurred()) PyErr_NoMemory();
         goto done;
     }

@@ -38,7 +38,7 @@ except ImportError:  # built without a C compiler: the protobuf path does everyt
 
 __all__ = ["FileScalars", "GlobFilter", "Series", "TagFilter", "read_event_file", "tag_filter"]
 
-_CHUNK_BYTES = 8 << 20  # the C scanner's unit of work: progress, and memory in flight
+_CHUNK_BYTES = 8 << 20  # how often the C scanner reports progress (and mapped pages are dropped)
 
 HParam = float | str | bool
 
