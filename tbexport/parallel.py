@@ -7,10 +7,9 @@ holds the GIL, so without the extension workers are processes.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TypeVar
 
 __all__ = ["default_jobs", "map_in_order"]
@@ -63,6 +62,9 @@ def map_in_order(
 def _executor(workers: int, threads: bool) -> Executor:
     if threads:
         return ThreadPoolExecutor(max_workers=workers)
+    import multiprocessing  # only here: importing it costs ~1 MiB that threads never need
+    from concurrent.futures import ProcessPoolExecutor
+
     # fork shares the already imported modules (starting is ~instant); elsewhere spawn.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))

@@ -14,11 +14,9 @@ from __future__ import annotations
 import mmap
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Final
-
-import crc32c as _crc32c
 
 FileBuffer = mmap.mmap | bytes  # an event file, mapped or read whole
 
@@ -31,10 +29,29 @@ _u64 = struct.Struct("<Q").unpack_from
 _u32 = struct.Struct("<I").unpack_from
 
 
+def _python_masked_crc32c(data: bytes | memoryview) -> int:
+    # the crc32c package is imported only without the C extension (it pulls in
+    # argparse, email and importlib.metadata: ~2 MiB of memory for nothing)
+    import crc32c
+
+    crc: int = crc32c.crc32c(data)
+    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+
+
+_c_masked_crc32c: Callable[[bytes | memoryview], int] | None
+try:
+    from . import _fastscan  # type: ignore[attr-defined]
+
+    _c_masked_crc32c = _fastscan.masked_crc32c
+except ImportError:  # built without a C compiler
+    _c_masked_crc32c = None
+
+
 def masked_crc32c(data: bytes | memoryview) -> int:
     """CRC32C of ``data``, masked the way TFRecord files store it."""
-    crc: int = _crc32c.crc32c(data)
-    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+    if _c_masked_crc32c is not None:
+        return _c_masked_crc32c(data)
+    return _python_masked_crc32c(data)
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,17 @@ def test_masked_crc_matches_tensorboard(table_only: bool) -> None:
     assert done.stdout.strip() == "ok", done.stderr
 
 
+def test_python_crc_matches_tensorboard() -> None:
+    # the crc32c package serves installs built without the C extension
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+
+    from tbexport.records import _python_masked_crc32c
+
+    data = bytes(range(256)) * 4
+    for size in (0, 1, 8, 9, 1000):
+        assert _python_masked_crc32c(data[:size]) == masked_crc32c(data[:size])
+
+
 def _awkward_doubles() -> dict[str, np.ndarray]:
     """Doubles where a shortest-digits algorithm goes wrong first, by kind."""
     rng = np.random.default_rng(7)
