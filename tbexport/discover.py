@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,12 +50,12 @@ def find_runs(paths: PathLike | Sequence[PathLike]) -> list[Run]:
     for root in roots:
         under = _runs_under(root)
         base = root.parent if root.is_file() else root
-        for directory, files in under:
+        for relative, files in under:
             if len(roots) > 1:  # overlapping roots could name the same file twice
                 files = [f for f in files if f.resolve() not in seen]
                 seen.update(f.resolve() for f in files)
             if files:
-                found.append((root, _relative_name(base, directory), files))
+                found.append((root, relative or _display_name(base), files))
     names = [name for _, name, _ in found]
     if len(set(names)) < len(names):
         # Two roots hold runs of the same relative name: fall back to the paths as given.
@@ -64,20 +64,17 @@ def find_runs(paths: PathLike | Sequence[PathLike]) -> list[Run]:
     return sorted(runs, key=lambda run: natural_key(run.name))
 
 
-def _runs_under(root: Path) -> list[tuple[Path, list[Path]]]:
+def _runs_under(root: Path) -> list[tuple[str, list[Path]]]:
+    """Run directories under ``root`` (relative to it, "" for itself) with their files."""
     if not root.exists():
         raise PathNotFoundError(f"path does not exist: {root}")
     if root.is_file():
-        return [(root.parent, [root])]
+        return [("", [root])]
+    top = os.fspath(root)
     runs = []
-    for directory, subdirs, filenames in os.walk(root):
-        subdirs.sort(key=natural_key)
-        names = [name for name in filenames if is_event_file(name)]
-        if not names and "metrics.csv" in filenames:  # a Lightning CSVLogger run
-            names = ["metrics.csv"]
-        if names:
-            where = Path(directory)
-            runs.append((where, [where / name for name in names]))
+    for directory, names in _directories_with_runs(top):
+        relative = directory[len(top) :].lstrip(os.sep)  # directory is top joined with more
+        runs.append((relative.replace(os.sep, "/"), [Path(directory, name) for name in names]))
     if not runs:
         raise NoEventFilesError(
             f"no TensorBoard event files (*tfevents*) or CSVLogger metrics.csv under {root}"
@@ -85,10 +82,34 @@ def _runs_under(root: Path) -> list[tuple[Path, list[Path]]]:
     return runs
 
 
-def _relative_name(base: Path, directory: Path) -> str:
-    if directory == base:
-        return _display_name(base)
-    return directory.relative_to(base).as_posix()
+def _directories_with_runs(top: str) -> Iterator[tuple[str, list[str]]]:
+    """``top`` and the directories below it, in natural order, with their run files.
+
+    Like ``os.walk`` (symlinked directories are not entered, unreadable ones are
+    skipped) but on strings: pathlib objects for every directory cost ~5 ms a sweep.
+    """
+    files: list[str] = []
+    below: list[str] = []
+    try:
+        with os.scandir(top) as entries:
+            for entry in entries:
+                try:
+                    is_directory = entry.is_dir()
+                except OSError:
+                    is_directory = False
+                if not is_directory:
+                    files.append(entry.name)
+                elif not entry.is_symlink():
+                    below.append(entry.name)
+    except OSError:
+        return
+    names = [name for name in files if is_event_file(name)]
+    if not names and "metrics.csv" in files:  # a Lightning CSVLogger run
+        names = ["metrics.csv"]
+    if names:
+        yield top, names
+    for name in sorted(below, key=natural_key):
+        yield from _directories_with_runs(os.path.join(top, name))
 
 
 def _display_name(directory: Path) -> str:

@@ -1,0 +1,83 @@
+"""Run discovery: which directories are runs, what they are called, in which order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tbexport import find_runs
+from tbexport.exceptions import NoEventFilesError, PathNotFoundError
+
+from .builders import file_version, simple, write_events
+
+
+def _event_file(directory: Path, suffix: str = "0") -> Path:
+    return write_events(
+        directory / f"events.out.tfevents.1.host.{suffix}", [file_version(), simple("x", 0, 1.0)]
+    )
+
+
+def test_runs_are_named_relative_to_the_root_in_natural_order(tmp_path: Path) -> None:
+    root = tmp_path / "lightning_logs"
+    for version in (10, 2, 1):
+        _event_file(root / f"version_{version}")
+    _event_file(root / "sweep" / "lr_0.1" / "version_0")
+    (root / "empty").mkdir()
+    (root / "version_2" / "checkpoints").mkdir()
+    names = [run.name for run in find_runs(root)]
+    assert names == ["sweep/lr_0.1/version_0", "version_1", "version_2", "version_10"]
+    assert [run.name for run in find_runs(f"{root}/")] == names  # a trailing slash changes nothing
+
+
+def test_a_run_directory_given_itself_is_named_after_it(tmp_path: Path) -> None:
+    first = _event_file(tmp_path / "version_3", "1")
+    second = _event_file(tmp_path / "version_3", "0")
+    (run,) = find_runs(tmp_path / "version_3")
+    assert run.name == "version_3"
+    assert run.files == (second, first)  # file-name order
+    (single,) = find_runs(first)
+    assert (single.name, single.files) == ("version_3", (first,))
+
+
+def test_a_directory_with_event_files_and_subruns_is_a_run_too(tmp_path: Path) -> None:
+    _event_file(tmp_path / "exp")
+    _event_file(tmp_path / "exp" / "loss_train")  # add_scalars writes a run per subdirectory
+    assert [run.name for run in find_runs(tmp_path / "exp")] == ["exp", "loss_train"]
+
+
+def test_csv_logger_directory_is_a_run(tmp_path: Path) -> None:
+    run = tmp_path / "csv" / "version_0"
+    run.mkdir(parents=True)
+    (run / "metrics.csv").write_text("step,loss\n0,1.0\n")
+    (found,) = find_runs(tmp_path / "csv")
+    assert found.name == "version_0"
+    assert found.files == (run / "metrics.csv",)
+
+
+def test_symlinked_directories_are_not_entered(tmp_path: Path) -> None:
+    # as os.walk and TensorBoard's own directory walk: a link could make a cycle
+    _event_file(tmp_path / "real" / "version_0")
+    (tmp_path / "real" / "link").symlink_to(tmp_path / "real" / "version_0")
+    assert [run.name for run in find_runs(tmp_path / "real")] == ["version_0"]
+    # a link given as the root is followed
+    (tmp_path / "root_link").symlink_to(tmp_path / "real")
+    assert [run.name for run in find_runs(tmp_path / "root_link")] == ["version_0"]
+
+
+def test_two_roots_with_the_same_run_names_fall_back_to_the_given_paths(tmp_path: Path) -> None:
+    _event_file(tmp_path / "a" / "version_0")
+    _event_file(tmp_path / "b" / "version_0")
+    names = [run.name for run in find_runs([tmp_path / "a", tmp_path / "b"])]
+    assert names == [
+        (tmp_path / "a" / "version_0").as_posix(),
+        (tmp_path / "b" / "version_0").as_posix(),
+    ]
+
+
+def test_missing_paths_and_empty_trees_are_errors(tmp_path: Path) -> None:
+    with pytest.raises(PathNotFoundError, match="path does not exist"):
+        find_runs(tmp_path / "nope")
+    (tmp_path / "empty" / "deeper").mkdir(parents=True)
+    with pytest.raises(NoEventFilesError, match="no TensorBoard event files"):
+        find_runs(tmp_path / "empty")
