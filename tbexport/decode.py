@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import threading
 from array import array
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -153,7 +154,7 @@ def read_event_file(
         return result
     scan = RecordScan(path, verify=verify)
     points = _Points()
-    fast: list[tuple[np.ndarray | None, ...]] = []
+    fast = _Scanned()
     with open(scan.path, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         if size:
@@ -163,7 +164,20 @@ def read_event_file(
                     fast = _scan_fast(buf, scan, points, progress)
                 else:
                     _scan_python(buf, scan, points, progress)
-    series, purges = _assemble(points, fast, accept or (lambda tag: True))
+    accept = accept or (lambda tag: True)
+    if (grouped := fast.grouped) is not None:  # the scanner grouped the whole file
+        series = _series_by_tag(
+            grouped.names,
+            grouped.bounds,
+            grouped.steps,
+            grouped.walls,
+            grouped.values,
+            grouped.flags,
+            accept,
+        )
+        purges: list[tuple[int, dict[str, int]]] = []
+    else:
+        series, purges = _assemble(points, fast.chunks, accept)
     return FileScalars(
         scan.path,
         series,
@@ -224,18 +238,81 @@ def _scan_python(
         progress(size - reported)
 
 
+class _TagTable:
+    """The tags the C scanner met on one thread, kept from file to file.
+
+    Knowing every tag of a file and its natural order before the scan starts, the
+    scanner groups the file's points by tag in the same call (see ``scan`` in
+    ``_fastscan.c``): in a sweep of many small runs, only the first file a thread
+    reads needs a separate grouping step.
+    """
+
+    def __init__(self) -> None:
+        self.names: list[bytes] = []  # position = the C scanner's tag index; it appends
+        self.decoded: list[str] = []
+        self.ordered: list[str] = []  # natural order
+        self.rank = np.zeros(0, dtype=np.int32)  # rank[index] = position in ordered
+
+    def update(self) -> None:
+        """Decode and rank the names the scanner appended."""
+        if len(self.decoded) == len(self.names):
+            return
+        self.decoded += [
+            n.decode("utf-8", errors="replace") for n in self.names[len(self.decoded) :]
+        ]
+        order = sorted(range(len(self.decoded)), key=lambda i: natural_key(self.decoded[i]))
+        self.ordered = [self.decoded[i] for i in order]
+        self.rank = np.empty(len(order), dtype=np.int32)
+        self.rank[order] = np.arange(len(order), dtype=np.int32)
+
+
+# Past this many tags on one thread (runs that each log different tags), start afresh:
+# every file pays for every name the table holds.
+_TABLE_MAX_TAGS = 256
+_tables = threading.local()
+
+
+def _tag_table() -> _TagTable:
+    table: _TagTable | None = getattr(_tables, "table", None)
+    if table is None or len(table.names) > _TABLE_MAX_TAGS:
+        table = _tables.table = _TagTable()
+    return table
+
+
+@dataclass
+class _Grouped:
+    """A whole file's points grouped by the scanner: ``names[r]``'s rows start at ``bounds[r]``."""
+
+    names: list[str]
+    bounds: np.ndarray
+    steps: np.ndarray
+    walls: np.ndarray
+    values: np.ndarray
+    flags: np.ndarray | None
+
+
+@dataclass
+class _Scanned:
+    """What the C scanner returned for one file: grouped, or chunks in record order."""
+
+    # per scan call: steps, wall times, values, tag indices and flags (None: all plain)
+    chunks: list[tuple[np.ndarray | None, ...]] = field(default_factory=list)
+    grouped: _Grouped | None = None
+
+
 def _scan_fast(
     buf: FileBuffer,
     scan: RecordScan,
     points: _Points,
     progress: Callable[[int], None] | None,
-) -> list[tuple[np.ndarray | None, ...]]:
+) -> _Scanned:
     """Scan in C (one call per undamaged stretch); hand the records it leaves to protobuf."""
     assert _fastscan is not None
     size = len(buf)
-    chunks: list[tuple[np.ndarray | None, ...]] = []
+    scanned = _Scanned()
+    chunks = scanned.chunks
     fallbacks: list[tuple[int, int, int]] = []  # (C points before, offset, length) left to us
-    tag_names: list[bytes] = []  # position = the C scanner's tag index
+    table = _tag_table()
     done = 0  # bytes released and reported
 
     def advance(position: int) -> None:
@@ -247,27 +324,38 @@ def _scan_fast(
 
     pos = record = emitted = 0
     while pos < size:
-        pos, failed, record, *columns, fallback = _fastscan.scan(
-            buf, pos, scan.verify, tag_names, record, _CHUNK_BYTES, advance
+        # a call from the start may cover the whole file: then it can group it too
+        rank = table.rank if pos == 0 else None
+        pos, failed, record, *columns, fallback, bounds = _fastscan.scan(
+            buf, pos, scan.verify, table.names, record, _CHUNK_BYTES, advance, rank
         )
         steps, *others = (
-            None if c is None else np.frombuffer(c, dtype=t)  # flags: None when all plain
-            for c, t in zip(columns, _FAST_DTYPES, strict=True)
+            None if c is None else np.frombuffer(c, dtype=t)  # None: tags when grouped,
+            for c, t in zip(columns, _FAST_DTYPES, strict=True)  # flags when all plain
         )
         assert steps is not None
         fallbacks.extend(
             (emitted + before, offset, length) for _, offset, length, before in fallback
         )
         emitted += len(steps)
-        chunks.append((steps, *others))
+        if bounds is not None:  # one call read it all, grouped: tags column None
+            walls, values, _, flags = others
+            assert walls is not None and values is not None
+            grouped = _Grouped([], np.frombuffer(bounds, np.int64), steps, walls, values, flags)
+            scanned.grouped = grouped
+        else:
+            chunks.append((steps, *others))
         if failed:
             pos = scan.recover(buf, pos, size)
     advance(size)
     scan.valid_records = record
     scan.position = size
+    table.update()
+    if scanned.grouped is not None:
+        scanned.grouped.names = table.ordered
+        return scanned
     # The C side names tags by their UTF-8 bytes; fallback points join the same ids.
-    for tag_id, name in enumerate(tag_names):
-        points.tag_ids[name.decode("utf-8", errors="replace")] = tag_id
+    points.tag_ids.update((name, index) for index, name in enumerate(table.decoded))
     if fallbacks:
         from .protobuf_events import Event  # imported only when a file needs it (~60 ms)
 
@@ -276,7 +364,7 @@ def _scan_fast(
             _decode_or_report(
                 buf[offset : offset + length], before, offset - 12, scan, points, event
             )
-    return chunks
+    return scanned
 
 
 def _release(buf: FileBuffer, start: int, stop: int) -> None:
@@ -325,29 +413,57 @@ def _assemble(
     del tags
     carried = dict(zip(names_of_columns, grouped, strict=True))
     del grouped
-    steps, walls, values = carried["steps"], carried["walls"], carried["values"]
-    point_flags = carried.get("flags")
-    series: dict[str, Series] = {}
     kept_before: dict[str, Callable[[int], int]] = {}  # kept points among a tag's first n
-    for position, name in enumerate(names):
-        rows: slice | np.ndarray = slice(int(bounds[position]), int(bounds[position + 1]))
-        if bounds[position] == bounds[position + 1] or not accept(name):
-            continue
-        keep = None
-        if point_flags is not None:
-            keep = _scalar_points(point_flags[rows])
-            if not keep.any():
-                continue
-            if not keep.all():
-                rows = np.arange(rows.start, rows.stop)[keep]  # type: ignore[union-attr]
-        series[name] = Series(steps[rows], walls[rows], values[rows])
-        kept_before[name] = _counter(keep)
+    series = _series_by_tag(
+        names,
+        bounds,
+        carried["steps"],
+        carried["walls"],
+        carried["values"],
+        carried.get("flags"),
+        accept,
+        kept_before,
+    )
     rank_of = {name: position for position, name in enumerate(names)}
     purges = [
         (step, {name: kept_before[name](int(counts[rank_of[name]])) for name in series})
         for step, counts in purge_counts
     ]
     return series, purges
+
+
+def _series_by_tag(
+    names: list[str],
+    bounds: np.ndarray,
+    steps: np.ndarray,
+    walls: np.ndarray,
+    values: np.ndarray,
+    point_flags: np.ndarray | None,
+    accept: TagFilter,
+    kept_before: dict[str, Callable[[int], int]] | None = None,
+) -> dict[str, Series]:
+    """Each accepted tag's scalar points: views of the grouped columns where it can.
+
+    ``names[r]``'s rows are ``bounds[r]:bounds[r + 1]``; ``kept_before`` (if given)
+    gets for each tag how many of its first n points the plugin rules kept.
+    """
+    series: dict[str, Series] = {}
+    for position, name in enumerate(names):
+        start, stop = int(bounds[position]), int(bounds[position + 1])
+        if start == stop or not accept(name):
+            continue
+        rows: slice | np.ndarray = slice(start, stop)
+        keep = None
+        if point_flags is not None:
+            keep = _scalar_points(point_flags[rows])
+            if not keep.any():
+                continue
+            if not keep.all():
+                rows = np.arange(start, stop)[keep]
+        series[name] = Series(steps[rows], walls[rows], values[rows])
+        if kept_before is not None:
+            kept_before[name] = _counter(keep)
+    return series
 
 
 def _counter(keep: np.ndarray | None) -> Callable[[int], int]:

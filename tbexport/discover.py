@@ -31,10 +31,15 @@ def is_event_file(name: str) -> bool:
 
 @functools.lru_cache(maxsize=1 << 16)  # the same tags recur in every file and run
 def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
-    """Sort key that orders ``version_2`` before ``version_10``."""
-    return tuple(
+    """Sort key that orders ``version_2`` before ``version_10``.
+
+    Names equal but for leading zeros (``a1``, ``a01``) are ordered by the text itself,
+    so the order never depends on which was met first.
+    """
+    parts = tuple(
         (0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", text)
     )
+    return (*parts, (-1, text))  # -1: a name that is a prefix of another still sorts first
 
 
 def as_list(paths: PathLike | Sequence[PathLike]) -> list[PathLike]:

@@ -81,3 +81,13 @@ def test_missing_paths_and_empty_trees_are_errors(tmp_path: Path) -> None:
     (tmp_path / "empty" / "deeper").mkdir(parents=True)
     with pytest.raises(NoEventFilesError, match="no TensorBoard event files"):
         find_runs(tmp_path / "empty")
+
+
+def test_natural_order_is_total() -> None:
+    from tbexport.discover import natural_key
+
+    names = ["b", "a10", "a2", "a1", "a01", "a", "a1b", "version_10", "version_2"]
+    expected = ["a", "a01", "a1", "a1b", "a2", "a10", "b", "version_2", "version_10"]
+    assert sorted(names, key=natural_key) == expected
+    # names equal but for leading zeros never depend on the order they came in
+    assert sorted(reversed(names), key=natural_key) == expected

@@ -28,10 +28,11 @@ from .builders import (
 pytestmark = pytest.mark.skipif(decode._fastscan is None, reason="C extension not built")
 
 
-def _random_file(rng: random.Random) -> bytes:
+def _random_file(rng: random.Random, *, clean: bool = False) -> bytes:
+    """Random points of every encoding, restarts and damage; ``clean``: no restarts or damage."""
     events = [file_version()]
     for step in range(rng.randint(1, 300)):
-        kind = rng.random()
+        kind = rng.random() * (0.8 if clean else 1)
         tag = rng.choice(["loss", "acc", "lr", "grp/x", "ünï"])
         if kind < 0.7:
             events.append(simple(tag, step, rng.uniform(-5, 5)))
@@ -52,6 +53,8 @@ def _random_file(rng: random.Random) -> bytes:
         else:
             events.append(simple(tag, rng.randint(0, step + 1), rng.random()))  # a restart
     blob = bytearray(b"".join(record_bytes([e]) for e in events))
+    if clean:
+        return bytes(blob)
     for _ in range(rng.randint(0, 3)):  # damage: flipped bytes, inserted garbage, cut tail
         at = rng.randrange(len(blob))
         if rng.random() < 0.5:
@@ -68,23 +71,114 @@ def test_c_and_python_readers_agree(
     tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "events.out.tfevents.1"
-    path.write_bytes(_random_file(random.Random(seed)))
+    # a third of the files undamaged: the scanner may group those in the same call
+    path.write_bytes(_random_file(random.Random(seed), clean=seed % 3 == 0))
     if seed % 2:  # map the file and scan it in small chunks, as for large files
         monkeypatch.setattr(decode, "_MAP_MIN_BYTES", 0)
         monkeypatch.setattr(decode, "_CHUNK_BYTES", 1000)
-    fast = decode.read_event_file(path)
+    _fresh_tag_table(monkeypatch)
+    unknown_tags = decode.read_event_file(path)  # the scan, then a separate grouping
+    known_tags = decode.read_event_file(path)  # grouped by the scan when nothing is damaged
     monkeypatch.setattr(decode, "_fastscan", None)
     slow = decode.read_event_file(path)
+    _assert_same(unknown_tags, slow)
+    _assert_same(known_tags, slow)
+
+
+def _fresh_tag_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(decode._tables, "table", decode._TagTable(), raising=False)
+
+
+def _assert_same(fast: decode.FileScalars, slow: decode.FileScalars) -> None:
     assert fast.corruptions == slow.corruptions
     assert fast.truncated_tail == slow.truncated_tail
     assert fast.valid_records == slow.valid_records
     assert fast.purges == slow.purges
+    assert fast.hparams == slow.hparams
     assert fast.series.keys() == slow.series.keys()
     for tag in fast.series:
         a, b = fast.series[tag], slow.series[tag]
         assert np.array_equal(a.steps, b.steps)
         assert np.array_equal(a.wall_times, b.wall_times)
         assert np.array_equal(a.values, b.values, equal_nan=True)
+
+
+def _scan(data: bytes, names: list[bytes], rank: np.ndarray | None = None) -> tuple:  # type: ignore[type-arg]
+    assert decode._fastscan is not None
+    return tuple(decode._fastscan.scan(data, 0, True, names, 0, 0, None, rank))
+
+
+def _clean_file() -> bytes:
+    """Tags first seen out of natural order, TF2 tensors (point flags) among simple values."""
+    meta = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="scalars"))
+    events = [file_version()]
+    for step in range(50):
+        events += [simple("b10", step, step / 3), simple("b2", step, -step), simple("a", step, 1.5)]
+        events.append(tensor_event("t", step, typed_tensor(step * 0.25, "double"), metadata=meta))
+    return record_bytes(events)
+
+
+def test_scan_groups_a_whole_file_when_it_knows_every_tag() -> None:
+    data = _clean_file()
+    names: list[bytes] = []
+    *_, tags, flags, fallbacks, bounds = _scan(data, names)
+    assert bounds is None and tags is not None and flags is not None and fallbacks == []
+    assert names == [b"b10", b"b2", b"a", b"t"]
+    rank = np.array([3, 1, 0, 2], dtype=np.int32)  # natural order: a, b2, b10, t
+    ungrouped = _scan(data, names)
+    grouped = _scan(data, names, rank)
+    assert grouped[6] is None and grouped[9] is not None  # no tag column; bounds
+    bounds = np.frombuffer(grouped[9], dtype=np.int64)
+    assert bounds.tolist() == [0, 50, 100, 150, 200]
+    sources = [
+        np.frombuffer(c, dtype=t) for c, t in zip(ungrouped[3:8], decode._FAST_DTYPES, strict=True)
+    ]
+    tag_column = sources.pop(3)
+    expected_bounds, expected = decode._group(tag_column, rank, sources, 4)
+    assert bounds.tolist() == expected_bounds.tolist()
+    for column, dtype, want in zip(
+        (3, 4, 5, 7), (np.int64, np.float64, np.float64, np.int8), expected, strict=True
+    ):
+        assert np.array_equal(np.frombuffer(grouped[column], dtype=dtype), want)
+    assert np.frombuffer(grouped[5], dtype=np.float64)[:3].tolist() == [1.5, 1.5, 1.5]  # "a" first
+
+
+def test_scan_leaves_grouping_to_python_when_it_cannot_group_alone() -> None:
+    data = _clean_file()
+    names: list[bytes] = []
+    _scan(data, names)
+    rank = np.array([3, 1, 0, 2], dtype=np.int32)
+    # a tag the rank does not know
+    with_new_tag = data + record_bytes([simple("zz", 0, 1.0)])
+    assert _scan(with_new_tag, list(names), rank)[9] is None
+    # a record left to protobuf (a purge_step restart)
+    assert _scan(data + record_bytes([session_start(3)]), list(names), rank)[9] is None
+    # damage: the call stops at it
+    assert _scan(data[:-3], list(names), rank)[9] is None
+    with pytest.raises(ValueError, match="rank must be int32 ranks of every tag"):
+        _scan(data, list(names), np.array([0, 1, 2], dtype=np.int32))
+    with pytest.raises(ValueError, match="rank must be int32 ranks of every tag"):
+        _scan(data, list(names), np.array([0, 1, 2, 9], dtype=np.int32))
+
+
+def test_the_tag_table_starts_afresh_past_its_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fresh_tag_table(monkeypatch)
+    monkeypatch.setattr(decode, "_TABLE_MAX_TAGS", 4)
+    sizes = []
+    for run in range(6):  # runs that each log different tags
+        path = write_events(
+            tmp_path / f"events.out.tfevents.{run}",
+            [file_version(), simple(f"r{run}/loss", 0, run), simple(f"r{run}/acc", 1, -run)],
+        )
+        result = decode.read_event_file(path)
+        assert {t: s.values.tolist() for t, s in result.series.items()} == {
+            f"r{run}/loss": [run],
+            f"r{run}/acc": [-run],
+        }
+        sizes.append(len(decode._tables.table.names))
+    assert sizes == [2, 4, 6, 2, 4, 6]  # past 4 names, the next file starts a new table
 
 
 CRC_CHECK = """
