@@ -7,10 +7,12 @@ holds the GIL, so without the extension workers are processes.
 
 from __future__ import annotations
 
+import itertools
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
-from typing import TypeVar
+from concurrent.futures import Executor
+from typing import TypeVar, cast
 
 __all__ = ["default_jobs", "map_in_order"]
 
@@ -51,17 +53,61 @@ def map_in_order(
                 progress(size)
         return
     workers = min(jobs, len(items))
-    with _executor(workers, threads) as pool:
-        chunk = 1 if threads else max(1, len(items) // (workers * 8))
+    if threads:
+        yield from _on_threads(function, items, sizes, workers, progress)
+        return
+    with _process_pool(workers) as pool:
+        chunk = max(1, len(items) // (workers * 8))
         for result, size in zip(pool.map(function, items, chunksize=chunk), sizes, strict=True):
             yield result
             if progress is not None:
                 progress(size)
 
 
-def _executor(workers: int, threads: bool) -> Executor:
-    if threads:
-        return ThreadPoolExecutor(max_workers=workers)
+def _on_threads(
+    function: Callable[[T], R],
+    items: Sequence[T],
+    sizes: Sequence[int],
+    workers: int,
+    progress: Callable[[int], None] | None,
+) -> list[R]:
+    """Each thread takes the next item until none is left; results in item order.
+
+    Cheaper than an executor's future per item: with items of ~1 ms, waking the
+    waiting thread for every result costs a GIL hand-over per item, which the
+    worker threads pay for too. On failure, the first failing item's exception is
+    raised (as reading in order would) once the items already taken are done.
+    """
+    results: list[R | None] = [None] * len(items)
+    failures: dict[int, BaseException] = {}
+    taken = itertools.count()  # next() on it is atomic
+    reporting = threading.Lock()
+
+    def work() -> None:
+        while not failures and (index := next(taken)) < len(items):
+            try:
+                results[index] = function(items[index])
+            except BaseException as error:  # re-raised on the calling thread
+                failures[index] = error
+                return
+            if progress is not None:
+                with reporting:
+                    progress(sizes[index])
+
+    # daemon: Ctrl-C ends the process without waiting for the files in progress
+    pool = [
+        threading.Thread(target=work, name=f"tbexport-{n}", daemon=True) for n in range(workers)
+    ]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    if failures:
+        raise failures[min(failures)]
+    return cast(list[R], results)  # every item ran: no None left
+
+
+def _process_pool(workers: int) -> Executor:
     import multiprocessing  # only here: importing it costs ~1 MiB that threads never need
     from concurrent.futures import ProcessPoolExecutor
 

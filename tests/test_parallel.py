@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import Executor
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -30,21 +32,52 @@ def test_parallel_read_equals_serial(
     serial = tbexport.read_scalars(sweep, jobs=1)
     monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", {"threads": 0, "processes": 0})
     monkeypatch.setattr(load, "scans_without_gil", lambda: workers == "threads")
-    pools: list[str] = []
-    real_executor = parallel._executor
+    pools: list[int] = []
+    real_pool = parallel._process_pool
 
-    def executor(count: int, threads: bool) -> Executor:
-        pools.append(type(pool := real_executor(count, threads)).__name__)
-        return pool
+    def process_pool(count: int) -> Executor:
+        pools.append(count)
+        return real_pool(count)
 
-    monkeypatch.setattr(parallel, "_executor", executor)
+    monkeypatch.setattr(parallel, "_process_pool", process_pool)
+    readers: set[str] = set()
+    real_read_run = load.read_run
+
+    def read_run(*args: Any, **kwargs: Any) -> load.RunScalars:
+        readers.add(threading.current_thread().name)
+        return real_read_run(*args, **kwargs)
+
+    if workers == "threads":  # (processes would have to pickle it)
+        monkeypatch.setattr(load, "read_run", read_run)
     seen: list[int] = []
     data = tbexport.load_scalars(sweep, jobs=2, progress=seen.append)
     pd.testing.assert_frame_equal(serial, data.frame)
     assert len(serial) == 12 * 200 * 3
     assert list(serial["run"].cat.categories) == [f"version_{v}" for v in range(12)]
     assert sum(seen) == sum(f.stat().st_size for f in sweep.rglob("events.out.*"))
-    assert pools == ["ThreadPoolExecutor" if workers == "threads" else "ProcessPoolExecutor"]
+    if workers == "threads":
+        assert pools == [] and readers and readers <= {"tbexport-0", "tbexport-1"}
+    else:  # the reads ran in the pool's processes
+        assert pools == [2] and readers == set()
+
+
+def test_threads_return_results_in_order_and_raise_the_first_failure() -> None:
+    big = [1 << 30] * 60  # sizes: worth parallel work
+
+    def double(item: int) -> int:
+        return 2 * item
+
+    assert list(parallel.map_in_order(double, range(60), big, jobs=3, threads=True)) == [
+        2 * i for i in range(60)
+    ]
+
+    def fail_at_7_and_40(item: int) -> int:
+        if item in (7, 40):
+            raise ValueError(f"item {item}")
+        return item
+
+    with pytest.raises(ValueError, match=r"^item 7$"):
+        list(parallel.map_in_order(fail_at_7_and_40, range(60), big, jobs=2, threads=True))
 
 
 def test_cli_jobs_and_no_verify(sweep: Path, tmp_path: Path) -> None:
