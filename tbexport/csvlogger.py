@@ -52,4 +52,5 @@ def read_metrics_csv(path: str | os.PathLike[str], accept: TagFilter | None = No
         for tag in tags
         if len(steps[tag])
     }
-    return FileScalars(os.fspath(path), series, corruptions, 0, len(series))
+    size = os.path.getsize(path)
+    return FileScalars(os.fspath(path), series, corruptions, 0, len(series), size=size)

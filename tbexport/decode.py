@@ -69,6 +69,7 @@ class FileScalars:
     # SessionLog START events (``purge_step``): (step, points each tag had before it)
     purges: list[tuple[int, dict[str, int]]] = field(default_factory=list)
     hparams: dict[str, HParam] = field(default_factory=dict)
+    size: int = 0  # bytes read
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ def read_event_file(
 
         result = read_metrics_csv(path, accept)
         if progress is not None:
-            progress(os.path.getsize(path))
+            progress(result.size)
         return result
     scan = RecordScan(path, verify=verify)
     points = _Points()
@@ -160,6 +161,7 @@ def read_event_file(
         if size:
             # (a file being written may have grown since: the scans go by len(buf))
             with _file_bytes(handle, size) as buf:
+                size = len(buf)
                 if scans_without_gil():
                     fast = _scan_fast(buf, scan, points, progress)
                 else:
@@ -186,6 +188,7 @@ def read_event_file(
         scan.valid_records,
         purges,
         points.hparams,
+        size,
     )
 
 

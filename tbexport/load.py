@@ -121,20 +121,29 @@ def load_scalars(
         strict=strict,
         explicit_files=_explicit_files(paths),
     )
-    sizes = [sum(os.path.getsize(f) for f in run.files) for run in runs]
     data = ScalarData(frame=pd.DataFrame(), runs=runs)
     per_run: list[tuple[str, dict[str, Series]]] = []
-    threads = scans_without_gil()
-    for result in map_in_order(read, runs, sizes, jobs=jobs, progress=progress, threads=threads):
+    done = None if progress is None else (lambda result: progress(result.bytes_read))
+    results = map_in_order(
+        read,
+        runs,
+        jobs=jobs,
+        threads=scans_without_gil(),
+        sizes=lambda: [sum(os.path.getsize(f) for f in run.files) for run in runs],
+        done=done,
+    )
+    for result in results:
         data.corruptions.extend(result.corruptions)
         data.truncated.update(result.truncated)
         if result.hparams:
             data.hparams[result.name] = result.hparams
         per_run.append((result.name, result.series))
-    data.tags_seen = {tag for _, by_tag in per_run for tag in by_tag}
+    data.tags_seen = {
+        tag for _, by_tag in per_run for tag, series in by_tag.items() if len(series.steps)
+    }
     if tags and not data.tags_seen:
         raise NoMatchingTagsError(f"no scalar tag matches {', '.join(repr(t) for t in tags)}")
-    data.frame = _long_frame(per_run)
+    data.frame = _long_frame(per_run, data.tags_seen)
     return data
 
 
@@ -147,6 +156,7 @@ class RunScalars:
     corruptions: list[Corruption]
     truncated: dict[str, int]
     hparams: dict[str, HParam]
+    bytes_read: int = 0
 
 
 def read_run(
@@ -180,7 +190,8 @@ def read_run(
         if not keep.all():
             merged = Series(merged.steps[keep], merged.wall_times[keep], merged.values[keep])
         series[tag] = merged
-    return RunScalars(run.name, series, corruptions, truncated, hparams)
+    bytes_read = sum(result.size for result in results)
+    return RunScalars(run.name, series, corruptions, truncated, hparams, bytes_read)
 
 
 def _explicit_files(paths: Paths) -> frozenset[str]:
@@ -248,27 +259,24 @@ def superseded_mask(steps: np.ndarray, purges: Sequence[tuple[int, int]] = ()) -
     return keep
 
 
-def _long_frame(per_run: list[tuple[str, dict[str, Series]]]) -> pd.DataFrame:
+def _long_frame(per_run: list[tuple[str, dict[str, Series]]], tags: set[str]) -> pd.DataFrame:
+    """One frame of every run's series (``tags``: their union), runs then tags in order."""
     run_names = [name for name, _ in per_run]
-    tag_names = sorted(
-        {tag for _, by_tag in per_run for tag, series in by_tag.items() if len(series.steps)},
-        key=natural_key,
-    )
+    tag_names = sorted(tags, key=natural_key)
     tag_codes = {tag: i for i, tag in enumerate(tag_names)}
-    parts: dict[str, list[np.ndarray]] = {"step": [], "wall_time": [], "value": []}
+    steps, wall_times, values = [], [], []
     run_of, tag_of, lengths = [], [], []
     for run_code, (_, by_tag) in enumerate(per_run):
         for tag in sorted(by_tag, key=natural_key):
             series = by_tag[tag]
             if not len(series.steps):
                 continue
-            for column, array in zip(
-                parts, (series.steps, series.wall_times, series.values), strict=True
-            ):
-                parts[column].append(array)
+            steps.append(series.steps)
+            wall_times.append(series.wall_times)
+            values.append(series.values)
             run_of.append(run_code)
             tag_of.append(tag_codes[tag])
-            lengths.append(len(parts["step"][-1]))
+            lengths.append(len(series.steps))
     run_codes = np.repeat(np.array(run_of, dtype=_code_dtype(len(run_names))), lengths)
     tag_codes_column = np.repeat(np.array(tag_of, dtype=_code_dtype(len(tag_names))), lengths)
     return pd.DataFrame(
@@ -276,9 +284,9 @@ def _long_frame(per_run: list[tuple[str, dict[str, Series]]]) -> pd.DataFrame:
         data={
             "run": pd.Categorical.from_codes(run_codes, categories=pd.Index(run_names)),
             "tag": pd.Categorical.from_codes(tag_codes_column, categories=pd.Index(tag_names)),
-            "step": _join(parts.pop("step"), np.int64),
-            "wall_time": _join(parts.pop("wall_time"), np.float64),
-            "value": _join(parts.pop("value"), np.float64),
+            "step": _join(steps, np.int64),
+            "wall_time": _join(wall_times, np.float64),
+            "value": _join(values, np.float64),
         },
     )
 

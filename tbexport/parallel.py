@@ -19,8 +19,9 @@ __all__ = ["default_jobs", "map_in_order"]
 T = TypeVar("T")
 R = TypeVar("R")
 
-# Below this many bytes in all, starting workers costs more than it saves.
-PARALLEL_MIN_BYTES = {"threads": 1 << 20, "processes": 8 << 20}
+# Below this many bytes in all, starting worker processes costs more than it saves.
+# (Threads start in microseconds: they pay off from two runs on.)
+PROCESSES_MIN_BYTES = 8 << 20
 
 
 def default_jobs() -> int:
@@ -34,42 +35,44 @@ def default_jobs() -> int:
 def map_in_order(
     function: Callable[[T], R],
     items: Sequence[T],
-    sizes: Sequence[int],
     *,
     jobs: int | None = None,
-    progress: Callable[[int], None] | None = None,
     threads: bool = False,
+    sizes: Callable[[], Sequence[int]] | None = None,
+    done: Callable[[R], None] | None = None,
 ) -> Iterator[R]:
     """``function(item)`` for each item, in order; on worker threads or processes when it pays.
 
-    ``sizes`` (bytes of input per item) decide whether it pays and feed ``progress``.
+    ``sizes`` (called only when it decides) gives the bytes of input per item:
+    processes are started for ``PROCESSES_MIN_BYTES`` in all or more. ``done`` is
+    called with each result as soon as it is ready, one call at a time (progress).
     """
     jobs = default_jobs() if jobs is None else max(1, jobs)
-    kind = "threads" if threads else "processes"
-    if jobs == 1 or len(items) < 2 or sum(sizes) < PARALLEL_MIN_BYTES[kind]:
-        for item, size in zip(items, sizes, strict=True):
-            yield function(item)
-            if progress is not None:
-                progress(size)
+    worth_it = threads or sizes is None or sum(sizes()) >= PROCESSES_MIN_BYTES
+    if jobs == 1 or len(items) < 2 or not worth_it:
+        for item in items:
+            result = function(item)
+            if done is not None:
+                done(result)
+            yield result
         return
     workers = min(jobs, len(items))
     if threads:
-        yield from _on_threads(function, items, sizes, workers, progress)
+        yield from _on_threads(function, items, workers, done)
         return
     with _process_pool(workers) as pool:
         chunk = max(1, len(items) // (workers * 8))
-        for result, size in zip(pool.map(function, items, chunksize=chunk), sizes, strict=True):
+        for result in pool.map(function, items, chunksize=chunk):
+            if done is not None:
+                done(result)
             yield result
-            if progress is not None:
-                progress(size)
 
 
 def _on_threads(
     function: Callable[[T], R],
     items: Sequence[T],
-    sizes: Sequence[int],
     workers: int,
-    progress: Callable[[int], None] | None,
+    done: Callable[[R], None] | None,
 ) -> list[R]:
     """Each thread takes the next item until none is left; results in item order.
 
@@ -86,13 +89,13 @@ def _on_threads(
     def work() -> None:
         while not failures and (index := next(taken)) < len(items):
             try:
-                results[index] = function(items[index])
+                result = results[index] = function(items[index])
             except BaseException as error:  # re-raised on the calling thread
                 failures[index] = error
                 return
-            if progress is not None:
+            if done is not None:
                 with reporting:
-                    progress(sizes[index])
+                    done(result)
 
     # daemon: Ctrl-C ends the process without waiting for the files in progress
     pool = [

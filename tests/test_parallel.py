@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import Executor
 from pathlib import Path
@@ -30,7 +31,7 @@ def test_parallel_read_equals_serial(
     sweep: Path, workers: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     serial = tbexport.read_scalars(sweep, jobs=1)
-    monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", {"threads": 0, "processes": 0})
+    monkeypatch.setattr(parallel, "PROCESSES_MIN_BYTES", 0)
     monkeypatch.setattr(load, "scans_without_gil", lambda: workers == "threads")
     pools: list[int] = []
     real_pool = parallel._process_pool
@@ -62,14 +63,13 @@ def test_parallel_read_equals_serial(
 
 
 def test_threads_return_results_in_order_and_raise_the_first_failure() -> None:
-    big = [1 << 30] * 60  # sizes: worth parallel work
-
     def double(item: int) -> int:
         return 2 * item
 
-    assert list(parallel.map_in_order(double, range(60), big, jobs=3, threads=True)) == [
-        2 * i for i in range(60)
-    ]
+    finished: list[int] = []
+    results = parallel.map_in_order(double, range(60), jobs=3, threads=True, done=finished.append)
+    assert list(results) == [2 * i for i in range(60)]
+    assert sorted(finished) == [2 * i for i in range(60)]  # each once, as it finished
 
     def fail_at_7_and_40(item: int) -> int:
         if item in (7, 40):
@@ -77,7 +77,7 @@ def test_threads_return_results_in_order_and_raise_the_first_failure() -> None:
         return item
 
     with pytest.raises(ValueError, match=r"^item 7$"):
-        list(parallel.map_in_order(fail_at_7_and_40, range(60), big, jobs=2, threads=True))
+        list(parallel.map_in_order(fail_at_7_and_40, range(60), jobs=2, threads=True))
 
 
 def test_cli_jobs_and_no_verify(sweep: Path, tmp_path: Path) -> None:
@@ -91,3 +91,14 @@ def test_cli_jobs_and_no_verify(sweep: Path, tmp_path: Path) -> None:
     assert len(pd.read_csv(out)) == 12 * 200 * 3
     bad = CliRunner().invoke(cli, [str(sweep), "-j", "0"])
     assert bad.exit_code == 2 and "0 is not in the range x>=1" in bad.stderr
+
+
+def _process_id(item: int) -> int:
+    return os.getpid()
+
+
+def test_processes_start_only_for_enough_input() -> None:
+    small = parallel.map_in_order(_process_id, range(4), jobs=2, sizes=lambda: [10] * 4)
+    assert set(small) == {os.getpid()}
+    big = parallel.map_in_order(_process_id, range(4), jobs=2, sizes=lambda: [1 << 30] * 4)
+    assert os.getpid() not in set(big)
