@@ -113,6 +113,25 @@ def csv_tbparse_pandas(path: Path, out: Path) -> None:
     _tbparse_frame(path).to_csv(out / "peer.csv", index=False)
 
 
+def _zlib_on_threads(path: Path, threads: int) -> None:
+    import zlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    chunks = [f.read_bytes() for f in sorted(path.rglob("*tfevents*"))]
+    with ThreadPoolExecutor(threads) as pool:  # zlib.compress releases the GIL
+        list(pool.map(lambda chunk: zlib.compress(chunk, 1), chunks))
+
+
+def machine_zlib(path: Path, out: Path) -> None:
+    from tbexport.parallel import default_jobs
+
+    _zlib_on_threads(path, default_jobs())
+
+
+def machine_zlib_1thread(path: Path, out: Path) -> None:
+    _zlib_on_threads(path, 1)
+
+
 CASES: dict[str, Callable[[Path, Path], None]] = {
     f.__name__: f
     for f in (
@@ -125,6 +144,8 @@ CASES: dict[str, Callable[[Path, Path], None]] = {
         xlsx_tbparse_pandas,
         mat_tbparse_scipy,
         csv_tbparse_pandas,
+        machine_zlib,
+        machine_zlib_1thread,
     )
 }
 

@@ -78,11 +78,28 @@ EXPORT_PEERS = [
 ONLY: str | None = None  # --only: run just the sections whose title contains this
 
 
-def compare(title: str, source: Path, cases: list[Case], repeat: int, scratch: Path) -> dict | None:
-    """Run ``cases`` alternately ``repeat`` times; the first case is the reference."""
+def compare(
+    title: str,
+    source: Path,
+    cases: list[Case],
+    repeat: int,
+    scratch: Path,
+    *,
+    warm_up: bool = False,
+) -> dict | None:
+    """Run ``cases`` alternately ``repeat`` times; the first case is the reference.
+
+    ``warm_up`` runs every case once, untimed, first (for short cases, where the
+    first process after a long one is an outlier).
+    """
     if ONLY and ONLY.lower() not in title.lower():
         return None
     print(f"\n## {title}", flush=True)
+    if warm_up:
+        for case in cases:
+            _run_case(case, source, scratch)
+            for measured in (case.seconds, case.peak_mib, case.above_imports_mib):
+                measured.clear()
     for _ in range(repeat):
         for case in cases:
             _run_case(case, source, scratch)
@@ -96,10 +113,24 @@ def compare(title: str, source: Path, cases: list[Case], repeat: int, scratch: P
             "peak_mib": max(c.peak_mib),
             "above_imports_mib": max(c.above_imports_mib) if c.above_imports_mib else None,
             "runs": len(c.seconds),
+            **_pair_ratios(c, cases[0]),
         }
         for c in cases
     ]
     return {"title": title, "rows": rows}
+
+
+def _pair_ratios(case: Case, reference: Case) -> dict[str, float]:
+    """Median and quartiles of this case's time over the reference's, pair by pair.
+
+    Cases run alternately, so each pair ran within the same second or two: on a shared
+    machine whose speed drifts, this says more than a ratio of two medians.
+    """
+    if case is reference or len(case.seconds) < 5:
+        return {}
+    ratios = [a / b for a, b in zip(case.seconds, reference.seconds, strict=True)]
+    low, middle, high = statistics.quantiles(ratios, n=4)
+    return {"pair_ratio_median": middle, "pair_ratio_q1": low, "pair_ratio_q3": high}
 
 
 def check_exact(source: Path, tensors: bool) -> int:
@@ -242,6 +273,21 @@ def main() -> None:
             ],
             pairs,
             scratch,
+            warm_up=True,
+        ),
+        # What this machine gives a job that needs no GIL at all, measured alike: the
+        # ceiling for the line above on a shared VM whose single-core speed drifts.
+        compare(
+            f"Machine check: zlib on {os.cpu_count()} threads against 1 "
+            f"(GIL-free C on the sweep's bytes, {pairs} pairs)",
+            paths["sweep"],
+            [
+                Case(f"zlib, {os.cpu_count()} threads", "machine_zlib"),
+                Case("zlib, 1 thread", "machine_zlib_1thread"),
+            ],
+            pairs,
+            scratch,
+            warm_up=True,
         ),
     ]
     sizes = {"10k": 1e4, "100k": 1e5, "1m": 1e6, "10m": 1e7}
@@ -300,6 +346,15 @@ def write_results(sections: list[dict], stem: str) -> None:
                 f"{row['peak_mib']:.0f} | {'-' if above is None else f'{above:.0f}'} |"
             )
         lines.append("")
+        for row in section["rows"]:
+            if "pair_ratio_median" in row:
+                lines += [
+                    f"Pair by pair, {row['label']} against {section['rows'][0]['label']}: "
+                    f"median ratio {row['pair_ratio_median']:.2f}x, middle half "
+                    f"{row['pair_ratio_q1']:.2f}x to {row['pair_ratio_q3']:.2f}x "
+                    f"({row['runs']} pairs).",
+                    "",
+                ]
     (RESULTS / f"{stem}.md").write_text("\n".join(lines))
     (RESULTS / f"{stem}.json").write_text(json.dumps(sections, indent=2))
     _plot(sections, RESULTS / f"{stem}.png")
