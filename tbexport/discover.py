@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .exceptions import NoEventFilesError, PathNotFoundError
 
-__all__ = ["Run", "as_list", "find_runs", "is_event_file"]
+__all__ = ["Run", "as_list", "find_runs", "is_event_file", "iter_runs", "run_order"]
 
 PathLike = str | os.PathLike[str]
 
@@ -65,26 +65,48 @@ def find_runs(paths: PathLike | Sequence[PathLike]) -> list[Run]:
     if len(set(names)) < len(names):
         # Two roots hold runs of the same relative name: fall back to the paths as given.
         found = [(root, _given_path(root, name), files) for root, name, files in found]
-    runs = [Run(name, tuple(sorted(files, key=lambda f: f.name))) for _, name, files in found]
-    return sorted(runs, key=lambda run: natural_key(run.name))
+    runs = [_run(name, files) for _, name, files in found]
+    return sorted(runs, key=run_order)
 
 
-def _runs_under(root: Path) -> list[tuple[str, list[Path]]]:
+def iter_runs(root: PathLike) -> Iterator[Run]:
+    """The runs under one root, as :func:`find_runs` names them, while they are found.
+
+    Reading can start before the walk ends; the order is the walk's (parents before
+    their subdirectories): sort by :func:`run_order` for :func:`find_runs`' order.
+    """
+    root = Path(root)
+    base = root.parent if root.is_file() else root
+    for relative, files in _runs_under(root):
+        yield _run(relative or _display_name(base), files)
+
+
+def run_order(run: Run) -> tuple[tuple[int, int | str], ...]:
+    """Sort key of runs: natural order of their names."""
+    return natural_key(run.name)
+
+
+def _run(name: str, files: list[Path]) -> Run:
+    return Run(name, tuple(sorted(files, key=lambda f: f.name)))
+
+
+def _runs_under(root: Path) -> Iterator[tuple[str, list[Path]]]:
     """Run directories under ``root`` (relative to it, "" for itself) with their files."""
     if not root.exists():
         raise PathNotFoundError(f"path does not exist: {root}")
     if root.is_file():
-        return [("", [root])]
+        yield "", [root]
+        return
     top = os.fspath(root)
-    runs = []
+    found = False
     for directory, names in _directories_with_runs(top):
         relative = directory[len(top) :].lstrip(os.sep)  # directory is top joined with more
-        runs.append((relative.replace(os.sep, "/"), [Path(directory, name) for name in names]))
-    if not runs:
+        found = True
+        yield relative.replace(os.sep, "/"), [Path(directory, name) for name in names]
+    if not found:
         raise NoEventFilesError(
             f"no TensorBoard event files (*tfevents*) or CSVLogger metrics.csv under {root}"
         )
-    return runs
 
 
 def _directories_with_runs(top: str) -> Iterator[tuple[str, list[str]]]:

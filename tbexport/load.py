@@ -22,7 +22,7 @@ from .decode import (
     strictly_increasing,
     tag_filter,
 )
-from .discover import Run, as_list, find_runs, natural_key
+from .discover import Run, as_list, find_runs, iter_runs, natural_key, run_order
 from .exceptions import (
     CorruptEventFileError,
     CorruptRecordWarning,
@@ -112,7 +112,10 @@ def load_scalars(
     ``jobs`` is how many runs are read in parallel (default: one per core);
     ``progress`` is called with the number of bytes read since its last call.
     """
-    runs = find_runs(paths)
+    threads = scans_without_gil()
+    roots = as_list(paths)
+    # with one root and threads, runs are read while the walk is still finding more
+    found = iter_runs(roots[0]) if threads and len(roots) == 1 else find_runs(paths)
     read = partial(
         read_run,
         accept=tag_filter(list(tags) if tags else None),
@@ -121,23 +124,24 @@ def load_scalars(
         strict=strict,
         explicit_files=_explicit_files(paths),
     )
-    data = ScalarData(frame=pd.DataFrame(), runs=runs)
-    per_run: list[tuple[str, dict[str, Series]]] = []
     done = None if progress is None else (lambda result: progress(result.bytes_read))
     results = map_in_order(
         read,
-        runs,
+        found,
         jobs=jobs,
-        threads=scans_without_gil(),
-        sizes=lambda: [sum(os.path.getsize(f) for f in run.files) for run in runs],
+        threads=threads,
+        sizes=lambda runs: [sum(os.path.getsize(f) for f in run.files) for run in runs],
         done=done,
     )
-    for result in results:
+    ordered = sorted(results, key=lambda result: run_order(result.run))
+    data = ScalarData(frame=pd.DataFrame(), runs=[result.run for result in ordered])
+    per_run: list[tuple[str, dict[str, Series]]] = []
+    for result in ordered:
         data.corruptions.extend(result.corruptions)
         data.truncated.update(result.truncated)
         if result.hparams:
-            data.hparams[result.name] = result.hparams
-        per_run.append((result.name, result.series))
+            data.hparams[result.run.name] = result.hparams
+        per_run.append((result.run.name, result.series))
     data.tags_seen = {
         tag for _, by_tag in per_run for tag, series in by_tag.items() if len(series.steps)
     }
@@ -151,7 +155,7 @@ def load_scalars(
 class RunScalars:
     """One run read: its series (restarts resolved unless kept) and what was noticed."""
 
-    name: str
+    run: Run
     series: dict[str, Series]
     corruptions: list[Corruption]
     truncated: dict[str, int]
@@ -191,7 +195,7 @@ def read_run(
             merged = Series(merged.steps[keep], merged.wall_times[keep], merged.values[keep])
         series[tag] = merged
     bytes_read = sum(result.size for result in results)
-    return RunScalars(run.name, series, corruptions, truncated, hparams, bytes_read)
+    return RunScalars(run, series, corruptions, truncated, hparams, bytes_read)
 
 
 def _explicit_files(paths: Paths) -> frozenset[str]:

@@ -7,12 +7,11 @@ holds the GIL, so without the extension workers are processes.
 
 from __future__ import annotations
 
-import itertools
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor
-from typing import TypeVar, cast
+from typing import TypeVar
 
 __all__ = ["default_jobs", "map_in_order"]
 
@@ -34,43 +33,47 @@ def default_jobs() -> int:
 
 def map_in_order(
     function: Callable[[T], R],
-    items: Sequence[T],
+    items: Iterable[T],
     *,
     jobs: int | None = None,
     threads: bool = False,
-    sizes: Callable[[], Sequence[int]] | None = None,
+    sizes: Callable[[Sequence[T]], Sequence[int]] | None = None,
     done: Callable[[R], None] | None = None,
 ) -> Iterator[R]:
     """``function(item)`` for each item, in order; on worker threads or processes when it pays.
 
-    ``sizes`` (called only when it decides) gives the bytes of input per item:
-    processes are started for ``PROCESSES_MIN_BYTES`` in all or more. ``done`` is
-    called with each result as soon as it is ready, one call at a time (progress).
+    Threads take the items as ``items`` produces them (it may be a generator still
+    finding them). Processes are started only for ``PROCESSES_MIN_BYTES`` of input
+    or more, as ``sizes`` (bytes per item) says. ``done`` is called with each result
+    as soon as it is ready, one call at a time (progress).
     """
     jobs = default_jobs() if jobs is None else max(1, jobs)
-    worth_it = threads or sizes is None or sum(sizes()) >= PROCESSES_MIN_BYTES
-    if jobs == 1 or len(items) < 2 or not worth_it:
+    if not threads and jobs > 1:
+        items = list(items)
+        if len(items) < 2 or (sizes is not None and sum(sizes(items)) < PROCESSES_MIN_BYTES):
+            jobs = 1
+    if jobs == 1:
         for item in items:
             result = function(item)
             if done is not None:
                 done(result)
             yield result
-        return
-    workers = min(jobs, len(items))
-    if threads:
-        yield from _on_threads(function, items, workers, done)
-        return
-    with _process_pool(workers) as pool:
-        chunk = max(1, len(items) // (workers * 8))
-        for result in pool.map(function, items, chunksize=chunk):
-            if done is not None:
-                done(result)
-            yield result
+    elif threads:
+        yield from _on_threads(function, items, jobs, done)
+    else:
+        items = list(items)
+        workers = min(jobs, len(items))
+        with _process_pool(workers) as pool:
+            chunk = max(1, len(items) // (workers * 8))
+            for result in pool.map(function, items, chunksize=chunk):
+                if done is not None:
+                    done(result)
+                yield result
 
 
 def _on_threads(
     function: Callable[[T], R],
-    items: Sequence[T],
+    items: Iterable[T],
     workers: int,
     done: Callable[[R], None] | None,
 ) -> list[R]:
@@ -79,17 +82,37 @@ def _on_threads(
     Cheaper than an executor's future per item: with items of ~1 ms, waking the
     waiting thread for every result costs a GIL hand-over per item, which the
     worker threads pay for too. On failure, the first failing item's exception is
-    raised (as reading in order would) once the items already taken are done.
+    raised (as reading in order would) once the items already taken are done; an
+    error of ``items`` itself counts as the item it failed to produce.
     """
-    results: list[R | None] = [None] * len(items)
+    results: dict[int, R] = {}
     failures: dict[int, BaseException] = {}
-    taken = itertools.count()  # next() on it is atomic
+    source = iter(items)
+    taken = 0
+    taking = threading.Lock()  # a generator cannot run on two threads at once
     reporting = threading.Lock()
 
-    def work() -> None:
-        while not failures and (index := next(taken)) < len(items):
+    def take() -> tuple[int, T] | None:
+        nonlocal taken
+        with taking:
+            if failures:
+                return None
+            index = taken
             try:
-                result = results[index] = function(items[index])
+                item = next(source)
+            except StopIteration:
+                return None
+            except BaseException as error:  # re-raised on the calling thread
+                failures[index] = error
+                return None
+            taken += 1
+            return index, item
+
+    def work() -> None:
+        while (next_item := take()) is not None:
+            index, item = next_item
+            try:
+                result = results[index] = function(item)
             except BaseException as error:  # re-raised on the calling thread
                 failures[index] = error
                 return
@@ -107,7 +130,7 @@ def _on_threads(
         thread.join()
     if failures:
         raise failures[min(failures)]
-    return cast(list[R], results)  # every item ran: no None left
+    return [results[index] for index in range(taken)]
 
 
 def _process_pool(workers: int) -> Executor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,49 @@ def _process_id(item: int) -> int:
 
 
 def test_processes_start_only_for_enough_input() -> None:
-    small = parallel.map_in_order(_process_id, range(4), jobs=2, sizes=lambda: [10] * 4)
+    small = parallel.map_in_order(
+        _process_id, range(4), jobs=2, sizes=lambda items: [10] * len(items)
+    )
     assert set(small) == {os.getpid()}
-    big = parallel.map_in_order(_process_id, range(4), jobs=2, sizes=lambda: [1 << 30] * 4)
+    big = parallel.map_in_order(
+        _process_id, range(4), jobs=2, sizes=lambda items: [1 << 30] * len(items)
+    )
     assert os.getpid() not in set(big)
+
+
+def test_threads_take_items_while_a_generator_still_produces_them() -> None:
+    def produce(fail: bool) -> Iterator[int]:
+        yield from range(10)
+        if fail:
+            raise RuntimeError("the walk failed")
+
+    def double(item: int) -> int:
+        return 2 * item
+
+    assert list(parallel.map_in_order(double, produce(False), jobs=2, threads=True)) == [
+        2 * i for i in range(10)
+    ]
+    with pytest.raises(RuntimeError, match="the walk failed"):
+        list(parallel.map_in_order(double, produce(True), jobs=2, threads=True))
+
+    def fail_at_3(item: int) -> int:
+        if item == 3:
+            raise ValueError("item 3")
+        return item
+
+    # a failing item before the generator's own error comes first, as in order
+    with pytest.raises(ValueError, match="item 3"):
+        list(parallel.map_in_order(fail_at_3, produce(True), jobs=2, threads=True))
+
+
+def test_runs_read_during_the_walk_come_out_in_find_runs_order(tmp_path: Path) -> None:
+    # the walk meets a/b before a-x; natural order of the names puts a-x first
+    for name in ("a/b", "a-x", "a/c/version_10", "a/c/version_9", "z"):
+        write_events(tmp_path / name / "events.out.tfevents.1", [simple("loss", 0, 1.0)])
+    expected = [run.name for run in tbexport.find_runs(tmp_path)]
+    assert expected == ["a-x", "a/b", "a/c/version_9", "a/c/version_10", "z"]
+    for jobs in (1, 2):
+        data = tbexport.load_scalars(tmp_path, jobs=jobs)
+        assert [run.name for run in data.runs] == expected
+        assert list(data.frame["run"].cat.categories) == expected
+        assert data.frame["run"].astype(str).tolist() == expected
