@@ -9,6 +9,7 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -145,3 +146,32 @@ def test_runs_read_during_the_walk_come_out_in_find_runs_order(tmp_path: Path) -
         assert [run.name for run in data.runs] == expected
         assert list(data.frame["run"].cat.categories) == expected
         assert data.frame["run"].astype(str).tolist() == expected
+
+
+@pytest.mark.parametrize("jobs", [1, 2, 3])
+def test_columns_are_joined_in_stretches_on_threads(
+    jobs: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(load, "_JOIN_ON_THREADS_MIN", 0)  # split even small columns
+    rng = np.random.default_rng(jobs)
+    pieces = [rng.random(int(n)) for n in rng.integers(0, 50, 40)]
+    steps = [np.arange(len(p), dtype=np.int64) for p in pieces]
+    joined = load._join_columns(
+        {"value": list(pieces), "step": list(steps), "none": []},
+        {"value": np.float64, "step": np.int64, "none": np.float64},
+        jobs,
+    )
+    assert np.array_equal(joined["value"], np.concatenate(pieces))
+    assert np.array_equal(joined["step"], np.concatenate(steps))
+    assert joined["step"].dtype == np.int64 and len(joined["none"]) == 0
+
+
+def test_one_file_run_columns_are_used_without_a_copy() -> None:
+    column = np.arange(100, dtype=np.float64)
+    views = [column[0:30], column[30:31], column[31:100]]
+    joined = load._join_columns({"value": views}, {"value": np.float64}, 2)
+    assert np.shares_memory(joined["value"], column) and len(joined["value"]) == 100
+    shuffled = [column[30:31], column[0:30], column[31:100]]  # not in order: copied
+    joined = load._join_columns({"value": shuffled}, {"value": np.float64}, 2)
+    assert not np.shares_memory(joined["value"], column)
+    assert joined["value"].tolist() == [30.0, *range(30), *range(31, 100)]
