@@ -113,12 +113,12 @@ def _on_threads(
             index, item = next_item
             try:
                 result = results[index] = function(item)
+                if done is not None:
+                    with reporting:
+                        done(result)
             except BaseException as error:  # re-raised on the calling thread
                 failures[index] = error
                 return
-            if done is not None:
-                with reporting:
-                    done(result)
 
     # daemon: Ctrl-C ends the process without waiting for the files in progress
     pool = [

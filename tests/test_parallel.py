@@ -78,6 +78,13 @@ def test_threads_return_results_in_order_and_raise_the_first_failure() -> None:
             raise ValueError(f"item {item}")
         return item
 
+    def stop_at_10(result: int) -> None:
+        if result == 10:
+            raise KeyboardInterrupt  # e.g. from a progress bar
+
+    with pytest.raises(KeyboardInterrupt):
+        list(parallel.map_in_order(double, range(60), jobs=2, threads=True, done=stop_at_10))
+
     with pytest.raises(ValueError, match=r"^item 7$"):
         list(parallel.map_in_order(fail_at_7_and_40, range(60), jobs=2, threads=True))
 
