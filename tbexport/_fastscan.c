@@ -764,7 +764,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         pos += 16 + len;
     }
     if (ranks && status == DECODED && !failed && pos == size && !fallbacks.used &&
-        tags.count <= ranked) {
+        tags.count == tags.known) { /* no tag new to the caller's list (all ranked) */
         if (group_out(&out, ranks, ranked, &bounds)) grouped = 1;
         else status = NO_MEMORY;
     }

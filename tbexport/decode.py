@@ -325,6 +325,7 @@ def _scan_fast(
             progress(position - done)
         done = position
 
+    table.update()  # (names a scan appended before an exception stopped the file)
     pos = record = emitted = 0
     while pos < size:
         # a call from the start may cover the whole file: then it can group it too

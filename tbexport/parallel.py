@@ -92,10 +92,12 @@ def _on_threads(
     taking = threading.Lock()  # a generator cannot run on two threads at once
     reporting = threading.Lock()
 
+    stop = threading.Event()  # the calling thread was interrupted (Ctrl-C)
+
     def take() -> tuple[int, T] | None:
         nonlocal taken
         with taking:
-            if failures:
+            if failures or stop.is_set():
                 return None
             index = taken
             try:
@@ -126,11 +128,19 @@ def _on_threads(
     ]
     for thread in pool:
         thread.start()
-    for thread in pool:
-        thread.join()
+    try:
+        _wait_for(pool)
+    except BaseException:  # Ctrl-C: the threads finish the item they hold, take no more
+        stop.set()
+        raise
     if failures:
         raise failures[min(failures)]
     return [results[index] for index in range(taken)]
+
+
+def _wait_for(pool: list[threading.Thread]) -> None:
+    for thread in pool:
+        thread.join()
 
 
 def _process_pool(workers: int) -> Executor:

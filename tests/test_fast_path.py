@@ -7,6 +7,7 @@ import random
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -77,12 +78,28 @@ def test_c_and_python_readers_agree(
         monkeypatch.setattr(decode, "_MAP_MIN_BYTES", 0)
         monkeypatch.setattr(decode, "_CHUNK_BYTES", 1000)
     _fresh_tag_table(monkeypatch)
+    grouped = _spy_on_grouping(monkeypatch)
     unknown_tags = decode.read_event_file(path)  # the scan, then a separate grouping
     known_tags = decode.read_event_file(path)  # grouped by the scan when nothing is damaged
+    assert grouped == [False, seed % 3 == 0]
     monkeypatch.setattr(decode, "_fastscan", None)
     slow = decode.read_event_file(path)
     _assert_same(unknown_tags, slow)
     _assert_same(known_tags, slow)
+
+
+def _spy_on_grouping(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Records, for each file the C path reads, whether the scanner grouped it."""
+    grouped: list[bool] = []
+    scan_fast = decode._scan_fast
+
+    def spy(*args: Any) -> Any:
+        scanned = scan_fast(*args)
+        grouped.append(scanned.grouped is not None)
+        return scanned
+
+    monkeypatch.setattr(decode, "_scan_fast", spy)
+    return grouped
 
 
 def _fresh_tag_table(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -159,6 +176,55 @@ def test_scan_leaves_grouping_to_python_when_it_cannot_group_alone() -> None:
         _scan(data, list(names), np.array([0, 1, 2], dtype=np.int32))
     with pytest.raises(ValueError, match="rank must be int32 ranks of every tag"):
         _scan(data, list(names), np.array([0, 1, 2, 9], dtype=np.int32))
+
+
+def test_grouped_files_honour_tag_globs_and_skip_tags_they_lack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fresh_tag_table(monkeypatch)
+    grouped = _spy_on_grouping(monkeypatch)
+    meta = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="scalars"))
+    first = write_events(
+        tmp_path / "events.out.tfevents.1",
+        [file_version()]
+        + [simple(t, s, s + 0.5) for s in range(5) for t in ("acc", "b", "a2", "a10")]
+        + [
+            tensor_event("a_t", s, typed_tensor(s * 2.0, "double"), metadata=meta) for s in range(3)
+        ],
+    )
+    second = write_events(  # only tags the table knows, not all of them
+        tmp_path / "events.out.tfevents.2",
+        [file_version()]
+        + [simple(t, s, -s) for s in range(4) for t in ("a10", "acc")]
+        + [tensor_event("a_t", s, typed_tensor(s * 3.0, "double")) for s in range(2)],
+    )
+    accept = decode.tag_filter(["a*"])
+    results = [decode.read_event_file(p, accept) for p in (first, second)]
+    assert grouped == [False, True]
+    assert list(results[1].series) == ["a10", "a_t", "acc"]  # natural order, "b" filtered
+    assert results[1].series["a_t"].values.tolist() == [0.0, 3.0]
+    monkeypatch.setattr(decode, "_fastscan", None)
+    for fast, path in zip(results, (first, second), strict=True):
+        _assert_same(fast, decode.read_event_file(path, accept))
+
+
+def test_a_file_stopped_by_an_exception_leaves_the_tag_table_usable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fresh_tag_table(monkeypatch)
+    grouped = _spy_on_grouping(monkeypatch)
+    path = write_events(
+        tmp_path / "events.out.tfevents.1", [file_version(), simple("loss", 1, 0.5)]
+    )
+
+    def interrupt(done: int) -> None:
+        raise KeyboardInterrupt  # after the scan appended "loss" to the table
+
+    with pytest.raises(KeyboardInterrupt):
+        decode.read_event_file(path, progress=interrupt)
+    assert decode.read_event_file(path).series["loss"].values.tolist() == [0.5]
+    assert decode.read_event_file(path).series["loss"].values.tolist() == [0.5]
+    assert grouped == [True, True]  # the table knew "loss" from the interrupted read
 
 
 def test_the_tag_table_starts_afresh_past_its_limit(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Executor
 from pathlib import Path
@@ -182,3 +183,26 @@ def test_one_file_run_columns_are_used_without_a_copy() -> None:
     joined = load._join_columns({"value": shuffled}, {"value": np.float64}, 2)
     assert not np.shares_memory(joined["value"], column)
     assert joined["value"].tolist() == [30.0, *range(30), *range(31, 100)]
+
+
+def test_an_interrupt_of_the_calling_thread_stops_the_workers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started: list[int] = []
+
+    def slow(item: int) -> int:
+        started.append(item)
+        time.sleep(0.002)
+        return item
+
+    def interrupted_wait(pool: list[threading.Thread]) -> None:
+        time.sleep(0.05)
+        raise KeyboardInterrupt  # Ctrl-C while waiting
+
+    monkeypatch.setattr(parallel, "_wait_for", interrupted_wait)
+    with pytest.raises(KeyboardInterrupt):
+        list(parallel.map_in_order(slow, range(2000), jobs=2, threads=True))
+    time.sleep(0.1)
+    stopped_at = len(started)
+    time.sleep(0.1)
+    assert len(started) == stopped_at < 500  # nothing taken after the interrupt
