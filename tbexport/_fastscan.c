@@ -645,44 +645,47 @@ static PyObject *fallback_list(const Buf *fallbacks) {
     return list;
 }
 
-/* Moves one column's rows to where `cursor` (rank -> next row) says; frees the source
-   at once so that memory peaks at one extra column. */
-static int scatter(Buf *column, size_t item, const Buf *tags, const int32_t *ranks,
-                   int64_t *cursor) {
-    size_t n = tags->used / 4;
-    char *to = malloc(column->used ? column->used : 1);
-    if (!to) return 0;
-    const int32_t *tag = (const int32_t *)tags->data;
-    const char *from = column->data;
-    for (size_t i = 0; i < n; i++) {
-        int64_t at = cursor[ranks[tag[i]]]++;
-        if (item == 8) memcpy(to + at * 8, from + i * 8, 8);
-        else to[at] = from[i];
-    }
-    free(column->data);
-    column->data = to;
-    column->cap = column->used ? column->used : 1;
-    return 1;
+/* The counting sort behind group() and scan()'s grouping: bound (int64[k+1]) gets where
+   each rank's rows start, rank[tag[i]] being row i's rank. */
+static void count_ranks(const int32_t *tag, size_t n, const int32_t *ranks, int64_t k,
+                        int64_t *bound) {
+    memset(bound, 0, ((size_t)k + 1) * sizeof(int64_t));
+    for (size_t i = 0; i < n; i++) bound[ranks[tag[i]] + 1]++;
+    for (int64_t r = 0; r < k; r++) bound[r + 1] += bound[r];
 }
 
-/* Groups the scanned columns by rank[tag]; bounds gets int64[k+1] row starts. */
+/* Moves n items of `size` bytes (8, 4 or 1) to the rows cursor[rank] hands out in turn. */
+static void scatter_rows(char *to, const char *from, size_t size, size_t n, const int32_t *tag,
+                         const int32_t *ranks, int64_t *cursor) {
+#define SCATTER(bytes)                                                                 \
+    for (size_t i = 0; i < n; i++)                                                     \
+        memcpy(to + cursor[ranks[tag[i]]]++ * (bytes), from + i * (bytes), (bytes));
+    if (size == 8) SCATTER(8)
+    else if (size == 4) SCATTER(4)
+    else SCATTER(1)
+#undef SCATTER
+}
+
+/* Groups the scanned columns by rank[tag]; bounds gets int64[k+1] row starts. Each
+   column is moved to new memory and its source freed at once (one extra column at most). */
 static int group_out(Out *out, const int32_t *ranks, int64_t k, Buf *bounds) {
     size_t n = out->tags.used / 4;
     const int32_t *tag = (const int32_t *)out->tags.data;
     int64_t *cursor = malloc((size_t)(k ? k : 1) * sizeof(int64_t));
-    int64_t *bound = calloc((size_t)k + 1, sizeof(int64_t));
+    int64_t *bound = malloc(((size_t)k + 1) * sizeof(int64_t));
     if (!cursor || !bound) { free(cursor); free(bound); return 0; }
-    for (size_t i = 0; i < n; i++) bound[ranks[tag[i]] + 1]++;
-    for (int64_t r = 0; r < k; r++) bound[r + 1] += bound[r];
+    count_ranks(tag, n, ranks, k, bound);
     Buf *columns[] = {&out->steps, &out->walls, &out->values, out->unusual ? &out->flags : NULL};
     size_t items[] = {8, 8, 8, 1};
     for (int c = 0; c < 4; c++) {
         if (!columns[c]) continue;
+        char *to = malloc(columns[c]->used ? columns[c]->used : 1);
+        if (!to) { free(cursor); free(bound); return 0; }
         memcpy(cursor, bound, (size_t)k * sizeof(int64_t));
-        if (!scatter(columns[c], items[c], &out->tags, ranks, cursor)) {
-            free(cursor); free(bound);
-            return 0;
-        }
+        scatter_rows(to, columns[c]->data, items[c], n, tag, ranks, cursor);
+        free(columns[c]->data);
+        columns[c]->data = to;
+        columns[c]->cap = columns[c]->used ? columns[c]->used : 1;
     }
     free(cursor);
     bounds->data = (char *)bound;
@@ -839,20 +842,11 @@ static PyObject *group(PyObject *self, PyObject *args) {
     cursor = malloc((size_t)(k ? k : 1) * sizeof(int64_t));
     if (!cursor) { PyErr_NoMemory(); goto done; }
     Py_BEGIN_ALLOW_THREADS
-    memset(bound, 0, (size_t)(k + 1) * sizeof(int64_t));
-    for (Py_ssize_t i = 0; i < n; i++) bound[ranks[tag[i]] + 1]++;
-    for (Py_ssize_t r = 0; r < k; r++) bound[r + 1] += bound[r];
+    count_ranks(tag, (size_t)n, ranks, k, bound);
     for (Py_ssize_t c = 0; c < columns; c++) {
         memcpy(cursor, bound, (size_t)k * sizeof(int64_t));
-        Py_ssize_t size = n ? src[c].len / n : 1;
-        const char *from = src[c].buf;
-        char *to = dst[c].buf;
-        for (Py_ssize_t i = 0; i < n; i++) {
-            int64_t at = cursor[ranks[tag[i]]]++;
-            if (size == 8) memcpy(to + at * 8, from + i * 8, 8);
-            else if (size == 4) memcpy(to + at * 4, from + i * 4, 4);
-            else to[at] = from[i];
-        }
+        size_t size = n ? (size_t)(src[c].len / n) : 1;
+        scatter_rows(dst[c].buf, src[c].buf, size, (size_t)n, tag, ranks, cursor);
     }
     Py_END_ALLOW_THREADS
     result = Py_None;
