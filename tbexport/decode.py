@@ -167,16 +167,8 @@ def read_event_file(
                 else:
                     _scan_python(buf, scan, points, progress)
     accept = accept or (lambda tag: True)
-    if (grouped := fast.grouped) is not None:  # the scanner grouped the whole file
-        series = _series_by_tag(
-            grouped.names,
-            grouped.bounds,
-            grouped.steps,
-            grouped.walls,
-            grouped.values,
-            grouped.flags,
-            accept,
-        )
+    if fast.grouped is not None:  # the scanner grouped the whole file
+        series = _series_by_tag(fast.grouped, accept)
         purges: list[tuple[int, dict[str, int]]] = []
     else:
         series, purges = _assemble(points, fast.chunks, accept)
@@ -284,7 +276,7 @@ def _tag_table() -> _TagTable:
 
 @dataclass
 class _Grouped:
-    """A whole file's points grouped by the scanner: ``names[r]``'s rows start at ``bounds[r]``."""
+    """A file's points grouped by tag: ``names[r]``'s rows are ``bounds[r]:bounds[r + 1]``."""
 
     names: list[str]
     bounds: np.ndarray
@@ -326,6 +318,10 @@ def _scan_fast(
         done = position
 
     table.update()  # (names a scan appended before an exception stopped the file)
+    # bounds, steps, wall times, values, flags: when the scanner grouped the file
+    grouped_columns: (
+        tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None
+    ) = None
     pos = record = emitted = 0
     while pos < size:
         # a call from the start may cover the whole file: then it can group it too
@@ -345,8 +341,7 @@ def _scan_fast(
         if bounds is not None:  # one call read it all, grouped: tags column None
             walls, values, _, flags = others
             assert walls is not None and values is not None
-            grouped = _Grouped([], np.frombuffer(bounds, np.int64), steps, walls, values, flags)
-            scanned.grouped = grouped
+            grouped_columns = (np.frombuffer(bounds, np.int64), steps, walls, values, flags)
         else:
             chunks.append((steps, *others))
         if failed:
@@ -355,8 +350,8 @@ def _scan_fast(
     scan.valid_records = record
     scan.position = size
     table.update()
-    if scanned.grouped is not None:
-        scanned.grouped.names = table.ordered
+    if grouped_columns is not None:
+        scanned.grouped = _Grouped(table.ordered, *grouped_columns)
         return scanned
     # The C side names tags by their UTF-8 bytes; fallback points join the same ids.
     points.tag_ids.update((name, index) for index, name in enumerate(table.decoded))
@@ -417,17 +412,11 @@ def _assemble(
     del tags
     carried = dict(zip(names_of_columns, grouped, strict=True))
     del grouped
-    kept_before: dict[str, Callable[[int], int]] = {}  # kept points among a tag's first n
-    series = _series_by_tag(
-        names,
-        bounds,
-        carried["steps"],
-        carried["walls"],
-        carried["values"],
-        carried.get("flags"),
-        accept,
-        kept_before,
+    grouped_file = _Grouped(
+        names, bounds, carried["steps"], carried["walls"], carried["values"], carried.get("flags")
     )
+    kept_before: dict[str, Callable[[int], int]] = {}  # kept points among a tag's first n
+    series = _series_by_tag(grouped_file, accept, kept_before)
     rank_of = {name: position for position, name in enumerate(names)}
     purges = [
         (step, {name: kept_before[name](int(counts[rank_of[name]])) for name in series})
@@ -437,22 +426,18 @@ def _assemble(
 
 
 def _series_by_tag(
-    names: list[str],
-    bounds: np.ndarray,
-    steps: np.ndarray,
-    walls: np.ndarray,
-    values: np.ndarray,
-    point_flags: np.ndarray | None,
+    grouped: _Grouped,
     accept: TagFilter,
     kept_before: dict[str, Callable[[int], int]] | None = None,
 ) -> dict[str, Series]:
     """Each accepted tag's scalar points: views of the grouped columns where it can.
 
-    ``names[r]``'s rows are ``bounds[r]:bounds[r + 1]``; ``kept_before`` (if given)
-    gets for each tag how many of its first n points the plugin rules kept.
+    ``kept_before`` (if given) gets for each tag how many of its first n points the
+    plugin rules kept.
     """
     series: dict[str, Series] = {}
-    for position, name in enumerate(names):
+    bounds, point_flags = grouped.bounds, grouped.flags
+    for position, name in enumerate(grouped.names):
         start, stop = int(bounds[position]), int(bounds[position + 1])
         if start == stop or not accept(name):
             continue
@@ -464,7 +449,7 @@ def _series_by_tag(
                 continue
             if not keep.all():
                 rows = np.arange(start, stop)[keep]
-        series[name] = Series(steps[rows], walls[rows], values[rows])
+        series[name] = Series(grouped.steps[rows], grouped.walls[rows], grouped.values[rows])
         if kept_before is not None:
             kept_before[name] = _counter(keep)
     return series
