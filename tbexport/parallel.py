@@ -48,27 +48,32 @@ def map_in_order(
     as soon as it is ready, one call at a time (progress).
     """
     jobs = default_jobs() if jobs is None else max(1, jobs)
-    if not threads and jobs > 1:
-        items = list(items)
-        if len(items) < 2 or (sizes is not None and sum(sizes(items)) < PROCESSES_MIN_BYTES):
-            jobs = 1
-    if jobs == 1:
-        for item in items:
-            result = function(item)
+    if jobs > 1 and threads:
+        yield from _on_threads(function, items, jobs, done)
+        return
+    if jobs > 1:
+        listed = list(items)
+        if len(listed) > 1 and (sizes is None or sum(sizes(listed)) >= PROCESSES_MIN_BYTES):
+            yield from _on_processes(function, listed, jobs, done)
+            return
+        items = listed
+    for item in items:
+        result = function(item)
+        if done is not None:
+            done(result)
+        yield result
+
+
+def _on_processes(
+    function: Callable[[T], R], items: list[T], jobs: int, done: Callable[[R], None] | None
+) -> Iterator[R]:
+    workers = min(jobs, len(items))
+    with _process_pool(workers) as pool:
+        chunk = max(1, len(items) // (workers * 8))
+        for result in pool.map(function, items, chunksize=chunk):
             if done is not None:
                 done(result)
             yield result
-    elif threads:
-        yield from _on_threads(function, items, jobs, done)
-    else:
-        items = list(items)
-        workers = min(jobs, len(items))
-        with _process_pool(workers) as pool:
-            chunk = max(1, len(items) // (workers * 8))
-            for result in pool.map(function, items, chunksize=chunk):
-                if done is not None:
-                    done(result)
-                yield result
 
 
 def _on_threads(
