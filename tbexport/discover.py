@@ -50,23 +50,20 @@ def as_list(paths: PathLike | Sequence[PathLike]) -> list[PathLike]:
 def find_runs(paths: PathLike | Sequence[PathLike]) -> list[Run]:
     """All runs under ``paths``, named by their path relative to the root they were found in."""
     roots = [Path(p) for p in as_list(paths)]
-    found: list[tuple[Path, str, list[Path]]] = []
+    found: list[tuple[Path, Run]] = []
     seen: set[Path] = set()
     for root in roots:
-        under = _runs_under(root)
-        base = root.parent if root.is_file() else root
-        for relative, files in under:
+        for run in iter_runs(root):
             if len(roots) > 1:  # overlapping roots could name the same file twice
-                files = [f for f in files if f.resolve() not in seen]
-                seen.update(f.resolve() for f in files)
-            if files:
-                found.append((root, relative or _display_name(base), files))
-    names = [name for _, name, _ in found]
+                run = Run(run.name, tuple(f for f in run.files if f.resolve() not in seen))
+                seen.update(f.resolve() for f in run.files)
+            if run.files:
+                found.append((root, run))
+    names = [run.name for _, run in found]
     if len(set(names)) < len(names):
         # Two roots hold runs of the same relative name: fall back to the paths as given.
-        found = [(root, _given_path(root, name), files) for root, name, files in found]
-    runs = [_run(name, files) for _, name, files in found]
-    return sorted(runs, key=run_order)
+        found = [(root, Run(_given_path(root, run.name), run.files)) for root, run in found]
+    return sorted((run for _, run in found), key=run_order)
 
 
 def iter_runs(root: PathLike) -> Iterator[Run]:
@@ -78,16 +75,12 @@ def iter_runs(root: PathLike) -> Iterator[Run]:
     root = Path(root)
     base = root.parent if root.is_file() else root
     for relative, files in _runs_under(root):
-        yield _run(relative or _display_name(base), files)
+        yield Run(relative or _display_name(base), tuple(sorted(files, key=lambda f: f.name)))
 
 
 def run_order(run: Run) -> tuple[tuple[int, int | str], ...]:
     """Sort key of runs: natural order of their names."""
     return natural_key(run.name)
-
-
-def _run(name: str, files: list[Path]) -> Run:
-    return Run(name, tuple(sorted(files, key=lambda f: f.name)))
 
 
 def _runs_under(root: Path) -> Iterator[tuple[str, list[Path]]]:
