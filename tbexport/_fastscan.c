@@ -292,15 +292,89 @@ static void tags_free(Tags *t) {
 
 /* ---------- event decoding ---------- */
 
-enum { DECODED = 0, FALLBACK = 1, NO_MEMORY = -1, CALLBACK_FAILED = -2 };
-
-typedef struct {
-    Buf steps, walls, values, tags, flags;
-    int unusual; /* a point with flags other than SIMPLE | HAS_VALUE was seen */
-} Out;
+enum { DECODED = 0, FALLBACK = 1, NO_MEMORY = -1, CALLBACK_FAILED = -2, MISMATCH = -3 };
 
 /* Point flags: what Python needs to apply the scalars-plugin rules per tag. */
 enum { HAS_VALUE = 1, PLUGIN_SCALARS = 2, PLUGIN_OTHER = 4, SIMPLE = 8 };
+#define PLAIN (SIMPLE | HAS_VALUE)
+
+typedef struct {
+    int64_t step;
+    double wall, value;
+    int32_t tag;
+    int8_t flags;
+} Point;
+
+/* Where decoded points go. COLLECT appends them to columns in record order. COUNT only
+   counts them per tag (the first pass of a big file). PLACE writes each straight to
+   its row in columns sized and grouped by those counts (the second pass), so a big
+   file is never held twice over. */
+enum { COLLECT, COUNT, PLACE };
+
+typedef struct {
+    int mode;
+    Buf steps, walls, values, tags, flags; /* COLLECT */
+    Buf counts;                            /* COUNT: int64 per tag index */
+    /* PLACE: a tag's next row is cursor[ranks[tag]], below limit[ranks[tag]] */
+    char *rows[4]; /* steps, wall times, values, flags (NULL: every point must be plain) */
+    const int32_t *ranks;
+    int64_t ranked, *cursor;
+    const int64_t *limit;
+    Buf staged;    /* the points of the record being decoded, emitted once it is done */
+    size_t points; /* points emitted */
+    int unusual;   /* a point with flags other than PLAIN was emitted */
+} Out;
+
+/* Makes out->counts hold at least `tags` counts, new ones zero. */
+static int counts_cover(Out *out, size_t tags) {
+    static const char zeros[64 * sizeof(int64_t)]; /* counts grow 64 tags at a time */
+    while (out->counts.used < tags * sizeof(int64_t))
+        if (!buf_push(&out->counts, zeros, sizeof zeros)) return 0;
+    return 1;
+}
+
+static int count_point(Out *out, int32_t tag) {
+    if (!counts_cover(out, (size_t)tag + 1)) return NO_MEMORY;
+    ((int64_t *)out->counts.data)[tag]++;
+    return DECODED;
+}
+
+static int place_point(Out *out, const Point *p) {
+    if (p->tag >= out->ranked || (!out->rows[3] && p->flags != PLAIN)) return MISMATCH;
+    int32_t r = out->ranks[p->tag];
+    int64_t row = out->cursor[r];
+    if (row >= out->limit[r]) return MISMATCH;
+    out->cursor[r] = row + 1;
+    memcpy(out->rows[0] + row * 8, &p->step, 8);
+    memcpy(out->rows[1] + row * 8, &p->wall, 8);
+    memcpy(out->rows[2] + row * 8, &p->value, 8);
+    if (out->rows[3]) out->rows[3][row] = (char)p->flags;
+    return DECODED;
+}
+
+/* Hands the staged points of a fully decoded record to the mode's sink. */
+static int emit_staged(Out *out) {
+    const Point *p = (const Point *)out->staged.data;
+    size_t n = out->staged.used / sizeof(Point);
+    for (size_t i = 0; i < n; i++, p++) {
+        int status = DECODED;
+        if (out->mode == COLLECT) {
+            if (!buf_push(&out->steps, &p->step, 8) || !buf_push(&out->walls, &p->wall, 8) ||
+                !buf_push(&out->values, &p->value, 8) || !buf_push(&out->tags, &p->tag, 4) ||
+                !buf_push(&out->flags, &p->flags, 1))
+                status = NO_MEMORY;
+        } else if (out->mode == COUNT) {
+            status = count_point(out, p->tag);
+        } else {
+            status = place_point(out, p);
+        }
+        if (status != DECODED) return status;
+        out->unusual |= p->flags != PLAIN;
+        out->points++;
+    }
+    out->staged.used = 0;
+    return DECODED;
+}
 
 /* Reads SummaryMetadata; returns PLUGIN_SCALARS/PLUGIN_OTHER when it names a plugin, else 0.
    *hparams is set for the hparams plugin, whose records Python decodes itself. */
@@ -509,9 +583,10 @@ static int decode_event(const unsigned char *p, const unsigned char *end, Tags *
         if (has_simple && has_tensor) return FALLBACK; /* protobuf keeps the last: let it */
         v = f_end;
     }
-    /* Second pass: emit every simple_value, and every tensor value with its plugin flags.
-       A tag protobuf would reject takes back this record's points and hands it over. */
-    size_t kept = out->steps.used / 8;
+    /* Second pass: stage every simple_value, and every tensor value with its plugin
+       flags; they are emitted once the whole record decoded. A tag protobuf would
+       reject hands the record over instead. */
+    out->staged.used = 0;
     for (const unsigned char *v = summary; v < summary_end;) {
         uint64_t key = 0, n = 0; /* the first pass checked these reads */
         varint(&v, summary_end, &key);
@@ -555,24 +630,17 @@ static int decode_event(const unsigned char *p, const unsigned char *end, Tags *
             continue;
         }
         int32_t index = tag_index(tags, tag, tag_len);
-        if (index == TAG_NOT_UTF8) {
-            out->steps.used = out->walls.used = out->values.used = kept * 8;
-            out->tags.used = kept * 4;
-            out->flags.used = kept;
-            return FALLBACK;
-        }
+        if (index == TAG_NOT_UTF8) return FALLBACK;
         if (index < 0) return NO_MEMORY;
-        if (!buf_push(&out->steps, &step, 8) || !buf_push(&out->walls, &wall, 8) ||
-            !buf_push(&out->values, &number, 8) || !buf_push(&out->tags, &index, 4) ||
-            !buf_push(&out->flags, &flags, 1))
-            return NO_MEMORY;
-        out->unusual |= flags != (SIMPLE | HAS_VALUE);
+        Point point = {step, wall, number, index, flags};
+        if (!buf_push(&out->staged, &point, sizeof point)) return NO_MEMORY;
     }
-    return DECODED;
+    return emit_staged(out);
 }
 
 /*
- * scan(buffer, start, verify, tags, record, report_every, progress, rank=None) ->
+ * scan(buffer, start, verify, tags, record, report_every, progress, rank=None, counts=None,
+ *      with_flags=False) ->
  *     (position, failed, record, steps, wall_times, values, tag_indices, flags, fallbacks,
  *      bounds)
  *
@@ -593,6 +661,20 @@ static int decode_event(const unsigned char *p, const unsigned char *end, Tags *
  * each rank's rows start; otherwise bounds is None and the columns are in record order.
  * One call instead of scan + group saves a GIL round trip per file, which is what
  * keeps threads reading many small runs from scaling.
+ *
+ * `counts` (int64 per tag of `tags`, from count() on the same buffer; needs `rank` and
+ * start 0) makes this the second pass of a big file: every point is written straight to
+ * its grouped row, so the file's points are held once, and the flags column exists only
+ * `with_flags` (count() saw a point that is not a plain simple_value). The result is
+ * grouped as above. ValueError if the records do not match the counts (the file was
+ * rewritten between the passes).
+ *
+ * count(buffer, verify, tags, report_every, progress) ->
+ *     (position, failed, record, counts, unusual, fallbacks)
+ *
+ * The first pass: reads like scan() from the start but keeps only how many points each
+ * tag has (int64 per tag of `tags`, new tags appended as scan() does) and whether any
+ * point is not a plain simple_value.
  */
 typedef struct {
     int64_t record;
@@ -693,103 +775,248 @@ static int group_out(Out *out, const int32_t *ranks, int64_t k, Buf *bounds) {
     return 1;
 }
 
-static PyObject *scan(PyObject *self, PyObject *args) {
-    Py_buffer view, rank_view = {0};
-    Py_ssize_t start, report_every;
-    int verify;
-    PyObject *names, *progress, *rank = Py_None;
+/* The record loop shared by scan() and count(). */
+typedef struct {
+    const unsigned char *base;
+    uint64_t size, pos, report_every;
+    int verify, failed;
+    PyObject *progress;
     long long record;
-    if (!PyArg_ParseTuple(args, "y*npO!LnO|O", &view, &start, &verify, &PyList_Type, &names,
-                          &record, &report_every, &progress, &rank))
+    Buf fallbacks;
+    Tags tags;
+    /* the tag table points into these bytes objects (the caller's names): held for the
+       whole call, whatever the progress callback does to the list */
+    PyObject *known;
+} Reader;
+
+/* Reads records from rd->pos to the end of the buffer or the first damaged record.
+   Runs without the GIL, taking it back (*released) only to report progress. */
+static int read_records(Reader *rd, Tags *tags, Out *out, PyThreadState **released) {
+    uint64_t next_report = rd->pos + rd->report_every;
+    while (rd->pos < rd->size) {
+        if (rd->progress != Py_None && rd->pos >= next_report) {
+            PyEval_RestoreThread(*released);
+            PyObject *answer =
+                PyObject_CallFunction(rd->progress, "K", (unsigned long long)rd->pos);
+            Py_XDECREF(answer);
+            *released = PyEval_SaveThread();
+            if (!answer) return CALLBACK_FAILED;
+            next_report = rd->pos + rd->report_every;
+        }
+        const unsigned char *at = rd->base + rd->pos;
+        if (rd->size - rd->pos < 16) { rd->failed = 1; break; }
+        uint64_t len = le64(at);
+        if (len > rd->size - rd->pos - 16) { rd->failed = 1; break; }
+        const unsigned char *data = at + 12;
+        if (rd->verify && (masked(at, 8) != le32(at + 8) ||
+                           masked(data, (size_t)len) != le32(data + len))) {
+            rd->failed = 1;
+            break;
+        }
+        size_t points_before = out->points;
+        int status = decode_event(data, data + len, tags, out);
+        if (status == NO_MEMORY || status == MISMATCH) return status;
+        if (status == FALLBACK) {
+            Fallback item = {(int64_t)rd->record, rd->pos + 12, len, (int64_t)points_before};
+            if (!buf_push(&rd->fallbacks, &item, sizeof item)) return NO_MEMORY;
+        }
+        rd->record++;
+        rd->pos += 16 + len;
+    }
+    return DECODED;
+}
+
+static int reader_open(Reader *rd, Py_buffer *view, Py_ssize_t start, int verify,
+                       PyObject *names, Py_ssize_t report_every, PyObject *progress,
+                       long long record) {
+    if (start < 0 || start > view->len) {
+        PyErr_SetString(PyExc_ValueError, "scan: start outside the buffer");
+        return 0;
+    }
+    rd->base = view->buf;
+    rd->size = (uint64_t)view->len;
+    rd->pos = (uint64_t)start;
+    rd->verify = verify;
+    /* report_every <= 0: never mid-scan */
+    rd->report_every = report_every > 0 ? (uint64_t)report_every : rd->size + 1;
+    rd->progress = progress;
+    rd->record = record;
+    if (!(rd->known = PyList_AsTuple(names)) || !tags_from_tuple(&rd->tags, rd->known)) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        return 0;
+    }
+    return 1;
+}
+
+static void reader_close(Reader *rd) {
+    Py_XDECREF(rd->known);
+    tags_free(&rd->tags);
+    free(rd->fallbacks.data);
+}
+
+/* Sets PLACE mode up: bound (int64[k+1]) from the counts by rank, and columns of that
+   many rows. */
+static int place_open(Out *out, const int64_t *counts, int32_t n, const int32_t *ranks,
+                      int64_t k, int with_flags, Buf *bounds) {
+    int64_t *bound = calloc((size_t)k + 1, sizeof(int64_t));
+    out->cursor = malloc((size_t)(k ? k : 1) * sizeof(int64_t));
+    if (!bound || !out->cursor) { free(bound); return 0; }
+    bounds->data = (char *)bound;
+    bounds->used = bounds->cap = ((size_t)k + 1) * sizeof(int64_t);
+    for (int32_t i = 0; i < n; i++) bound[ranks[i] + 1] += counts[i];
+    for (int64_t r = 0; r < k; r++) bound[r + 1] += bound[r];
+    memcpy(out->cursor, bound, (size_t)(k ? k : 1) * sizeof(int64_t));
+    out->mode = PLACE;
+    out->ranks = ranks;
+    out->ranked = k;
+    out->limit = bound + 1;
+    size_t rows = (size_t)bound[k];
+    Buf *columns[] = {&out->steps, &out->walls, &out->values, with_flags ? &out->flags : NULL};
+    size_t items[] = {8, 8, 8, 1};
+    for (int c = 0; c < 4; c++) {
+        if (!columns[c]) continue;
+        size_t size = rows * items[c];
+        if (!(columns[c]->data = malloc(size ? size : 1))) return 0;
+        columns[c]->used = columns[c]->cap = size;
+        out->rows[c] = columns[c]->data;
+    }
+    return 1;
+}
+
+/* Whether every row PLACE mode sized was written. */
+static int place_complete(const Out *out) {
+    for (int64_t r = 0; r < out->ranked; r++)
+        if (out->cursor[r] != out->limit[r]) return 0;
+    return 1;
+}
+
+static void out_free(Out *out) {
+    free(out->steps.data); free(out->walls.data); free(out->values.data);
+    free(out->tags.data); free(out->flags.data); free(out->counts.data);
+    free(out->staged.data); free(out->cursor);
+}
+
+/* Checks rank: int32 ranks 0..k-1 of at least `tags` tags; sets *ranked to k. */
+static int rank_valid(const Py_buffer *view, int32_t tags, int64_t *ranked) {
+    const int32_t *ranks = view->buf;
+    *ranked = view->len / 4;
+    int valid = view->len % 4 == 0 && *ranked >= tags;
+    for (int64_t r = 0; valid && r < *ranked; r++) valid = ranks[r] >= 0 && ranks[r] < *ranked;
+    if (!valid) PyErr_SetString(PyExc_ValueError, "scan: rank must be int32 ranks of every tag");
+    return valid;
+}
+
+static PyObject *scan(PyObject *self, PyObject *args) {
+    Py_buffer view, rank_view = {0}, counts_view = {0};
+    Py_ssize_t start, report_every;
+    int verify, with_flags = 0;
+    PyObject *names, *progress, *rank = Py_None, *counts = Py_None;
+    long long record;
+    if (!PyArg_ParseTuple(args, "y*npO!LnO|OOp", &view, &start, &verify, &PyList_Type, &names,
+                          &record, &report_every, &progress, &rank, &counts, &with_flags))
         return NULL;
-    const unsigned char *base = view.buf;
-    uint64_t size = (uint64_t)view.len, pos = (uint64_t)start;
-    uint64_t next_report = 0;
-    Tags tags = {0};
+    Reader rd = {0};
     Out out = {0};
-    Buf fallbacks = {0}, bounds = {0};
+    Buf bounds = {0};
     const int32_t *ranks = NULL;
     int64_t ranked = 0; /* k: how many tags `rank` orders */
-    int grouped = 0;
+    int grouped = 0, status = DECODED;
     PyObject *result = NULL, *fallback_items = NULL;
-    /* the tag table points into these bytes objects: hold them for the whole call,
-       whatever the progress callback does to the list */
-    PyObject *known = PyList_AsTuple(names);
-    int failed = 0, status = DECODED;
-    if (start < 0 || (uint64_t)start > size) {
-        PyErr_SetString(PyExc_ValueError, "scan: start outside the buffer");
+    Tags *tags = &rd.tags;
+    if (!reader_open(&rd, &view, start, verify, names, report_every, progress, record))
         goto done;
-    }
-    if (report_every <= 0) report_every = (Py_ssize_t)size + 1; /* never mid-scan */
-    next_report = pos + (uint64_t)report_every;
-    if (!known || !tags_from_tuple(&tags, known)) {
-        if (!PyErr_Occurred()) PyErr_NoMemory();
-        goto done;
-    }
     if (rank != Py_None) {
         if (PyObject_GetBuffer(rank, &rank_view, PyBUF_SIMPLE) < 0) goto done;
+        if (!rank_valid(&rank_view, tags->count, &ranked)) goto done;
         ranks = rank_view.buf;
-        ranked = rank_view.len / 4;
-        int valid = rank_view.len % 4 == 0 && ranked >= tags.count;
-        for (int64_t r = 0; valid && r < ranked; r++) valid = ranks[r] >= 0 && ranks[r] < ranked;
-        if (!valid) {
-            PyErr_SetString(PyExc_ValueError, "scan: rank must be int32 ranks of every tag");
+    }
+    if (counts != Py_None) {
+        if (PyObject_GetBuffer(counts, &counts_view, PyBUF_SIMPLE) < 0) goto done;
+        if (!ranks || start != 0 || counts_view.len != (Py_ssize_t)tags->count * 8) {
+            PyErr_SetString(PyExc_ValueError, "scan: counts need a rank, start 0 and every tag");
+            goto done;
+        }
+        const int64_t *per_tag = counts_view.buf;
+        for (int32_t i = 0; i < tags->count; i++) {
+            if (per_tag[i] < 0) {
+                PyErr_SetString(PyExc_ValueError, "scan: negative count");
+                goto done;
+            }
+        }
+        if (!place_open(&out, per_tag, tags->count, ranks, ranked, with_flags, &bounds)) {
+            PyErr_NoMemory();
             goto done;
         }
     }
     PyThreadState *released = PyEval_SaveThread();
-    while (pos < size) {
-        if (progress != Py_None && pos >= next_report) {
-            PyEval_RestoreThread(released);
-            PyObject *answer = PyObject_CallFunction(progress, "K", (unsigned long long)pos);
-            Py_XDECREF(answer);
-            released = PyEval_SaveThread();
-            if (!answer) { status = CALLBACK_FAILED; break; }
-            next_report = pos + (uint64_t)report_every;
-        }
-        if (size - pos < 16) { failed = 1; break; }
-        uint64_t len = le64(base + pos);
-        if (len > size - pos - 16) { failed = 1; break; }
-        const unsigned char *data = base + pos + 12;
-        if (verify && (masked(base + pos, 8) != le32(base + pos + 8) ||
-                       masked(data, (size_t)len) != le32(data + len))) {
-            failed = 1;
-            break;
-        }
-        size_t points_before = out.steps.used / 8;
-        status = decode_event(data, data + len, &tags, &out);
-        if (status == NO_MEMORY) break;
-        if (status == FALLBACK) {
-            Fallback item = {(int64_t)record, pos + 12, len, (int64_t)points_before};
-            if (!buf_push(&fallbacks, &item, sizeof item)) { status = NO_MEMORY; break; }
-        }
-        record++;
-        pos += 16 + len;
-    }
-    if (ranks && status == DECODED && !failed && pos == size && !fallbacks.used &&
-        tags.count == tags.known) { /* no tag new to the caller's list (all ranked) */
+    status = read_records(&rd, tags, &out, &released);
+    int whole = status == DECODED && !rd.failed && rd.pos == rd.size;
+    if (out.mode == PLACE) {
+        if (status == DECODED && !(whole && tags->count == tags->known && place_complete(&out)))
+            status = MISMATCH;
+        grouped = 1;
+    } else if (ranks && whole && !rd.fallbacks.used && tags->count == tags->known) {
+        /* no tag new to the caller's list (all ranked) */
         if (group_out(&out, ranks, ranked, &bounds)) grouped = 1;
         else status = NO_MEMORY;
     }
     PyEval_RestoreThread(released);
     if (status == NO_MEMORY) { PyErr_NoMemory(); goto done; }
+    if (status == MISMATCH) {
+        PyErr_SetString(PyExc_ValueError, "scan: the records differ from the counted ones");
+        goto done;
+    }
     if (status == CALLBACK_FAILED) goto done;
-    if (!tags_to_list(&tags, names) || !(fallback_items = fallback_list(&fallbacks))) goto done;
-    result = Py_BuildValue("(KOLNNNNNNN)", (unsigned long long)pos, failed ? Py_True : Py_False,
-                           record, buf_block(&out.steps), buf_block(&out.walls),
-                           buf_block(&out.values),
+    if (!tags_to_list(tags, names) || !(fallback_items = fallback_list(&rd.fallbacks))) goto done;
+    int flags = out.mode == PLACE ? with_flags : out.unusual;
+    result = Py_BuildValue("(KOLNNNNNNN)", (unsigned long long)rd.pos,
+                           rd.failed ? Py_True : Py_False, rd.record, buf_block(&out.steps),
+                           buf_block(&out.walls), buf_block(&out.values),
                            grouped ? Py_NewRef(Py_None) : buf_block(&out.tags),
-                           out.unusual ? buf_block(&out.flags) : Py_NewRef(Py_None),
+                           flags ? buf_block(&out.flags) : Py_NewRef(Py_None),
                            fallback_items, grouped ? buf_block(&bounds) : Py_NewRef(Py_None));
     fallback_items = NULL; /* the tuple owns it now */
 done:
     Py_XDECREF(fallback_items);
-    Py_XDECREF(known);
-    tags_free(&tags);
-    free(fallbacks.data);
-    free(out.steps.data); free(out.walls.data); free(out.values.data);
-    free(out.tags.data); free(out.flags.data); free(bounds.data);
+    reader_close(&rd);
+    out_free(&out);
+    free(bounds.data);
+    if (counts_view.obj) PyBuffer_Release(&counts_view);
     if (rank_view.obj) PyBuffer_Release(&rank_view);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static PyObject *count(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    Py_ssize_t report_every;
+    int verify;
+    PyObject *names, *progress;
+    if (!PyArg_ParseTuple(args, "y*pO!nO", &view, &verify, &PyList_Type, &names, &report_every,
+                          &progress))
+        return NULL;
+    Reader rd = {0};
+    Out out = {.mode = COUNT};
+    PyObject *result = NULL, *fallback_items = NULL;
+    Tags *tags = &rd.tags;
+    if (!reader_open(&rd, &view, 0, verify, names, report_every, progress, 0)) goto done;
+    PyThreadState *released = PyEval_SaveThread();
+    int status = read_records(&rd, tags, &out, &released);
+    /* a count for every tag, also one interned for a record handed over after all */
+    if (status == DECODED && !counts_cover(&out, (size_t)tags->count)) status = NO_MEMORY;
+    out.counts.used = (size_t)tags->count * sizeof(int64_t);
+    PyEval_RestoreThread(released);
+    if (status == NO_MEMORY) { PyErr_NoMemory(); goto done; }
+    if (status == CALLBACK_FAILED) goto done;
+    if (!tags_to_list(tags, names) || !(fallback_items = fallback_list(&rd.fallbacks))) goto done;
+    result = Py_BuildValue("(KOLNON)", (unsigned long long)rd.pos,
+                           rd.failed ? Py_True : Py_False, rd.record, buf_block(&out.counts),
+                           out.unusual ? Py_True : Py_False, fallback_items);
+    fallback_items = NULL;
+done:
+    Py_XDECREF(fallback_items);
+    reader_close(&rd);
+    out_free(&out);
     PyBuffer_Release(&view);
     return result;
 }
@@ -1163,6 +1390,7 @@ static PyObject *py_masked_crc32c(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, "Scan and decode records; see the module source."},
+    {"count", count, METH_VARARGS, "Count each tag's points (a big file's first pass)."},
     {"increasing", increasing, METH_VARARGS, "Whether int64 values strictly increase."},
     {"group", group, METH_VARARGS, "Stable counting sort of columns by tag rank."},
     {"masked_crc32c", py_masked_crc32c, METH_VARARGS, "Masked CRC32C, as TFRecord stores it."},

@@ -39,7 +39,7 @@ except ImportError:  # built without a C compiler: the protobuf path does everyt
 
 __all__ = ["FileScalars", "GlobFilter", "Series", "TagFilter", "read_event_file", "tag_filter"]
 
-_CHUNK_BYTES = 8 << 20  # how often the C scanner reports progress (and mapped pages are dropped)
+_CHUNK_BYTES = 1 << 20  # how often the C scanner reports progress (and mapped pages are dropped)
 
 HParam = float | str | bool
 
@@ -303,21 +303,111 @@ def _scan_fast(
 ) -> _Scanned:
     """Scan in C (one call per undamaged stretch); hand the records it leaves to protobuf."""
     assert _fastscan is not None
+    table = _tag_table()
+    table.update()  # (names a scan appended before an exception stopped the file)
+    mapped = isinstance(buf, mmap.mmap)  # a big file: read it in two passes
+    advance = _Advance(buf, progress, passes=2 if mapped else 1)
+    if mapped:
+        grouped = _scan_in_place(buf, scan, points, table, advance)
+        if grouped is not None:
+            return _Scanned(grouped=grouped)
+        advance.next_pass()  # damaged, or with points only protobuf decodes
+    return _scan_in_order(buf, scan, points, table, advance)
+
+
+class _Advance:
+    """The scanners' progress callback: drops the pages scanned, reports bytes read.
+
+    A file read in two passes reports half of its bytes in each.
+    """
+
+    def __init__(self, buf: FileBuffer, progress: Callable[[int], None] | None, passes: int):
+        self.buf, self.progress, self.passes = buf, progress, passes
+        self.finished_passes = 0
+        self.released = 0  # position up to which this pass dropped the pages
+        self.reported = 0  # bytes reported, over all passes
+
+    def __call__(self, position: int) -> None:
+        _release(self.buf, self.released, position)
+        self.released = position
+        if self.progress is not None:
+            size = len(self.buf)
+            target = min(size, (self.finished_passes * size + position) // self.passes)
+            self.progress(target - self.reported)
+            self.reported = target
+
+    def next_pass(self) -> None:
+        self(len(self.buf))
+        self.finished_passes += 1
+        self.released = 0
+
+
+def _scan_in_place(
+    buf: FileBuffer, scan: RecordScan, points: _Points, table: _TagTable, advance: _Advance
+) -> _Grouped | None:
+    """Read a big undamaged file in two passes, holding its points once.
+
+    The first pass counts each tag's points; the second writes every point straight
+    to its row, grouped by tag. None when the file needs the general path: a damaged
+    record, or records that protobuf decodes to points or restarts.
+    """
+    assert _fastscan is not None
+    size = len(buf)
+    pos, failed, records, counts, unusual, fallback = _fastscan.count(
+        buf, scan.verify, table.names, _CHUNK_BYTES, advance
+    )
+    if failed or pos != size or not _only_hparams(buf, scan, points, fallback):
+        return None
+    advance.next_pass()
+    table.update()
+    try:
+        _, _, _, steps, walls, values, _, flags, _, bounds = _fastscan.scan(
+            buf, 0, scan.verify, table.names, 0, _CHUNK_BYTES, advance, table.rank, counts, unusual
+        )
+    except ValueError:  # the file was rewritten between the passes
+        return None
+    advance(size)
+    scan.valid_records = records
+    scan.position = size
+    return _Grouped(
+        table.ordered,
+        np.frombuffer(bounds, np.int64),
+        np.frombuffer(steps, np.int64),
+        np.frombuffer(walls, np.float64),
+        np.frombuffer(values, np.float64),
+        None if flags is None else np.frombuffer(flags, np.int8),
+    )
+
+
+def _only_hparams(
+    buf: FileBuffer, scan: RecordScan, points: _Points, fallback: list[tuple[int, ...]]
+) -> bool:
+    """Decode the records the C scanner left; True, their hyperparameters kept in
+    ``points``, when they hold nothing else: no point, no restart, no damage.
+    """
+    if not fallback:
+        return True
+    from .protobuf_events import Event
+
+    decoded, trial, event = _Points(), RecordScan(scan.path, verify=scan.verify), Event()
+    for _, offset, length, before in fallback:
+        _decode_or_report(buf[offset : offset + length], before, offset - 12, trial, decoded, event)
+    if len(decoded.steps) or decoded.purges or trial.corruptions:
+        return False
+    points.hparams.update(decoded.hparams)
+    return True
+
+
+def _scan_in_order(
+    buf: FileBuffer, scan: RecordScan, points: _Points, table: _TagTable, advance: _Advance
+) -> _Scanned:
+    """The general path: points in record order, a scan call per undamaged stretch."""
+    assert _fastscan is not None
+    table.update()  # (names a first pass appended)
     size = len(buf)
     scanned = _Scanned()
     chunks = scanned.chunks
     fallbacks: list[tuple[int, int, int]] = []  # (C points before, offset, length) left to us
-    table = _tag_table()
-    done = 0  # bytes released and reported
-
-    def advance(position: int) -> None:
-        nonlocal done
-        _release(buf, done, position)
-        if progress is not None:
-            progress(position - done)
-        done = position
-
-    table.update()  # (names a scan appended before an exception stopped the file)
     # bounds, steps, wall times, values, flags: when the scanner grouped the file
     grouped_columns: (
         tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None

@@ -78,14 +78,44 @@ def test_c_and_python_readers_agree(
         monkeypatch.setattr(decode, "_MAP_MIN_BYTES", 0)
         monkeypatch.setattr(decode, "_CHUNK_BYTES", 1000)
     _fresh_tag_table(monkeypatch)
-    grouped = _spy_on_grouping(monkeypatch)
-    unknown_tags = decode.read_event_file(path)  # the scan, then a separate grouping
-    known_tags = decode.read_event_file(path)  # grouped by the scan when nothing is damaged
-    assert grouped == [False, seed % 3 == 0]
+    paths = _spy_on_paths(monkeypatch)
+    unknown_tags = decode.read_event_file(path)
+    known_tags = decode.read_event_file(path)
+    if seed % 3:  # damaged (or with restarts): in record order, then grouped in Python
+        assert paths == ["in order", "in order"]
+    elif seed % 2:  # mapped and undamaged: counted, then each point written to its row
+        assert paths == ["in place", "in place"]
+    else:  # read whole and undamaged: grouped by the scan once it knows every tag
+        assert paths == ["in order", "grouped by the scan"]
     monkeypatch.setattr(decode, "_fastscan", None)
     slow = decode.read_event_file(path)
     _assert_same(unknown_tags, slow)
     _assert_same(known_tags, slow)
+
+
+def _spy_on_paths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records, for each file the C path reads, which way it went."""
+    paths: list[str] = []
+    scan_fast, in_place = decode._scan_fast, decode._scan_in_place
+    placed: list[bool] = []
+
+    def spy_in_place(*args: Any) -> Any:
+        grouped = in_place(*args)
+        placed.append(grouped is not None)
+        return grouped
+
+    def spy(*args: Any) -> Any:
+        placed.clear()
+        scanned = scan_fast(*args)
+        if placed == [True]:
+            paths.append("in place")
+        else:
+            paths.append("grouped by the scan" if scanned.grouped is not None else "in order")
+        return scanned
+
+    monkeypatch.setattr(decode, "_scan_in_place", spy_in_place)
+    monkeypatch.setattr(decode, "_scan_fast", spy)
+    return paths
 
 
 def _spy_on_grouping(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
@@ -386,3 +416,112 @@ def test_an_error_in_progress_stops_the_c_scan(
     with pytest.raises(KeyboardInterrupt):
         decode.read_event_file(path, progress=progress)
     assert len(calls) == 3 and all(0 < c <= 1100 for c in calls)
+
+
+def _lightning_like_file(path: Path) -> Path:
+    """What Lightning's TensorBoardLogger writes: hyperparameters (records only protobuf
+    decodes) among simple values and TF2-style tensors, tags first met out of order."""
+    torch_tb = pytest.importorskip("torch.utils.tensorboard", reason="needs torch (test extra)")
+    from torch.utils.tensorboard.summary import hparams
+
+    with torch_tb.SummaryWriter(path) as writer:
+        for summary in hparams({"lr": 0.01, "optimizer": "adam"}, {"hp_metric": -1}):
+            writer.file_writer.add_summary(summary)
+        for step in range(300):
+            writer.add_scalar("val/loss10", 1 / (step + 1), step)
+            writer.add_scalar("val/loss2", step * 0.5, step)
+            if step % 3 == 0:
+                writer.add_scalar("lr", 0.1 * 0.99**step, step, new_style=True)
+    [file] = path.glob("events.out.tfevents.*")
+    return file
+
+
+@pytest.mark.parametrize("damaged", [False, True])
+def test_big_files_are_counted_then_placed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damaged: bool
+) -> None:
+    """A mapped file is read in two passes: the same points, hparams and progress."""
+    path = _lightning_like_file(tmp_path / "run")
+    if damaged:  # a flipped byte mid-file: the general path, after the count failed
+        blob = bytearray(path.read_bytes())
+        blob[len(blob) // 2] ^= 0x40
+        path.write_bytes(bytes(blob))
+    monkeypatch.setattr(decode, "_MAP_MIN_BYTES", 0)
+    monkeypatch.setattr(decode, "_CHUNK_BYTES", 4000)
+    _fresh_tag_table(monkeypatch)
+    paths = _spy_on_paths(monkeypatch)
+    reported: list[int] = []
+    fast = decode.read_event_file(path, progress=reported.append)
+    assert paths == ["in order" if damaged else "in place"]
+    assert sum(reported) == path.stat().st_size and all(r >= 0 for r in reported)
+    assert len(reported) > 4  # the chunks of both passes
+    assert fast.hparams == {"lr": 0.01, "optimizer": "adam"}
+    assert list(fast.series) == ["lr", "val/loss2", "val/loss10"]
+    if not damaged:
+        assert fast.series["val/loss10"].steps.tolist() == list(range(300))
+        assert fast.series["lr"].values[1] == np.float32(0.1 * 0.99**3)  # new_style: a tensor
+        assert fast.corruptions == []
+    monkeypatch.setattr(decode, "_fastscan", None)
+    _assert_same(fast, decode.read_event_file(path))
+
+
+def test_a_file_rewritten_between_the_passes_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_events(
+        tmp_path / "events.out.tfevents.1",
+        [file_version()] + [simple(t, s, s / 4) for s in range(20) for t in ("a", "b")],
+    )
+    assert decode._fastscan is not None
+    count = decode._fastscan.count
+
+    def stale_count(*args: Any) -> Any:  # as if "a" had one point more when counted
+        pos, failed, records, counts, unusual, fallbacks = count(*args)
+        counts = np.frombuffer(counts, dtype=np.int64).copy()
+        counts[0] += 1
+        return pos, failed, records, counts, unusual, fallbacks
+
+    monkeypatch.setattr(decode._fastscan, "count", stale_count)
+    monkeypatch.setattr(decode, "_MAP_MIN_BYTES", 0)
+    _fresh_tag_table(monkeypatch)
+    paths = _spy_on_paths(monkeypatch)
+    result = decode.read_event_file(path)
+    assert paths == ["grouped by the scan"]  # read again in one pass, every tag known by then
+    assert result.series["a"].values.tolist() == [s / 4 for s in range(20)]
+    assert result.series["b"].steps.tolist() == list(range(20))
+
+
+def test_c_count_and_place() -> None:
+    """count() gives each tag's points; scan() with them writes the grouped rows."""
+    assert decode._fastscan is not None
+    data = _clean_file()
+    names: list[bytes] = [b"zz"]  # a tag known from an earlier file, absent here
+    pos, failed, records, counts, unusual, fallbacks = decode._fastscan.count(
+        data, True, names, 0, None
+    )
+    assert (pos, failed, records, unusual, fallbacks) == (len(data), False, 201, True, [])
+    assert names == [b"zz", b"b10", b"b2", b"a", b"t"]
+    assert np.frombuffer(counts, dtype=np.int64).tolist() == [0, 50, 50, 50, 50]
+    rank = np.array([4, 2, 1, 0, 3], dtype=np.int32)  # a, b2, b10, t, zz
+    placed = decode._fastscan.scan(data, 0, True, names, 0, 0, None, rank, counts, True)
+    grouped = _scan(data, names, rank)  # the one-pass grouping, for comparison
+    assert np.frombuffer(placed[9], np.int64).tolist() == [0, 50, 100, 150, 200, 200]
+    dtypes = {3: np.int64, 4: np.float64, 5: np.float64, 7: np.int8, 9: np.int64}
+    for column, dtype in dtypes.items():  # steps, wall times, values, flags, bounds
+        assert np.array_equal(
+            np.frombuffer(placed[column], dtype), np.frombuffer(grouped[column], dtype)
+        )
+    assert placed[6] is None and placed[:3] == (len(data), False, 201)
+    fewer = np.frombuffer(counts, dtype=np.int64).copy()
+    fewer[1] -= 1  # one row short for "b10"
+    more = fewer.copy()
+    more[1] += 2  # a row "b10" never fills
+    for wrong in (fewer, more):
+        with pytest.raises(ValueError, match="scan: the records differ from the counted ones"):
+            decode._fastscan.scan(data, 0, True, names, 0, 0, None, rank, wrong, True)
+    with pytest.raises(ValueError, match="scan: the records differ"):  # flags, none expected
+        decode._fastscan.scan(data, 0, True, names, 0, 0, None, rank, counts, False)
+    with pytest.raises(ValueError, match="counts need a rank"):
+        decode._fastscan.scan(data, 0, True, names, 0, 0, None, None, counts, True)
+    with pytest.raises(ValueError, match="counts need a rank"):
+        decode._fastscan.scan(data, 0, True, names, 0, 0, None, rank, bytes(counts)[:8], True)
