@@ -151,13 +151,16 @@ CASES: dict[str, Callable[[Path, Path], None]] = {
 
 if __name__ == "__main__":
     case, source, outdir = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-    # import what the case needs before the clock starts
+    # import what the case needs, and only that, before the clock starts: the peers'
+    # processes do not carry tbexport's imports, nor ours theirs
     import pandas  # noqa: F401
-
-    import tbexport  # noqa: F401
 
     if "tbparse" in case:
         import tbparse  # noqa: F401
+    elif "event_accumulator" in case:
+        from tensorboard.backend.event_processing import event_accumulator  # noqa: F401
+    else:
+        import tbexport  # noqa: F401
     baseline = _rss_now()
     started = time.perf_counter()
     CASES[case](source, outdir)
