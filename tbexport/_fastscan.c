@@ -209,6 +209,10 @@ typedef struct {
     int32_t known; /* tags the caller already had; the rest are new in this call */
     Slot *order;   /* the tags by index */
     size_t order_cap;
+    /* Writers log the same tags in the same order at every step: next[i] is the tag
+       that followed tag i last time, tried before hashing (-1: none yet). */
+    int32_t *next;
+    int32_t last; /* the tag looked up last; -1 at first */
 } Tags;
 
 static uint32_t fnv1a(const unsigned char *ptr, uint64_t len) {
@@ -263,7 +267,7 @@ enum { TAG_NO_MEMORY = -1, TAG_NOT_UTF8 = -2 };
 
 /* The index of a tag, adding it when new; TAG_NO_MEMORY, or TAG_NOT_UTF8 for a tag
    protobuf would reject (its record then goes to protobuf, which reports it). */
-static int32_t tag_index(Tags *t, const unsigned char *ptr, uint64_t len) {
+static int32_t tag_lookup(Tags *t, const unsigned char *ptr, uint64_t len) {
     uint32_t h = fnv1a(ptr, len);
     size_t at = h & (t->cap - 1);
     for (; t->slots[at].index >= 0; at = (at + 1) & (t->cap - 1)) {
@@ -276,6 +280,10 @@ static int32_t tag_index(Tags *t, const unsigned char *ptr, uint64_t len) {
         Slot *order = realloc(t->order, cap * sizeof(Slot));
         if (!order) return TAG_NO_MEMORY;
         t->order = order;
+        int32_t *next = realloc(t->next, cap * sizeof(int32_t));
+        if (!next) return TAG_NO_MEMORY;
+        for (size_t i = t->order_cap; i < cap; i++) next[i] = -1;
+        t->next = next;
         t->order_cap = cap;
     }
     Slot slot = {ptr, len, h, t->count};
@@ -285,9 +293,24 @@ static int32_t tag_index(Tags *t, const unsigned char *ptr, uint64_t len) {
     return slot.index;
 }
 
+static int32_t tag_index(Tags *t, const unsigned char *ptr, uint64_t len) {
+    if (t->last >= 0) {
+        int32_t guess = t->next[t->last];
+        if (guess >= 0 && t->order[guess].len == len && memcmp(t->order[guess].ptr, ptr, len) == 0)
+            return t->last = guess;
+    }
+    int32_t index = tag_lookup(t, ptr, len);
+    if (index >= 0) {
+        if (t->last >= 0) t->next[t->last] = index;
+        t->last = index;
+    }
+    return index;
+}
+
 static void tags_free(Tags *t) {
     free(t->slots);
     free(t->order);
+    free(t->next);
 }
 
 /* ---------- event decoding ---------- */
@@ -352,22 +375,31 @@ static int place_point(Out *out, const Point *p) {
     return DECODED;
 }
 
-/* Hands the staged points of a fully decoded record to the mode's sink. */
+/* COLLECT: appends a point to the columns at once (the hot path of many small files). */
+static int collect_point(Out *out, const Point *p) {
+    if (!buf_push(&out->steps, &p->step, 8) || !buf_push(&out->walls, &p->wall, 8) ||
+        !buf_push(&out->values, &p->value, 8) || !buf_push(&out->tags, &p->tag, 4) ||
+        !buf_push(&out->flags, &p->flags, 1))
+        return NO_MEMORY;
+    out->unusual |= p->flags != PLAIN;
+    out->points++;
+    return DECODED;
+}
+
+/* COLLECT: takes back the points of a record handed over to Python after all. */
+static void collect_rollback(Out *out, size_t kept) {
+    out->steps.used = out->walls.used = out->values.used = kept * 8;
+    out->tags.used = kept * 4;
+    out->flags.used = kept;
+    out->points = kept;
+}
+
+/* COUNT, PLACE: hands the staged points of a fully decoded record to the sink. */
 static int emit_staged(Out *out) {
     const Point *p = (const Point *)out->staged.data;
     size_t n = out->staged.used / sizeof(Point);
     for (size_t i = 0; i < n; i++, p++) {
-        int status = DECODED;
-        if (out->mode == COLLECT) {
-            if (!buf_push(&out->steps, &p->step, 8) || !buf_push(&out->walls, &p->wall, 8) ||
-                !buf_push(&out->values, &p->value, 8) || !buf_push(&out->tags, &p->tag, 4) ||
-                !buf_push(&out->flags, &p->flags, 1))
-                status = NO_MEMORY;
-        } else if (out->mode == COUNT) {
-            status = count_point(out, p->tag);
-        } else {
-            status = place_point(out, p);
-        }
+        int status = out->mode == COUNT ? count_point(out, p->tag) : place_point(out, p);
         if (status != DECODED) return status;
         out->unusual |= p->flags != PLAIN;
         out->points++;
@@ -583,9 +615,11 @@ static int decode_event(const unsigned char *p, const unsigned char *end, Tags *
         if (has_simple && has_tensor) return FALLBACK; /* protobuf keeps the last: let it */
         v = f_end;
     }
-    /* Second pass: stage every simple_value, and every tensor value with its plugin
-       flags; they are emitted once the whole record decoded. A tag protobuf would
-       reject hands the record over instead. */
+    /* Second pass: emit every simple_value, and every tensor value with its plugin
+       flags. A tag protobuf would reject hands the record over instead: COLLECT takes
+       back the record's points, COUNT and PLACE stage them until the record is done
+       (counts and rows cannot be taken back). */
+    size_t kept = out->points;
     out->staged.used = 0;
     for (const unsigned char *v = summary; v < summary_end;) {
         uint64_t key = 0, n = 0; /* the first pass checked these reads */
@@ -630,12 +664,19 @@ static int decode_event(const unsigned char *p, const unsigned char *end, Tags *
             continue;
         }
         int32_t index = tag_index(tags, tag, tag_len);
-        if (index == TAG_NOT_UTF8) return FALLBACK;
+        if (index == TAG_NOT_UTF8) {
+            if (out->mode == COLLECT) collect_rollback(out, kept);
+            return FALLBACK;
+        }
         if (index < 0) return NO_MEMORY;
         Point point = {step, wall, number, index, flags};
-        if (!buf_push(&out->staged, &point, sizeof point)) return NO_MEMORY;
+        if (out->mode == COLLECT) {
+            if (collect_point(out, &point) != DECODED) return NO_MEMORY;
+        } else if (!buf_push(&out->staged, &point, sizeof point)) {
+            return NO_MEMORY;
+        }
     }
-    return emit_staged(out);
+    return out->mode == COLLECT ? DECODED : emit_staged(out);
 }
 
 /*
@@ -666,7 +707,7 @@ static int decode_event(const unsigned char *p, const unsigned char *end, Tags *
  * start 0) makes this the second pass of a big file: every point is written straight to
  * its grouped row, so the file's points are held once, and the flags column exists only
  * `with_flags` (count() saw a point that is not a plain simple_value). The result is
- * grouped as above. ValueError if the records do not match the counts (the file was
+ * grouped as above. RecordsChanged if the records do not match the counts (the file was
  * rewritten between the passes).
  *
  * count(buffer, verify, tags, report_every, progress) ->
@@ -684,6 +725,7 @@ typedef struct {
 
 static int tags_from_tuple(Tags *tags, PyObject *names) { /* names: a tuple of bytes */
     tags->count = tags->known = 0;
+    tags->last = -1;
     if (!tags_grow(tags)) return 0;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
         PyObject *name = PyTuple_GET_ITEM(names, i);
@@ -775,6 +817,10 @@ static int group_out(Out *out, const int32_t *ranks, int64_t k, Buf *bounds) {
     return 1;
 }
 
+/* scan()'s second pass found other records than count() did: an exception of its own,
+   so that the caller tells it from anything its progress callback raises. */
+static PyObject *RecordsChanged;
+
 /* The record loop shared by scan() and count(). */
 typedef struct {
     const unsigned char *base;
@@ -791,7 +837,7 @@ typedef struct {
 
 /* Reads records from rd->pos to the end of the buffer or the first damaged record.
    Runs without the GIL, taking it back (*released) only to report progress. */
-static int read_records(Reader *rd, Tags *tags, Out *out, PyThreadState **released) {
+static int read_records(Reader *rd, Out *out, PyThreadState **released) {
     uint64_t next_report = rd->pos + rd->report_every;
     while (rd->pos < rd->size) {
         if (rd->progress != Py_None && rd->pos >= next_report) {
@@ -814,7 +860,7 @@ static int read_records(Reader *rd, Tags *tags, Out *out, PyThreadState **releas
             break;
         }
         size_t points_before = out->points;
-        int status = decode_event(data, data + len, tags, out);
+        int status = decode_event(data, data + len, &rd->tags, out);
         if (status == NO_MEMORY || status == MISMATCH) return status;
         if (status == FALLBACK) {
             Fallback item = {(int64_t)rd->record, rd->pos + 12, len, (int64_t)points_before};
@@ -937,11 +983,13 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             goto done;
         }
         const int64_t *per_tag = counts_view.buf;
+        uint64_t rows = 0; /* every point takes a byte of the buffer at least */
         for (int32_t i = 0; i < tags->count; i++) {
-            if (per_tag[i] < 0) {
-                PyErr_SetString(PyExc_ValueError, "scan: negative count");
+            if (per_tag[i] < 0 || (uint64_t)per_tag[i] > rd.size - rows) {
+                PyErr_SetString(PyExc_ValueError, "scan: counts the buffer cannot hold");
                 goto done;
             }
+            rows += (uint64_t)per_tag[i];
         }
         if (!place_open(&out, per_tag, tags->count, ranks, ranked, with_flags, &bounds)) {
             PyErr_NoMemory();
@@ -949,7 +997,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         }
     }
     PyThreadState *released = PyEval_SaveThread();
-    status = read_records(&rd, tags, &out, &released);
+    status = read_records(&rd, &out, &released);
     int whole = status == DECODED && !rd.failed && rd.pos == rd.size;
     if (out.mode == PLACE) {
         if (status == DECODED && !(whole && tags->count == tags->known && place_complete(&out)))
@@ -963,7 +1011,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     PyEval_RestoreThread(released);
     if (status == NO_MEMORY) { PyErr_NoMemory(); goto done; }
     if (status == MISMATCH) {
-        PyErr_SetString(PyExc_ValueError, "scan: the records differ from the counted ones");
+        PyErr_SetString(RecordsChanged, "scan: the records differ from the counted ones");
         goto done;
     }
     if (status == CALLBACK_FAILED) goto done;
@@ -1001,10 +1049,14 @@ static PyObject *count(PyObject *self, PyObject *args) {
     Tags *tags = &rd.tags;
     if (!reader_open(&rd, &view, 0, verify, names, report_every, progress, 0)) goto done;
     PyThreadState *released = PyEval_SaveThread();
-    int status = read_records(&rd, tags, &out, &released);
+    int status = read_records(&rd, &out, &released);
     /* a count for every tag, also one interned for a record handed over after all */
-    if (status == DECODED && !counts_cover(&out, (size_t)tags->count)) status = NO_MEMORY;
-    out.counts.used = (size_t)tags->count * sizeof(int64_t);
+    if (status == DECODED) {
+        if (counts_cover(&out, (size_t)tags->count))
+            out.counts.used = (size_t)tags->count * sizeof(int64_t);
+        else
+            status = NO_MEMORY;
+    }
     PyEval_RestoreThread(released);
     if (status == NO_MEMORY) { PyErr_NoMemory(); goto done; }
     if (status == CALLBACK_FAILED) goto done;
@@ -1409,5 +1461,15 @@ PyMODINIT_FUNC PyInit__fastscan(void) {
 #ifdef HAVE_FAST_REPR
     pow10_init();
 #endif
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    RecordsChanged = PyErr_NewExceptionWithDoc(
+        "tbexport._fastscan.RecordsChanged",
+        "The records differ from the ones counted (the file changed between the passes).",
+        NULL, NULL);
+    if (!RecordsChanged || PyModule_AddObjectRef(m, "RecordsChanged", RecordsChanged) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

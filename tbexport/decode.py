@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import numpy as np
 
 from .discover import natural_key
-from .records import Corruption, FileBuffer, RecordScan
+from .records import Corruption, FileBuffer, RecordScan, is_truncated_tail
 
 if TYPE_CHECKING:
     from .protobuf_events import Event
@@ -345,30 +345,37 @@ class _Advance:
 def _scan_in_place(
     buf: FileBuffer, scan: RecordScan, points: _Points, table: _TagTable, advance: _Advance
 ) -> _Grouped | None:
-    """Read a big undamaged file in two passes, holding its points once.
+    """Read a big file in two passes, holding its points once.
 
     The first pass counts each tag's points; the second writes every point straight
-    to its row, grouped by tag. None when the file needs the general path: a damaged
-    record, or records that protobuf decodes to points or restarts.
+    to its row, grouped by tag. An incomplete last record (a file being written) is
+    left out as the general path leaves it. None when the file needs the general
+    path: a damaged record, or records that protobuf decodes to points or restarts.
     """
     assert _fastscan is not None
-    size = len(buf)
     pos, failed, records, counts, unusual, fallback = _fastscan.count(
         buf, scan.verify, table.names, _CHUNK_BYTES, advance
     )
-    if failed or pos != size or not _only_hparams(buf, scan, points, fallback):
+    if failed and not is_truncated_tail(buf, pos, len(buf)):
+        return None
+    hparams = _only_hparams(buf, scan, fallback)
+    if hparams is None:
         return None
     advance.next_pass()
     table.update()
     try:
-        _, _, _, steps, walls, values, _, flags, _, bounds = _fastscan.scan(
-            buf, 0, scan.verify, table.names, 0, _CHUNK_BYTES, advance, table.rank, counts, unusual
-        )
-    except ValueError:  # the file was rewritten between the passes
+        with memoryview(buf)[:pos] as records_part:  # (released before the file unmaps)
+            _, _, _, steps, walls, values, _, flags, _, bounds = _fastscan.scan(
+                records_part, 0, scan.verify, table.names, 0, _CHUNK_BYTES, advance,
+                table.rank, counts, unusual,
+            )  # fmt: skip
+    except _fastscan.RecordsChanged:  # the file was rewritten between the passes
         return None
-    advance(size)
+    advance(len(buf))
+    points.hparams.update(hparams)
     scan.valid_records = records
-    scan.position = size
+    scan.truncated_tail = len(buf) - pos
+    scan.position = len(buf)
     return _Grouped(
         table.ordered,
         np.frombuffer(bounds, np.int64),
@@ -380,22 +387,21 @@ def _scan_in_place(
 
 
 def _only_hparams(
-    buf: FileBuffer, scan: RecordScan, points: _Points, fallback: list[tuple[int, ...]]
-) -> bool:
-    """Decode the records the C scanner left; True, their hyperparameters kept in
-    ``points``, when they hold nothing else: no point, no restart, no damage.
+    buf: FileBuffer, scan: RecordScan, fallback: list[tuple[int, ...]]
+) -> dict[str, HParam] | None:
+    """The hyperparameters in the records the C scanner left; None when those records
+    hold anything else: a point, a restart, damage.
     """
     if not fallback:
-        return True
+        return {}
     from .protobuf_events import Event
 
     decoded, trial, event = _Points(), RecordScan(scan.path, verify=scan.verify), Event()
     for _, offset, length, before in fallback:
         _decode_or_report(buf[offset : offset + length], before, offset - 12, trial, decoded, event)
     if len(decoded.steps) or decoded.purges or trial.corruptions:
-        return False
-    points.hparams.update(decoded.hparams)
-    return True
+        return None
+    return decoded.hparams
 
 
 def _scan_in_order(

@@ -20,7 +20,7 @@ from typing import Final
 
 FileBuffer = mmap.mmap | bytes  # an event file, mapped or read whole
 
-__all__ = ["Corruption", "FileBuffer", "RecordScan", "masked_crc32c"]
+__all__ = ["Corruption", "FileBuffer", "RecordScan", "is_truncated_tail", "masked_crc32c"]
 
 _HEADER: Final = 12  # length (8) + length crc (4)
 _FOOTER: Final = 4  # data crc
@@ -119,7 +119,7 @@ class RecordScan:
 
     def recover(self, buf: FileBuffer, pos: int, size: int) -> int:
         """Classify the bad bytes at ``pos``; return where reading resumes."""
-        if _is_truncated_tail(buf, pos, size):
+        if is_truncated_tail(buf, pos, size):
             self.truncated_tail = size - pos
             return size
         resume = _next_valid_record(buf, pos + 1, size)
@@ -132,7 +132,7 @@ def _header_ok(buf: FileBuffer, pos: int, size: int) -> bool:
     return size - pos >= _HEADER and masked_crc32c(buf[pos : pos + 8]) == _u32(buf, pos + 8)[0]
 
 
-def _is_truncated_tail(buf: FileBuffer, pos: int, size: int) -> bool:
+def is_truncated_tail(buf: FileBuffer, pos: int, size: int) -> bool:
     """True when the bytes at ``pos`` are the start of a record cut off by EOF."""
     remaining = size - pos
     if remaining < _HEADER:

@@ -11,13 +11,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tensorboard.compat.proto.summary_pb2 import SummaryMetadata
+from tensorboard.compat.proto.event_pb2 import Event
+from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
 
 from tbexport import decode
 
 from .builders import (
     content_tensor,
     file_version,
+    frame_payloads,
     record_bytes,
     session_start,
     simple,
@@ -517,11 +519,97 @@ def test_c_count_and_place() -> None:
     more = fewer.copy()
     more[1] += 2  # a row "b10" never fills
     for wrong in (fewer, more):
-        with pytest.raises(ValueError, match="scan: the records differ from the counted ones"):
+        with pytest.raises(decode._fastscan.RecordsChanged, match="differ from the counted ones"):
             decode._fastscan.scan(data, 0, True, names, 0, 0, None, rank, wrong, True)
-    with pytest.raises(ValueError, match="scan: the records differ"):  # flags, none expected
+    with pytest.raises(decode._fastscan.RecordsChanged):  # flags where none were counted
         decode._fastscan.scan(data, 0, True, names, 0, 0, None, rank, counts, False)
     with pytest.raises(ValueError, match="counts need a rank"):
         decode._fastscan.scan(data, 0, True, names, 0, 0, None, None, counts, True)
     with pytest.raises(ValueError, match="counts need a rank"):
         decode._fastscan.scan(data, 0, True, names, 0, 0, None, rank, bytes(counts)[:8], True)
+    huge = np.array([0, 2**62, 2**62, 2**62, 0], dtype=np.int64)  # would overflow the rows
+    with pytest.raises(ValueError, match="counts the buffer cannot hold"):
+        decode._fastscan.scan(data, 0, True, names, 0, 0, None, rank, huge, True)
+
+
+def _mapped(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    monkeypatch.setattr(decode, "_MAP_MIN_BYTES", 0)
+    monkeypatch.setattr(decode, "_CHUNK_BYTES", 4000)
+    _fresh_tag_table(monkeypatch)
+    return _spy_on_paths(monkeypatch)
+
+
+def test_each_pass_reports_half_the_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _lightning_like_file(tmp_path / "run")
+    paths = _mapped(monkeypatch)
+    assert decode._fastscan is not None
+    count = decode._fastscan.count
+    reported: list[int] = []
+    at_count_end: list[int] = []
+
+    def spy_count(*args: Any) -> Any:
+        result = count(*args)
+        at_count_end.append(sum(reported))
+        return result
+
+    monkeypatch.setattr(decode._fastscan, "count", spy_count)
+    decode.read_event_file(path, progress=reported.append)
+    size = path.stat().st_size
+    assert paths == ["in place"]
+    assert size // 2 - 4000 <= at_count_end[0] <= size // 2
+    assert sum(reported) == size
+
+
+def test_a_progress_error_in_the_second_pass_is_raised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not taken for a changed file: the error comes out, the file is not read again."""
+    path = _lightning_like_file(tmp_path / "run")
+    _mapped(monkeypatch)
+    size, reported = path.stat().st_size, [0]
+
+    def progress(done: int) -> None:
+        reported[0] += done
+        if reported[0] > size * 3 // 4:
+            raise ValueError("stop")
+
+    with pytest.raises(ValueError, match="stop"):
+        decode.read_event_file(path, progress=progress)
+    assert reported[0] < size
+
+
+def test_a_file_being_written_is_placed_up_to_its_last_whole_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _lightning_like_file(tmp_path / "run")
+    path.write_bytes(path.read_bytes()[:-7])  # the last record half written
+    paths = _mapped(monkeypatch)
+    fast = decode.read_event_file(path)
+    assert paths == ["in place"]
+    assert fast.truncated_tail > 0 and fast.corruptions == []
+    assert fast.series["val/loss2"].steps.tolist() == list(range(299))  # the last one cut
+    monkeypatch.setattr(decode, "_fastscan", None)
+    _assert_same(fast, decode.read_event_file(path))
+
+
+def test_records_only_protobuf_reads_as_points_take_the_general_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A value with both a simple_value and a tensor on the wire: protobuf keeps the
+    tensor (the last of the oneof); the C scanner hands such a record over."""
+    value = (
+        Summary.Value(tag="loss", simple_value=0.5).SerializeToString()
+        + Summary.Value(tensor=typed_tensor(2.0, "double")).SerializeToString()
+    )
+    summary = bytes([1 << 3 | 2, len(value)]) + value  # Summary.value, by hand
+    both = Event(step=5, wall_time=1005.0).SerializeToString()
+    both += bytes([5 << 3 | 2, len(summary)]) + summary  # Event.summary
+    earlier = [simple("loss", s, s / 8) for s in range(5)]
+    path = tmp_path / "events.out.tfevents.1"
+    path.write_bytes(record_bytes([file_version(), *earlier]) + frame_payloads([both]))
+    paths = _mapped(monkeypatch)
+    fast = decode.read_event_file(path)
+    assert paths == ["in order"]
+    assert fast.series["loss"].values.tolist() == [0, 1 / 8, 2 / 8, 3 / 8, 4 / 8, 2.0]
+    monkeypatch.setattr(decode, "_fastscan", None)
+    _assert_same(fast, decode.read_event_file(path))
