@@ -277,8 +277,7 @@ def main() -> None:
         # this machine gave a second core in those very minutes (its single-core speed
         # drifts), the ceiling for tbexport's pair.
         compare(
-            f"Sweep on {cpus} cores against 1 (many small runs, {pairs} rounds; "
-            "zlib on the sweep's bytes in the same rounds as the machine check)",
+            f"Sweep on {cpus} cores against 1 ({pairs} rounds; zlib alike, same rounds)",
             paths["sweep"],
             [
                 Case(f"tbexport, --jobs {cpus}", "read_tbexport"),
