@@ -92,7 +92,9 @@ def _hparams(value: Summary.Value) -> dict[str, HParam]:
     except DecodeError:
         return {}
     found: dict[str, HParam] = {}
-    for name, item in data.session_start_info.hparams.items():
+    # a protobuf map has no order (it changes from process to process): sorted, so
+    # that the hparams columns come out the same every time
+    for name, item in sorted(data.session_start_info.hparams.items()):
         kind = item.WhichOneof("kind")
         if kind in ("number_value", "string_value", "bool_value"):
             found[name] = getattr(item, kind)
