@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -117,6 +118,8 @@ def load_scalars(
     roots = as_list(paths)
     # with one root and threads, runs are read while the walk is still finding more
     found = iter_runs(roots[0]) if threads and len(roots) == 1 else find_runs(paths)
+    # On threads each file reports its bytes as the scan goes, so that one big run moves
+    # the bar while it is read; worker processes report a run once it is back.
     read = partial(
         read_run,
         accept=tag_filter(list(tags) if tags else None),
@@ -124,8 +127,11 @@ def load_scalars(
         keep_duplicates=keep_duplicates,
         strict=strict,
         explicit_files=_explicit_files(paths),
+        progress=_serialized(progress) if progress is not None and threads else None,
     )
-    done = None if progress is None else (lambda result: progress(result.bytes_read))
+    done = None
+    if progress is not None and not threads:
+        done = lambda result: progress(result.bytes_read)  # noqa: E731
     results = map_in_order(
         read,
         found,
@@ -172,9 +178,15 @@ def read_run(
     keep_duplicates: bool = False,
     strict: bool = False,
     explicit_files: frozenset[str] = frozenset(),
+    progress: Callable[[int], None] | None = None,
 ) -> RunScalars:
-    """Read one run's files, merge them in order and resolve restarts (one worker's job)."""
-    results = [read_event_file(path, accept, verify=verify) for path in run.files]
+    """Read one run's files, merge them in order and resolve restarts (one worker's job).
+
+    ``progress`` is called with the bytes read since its last call, as the files are read.
+    """
+    results = [
+        read_event_file(path, accept, verify=verify, progress=progress) for path in run.files
+    ]
     corruptions: list[Corruption] = []
     truncated: dict[str, int] = {}
     hparams = read_hparams_yaml(run.files[0].parent)
@@ -197,6 +209,17 @@ def read_run(
         series[tag] = merged
     bytes_read = sum(result.size for result in results)
     return RunScalars(run, series, corruptions, truncated, hparams, bytes_read)
+
+
+def _serialized(callback: Callable[[int], None]) -> Callable[[int], None]:
+    """``callback`` called by one thread at a time (a progress bar's count is not atomic)."""
+    lock = threading.Lock()
+
+    def call(done: int) -> None:
+        with lock:
+            callback(done)
+
+    return call
 
 
 def _explicit_files(paths: Paths) -> frozenset[str]:

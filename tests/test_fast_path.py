@@ -613,3 +613,18 @@ def test_records_only_protobuf_reads_as_points_take_the_general_path(
     assert fast.series["loss"].values.tolist() == [0, 1 / 8, 2 / 8, 3 / 8, 4 / 8, 2.0]
     monkeypatch.setattr(decode, "_fastscan", None)
     _assert_same(fast, decode.read_event_file(path))
+
+
+def test_a_big_run_moves_the_progress_while_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """load_scalars passes each file's progress on (on threads), not one report a run."""
+    import tbexport
+
+    path = _lightning_like_file(tmp_path / "run")
+    _mapped(monkeypatch)
+    seen: list[int] = []
+    tbexport.load_scalars(tmp_path / "run", progress=seen.append)
+    size = path.stat().st_size
+    assert sum(seen) == size
+    assert len(seen) > 4 and max(seen) <= size // 2  # the chunks of both passes
