@@ -304,7 +304,6 @@ def _scan_fast(
     """Scan in C (one call per undamaged stretch); hand the records it leaves to protobuf."""
     assert _fastscan is not None
     table = _tag_table()
-    table.update()  # (names a scan appended before an exception stopped the file)
     mapped = isinstance(buf, mmap.mmap)  # a big file: read it in two passes
     advance = _Advance(buf, progress, passes=2 if mapped else 1)
     if mapped:
@@ -409,7 +408,7 @@ def _scan_in_order(
 ) -> _Scanned:
     """The general path: points in record order, a scan call per undamaged stretch."""
     assert _fastscan is not None
-    table.update()  # (names a first pass appended)
+    table.update()  # names a first pass, or a scan an exception stopped, appended
     size = len(buf)
     scanned = _Scanned()
     chunks = scanned.chunks
