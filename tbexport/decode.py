@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from types import ModuleType
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -364,25 +364,20 @@ def _scan_in_place(
     table.update()
     try:
         with memoryview(buf)[:pos] as records_part:  # (released before the file unmaps)
-            _, _, _, steps, walls, values, _, flags, _, bounds = _fastscan.scan(
+            _, _, _, *columns, _, bounds = _fastscan.scan(
                 records_part, 0, scan.verify, table.names, 0, _CHUNK_BYTES, advance,
                 table.rank, counts, unusual,
             )  # fmt: skip
     except _fastscan.RecordsChanged:  # the file was rewritten between the passes
         return None
+    steps, walls, values, _, flags = _arrays(columns)
+    assert steps is not None and walls is not None and values is not None
     advance(len(buf))
     points.hparams.update(hparams)
     scan.valid_records = records
     scan.truncated_tail = len(buf) - pos
     scan.position = len(buf)
-    return _Grouped(
-        table.ordered,
-        np.frombuffer(bounds, np.int64),
-        np.frombuffer(steps, np.int64),
-        np.frombuffer(walls, np.float64),
-        np.frombuffer(values, np.float64),
-        None if flags is None else np.frombuffer(flags, np.int8),
-    )
+    return _Grouped(table.ordered, np.frombuffer(bounds, np.int64), steps, walls, values, flags)
 
 
 def _only_hparams(
@@ -393,11 +388,9 @@ def _only_hparams(
     """
     if not fallback:
         return {}
-    from .protobuf_events import Event
-
-    decoded, trial, event = _Points(), RecordScan(scan.path, verify=scan.verify), Event()
-    for _, offset, length, before in fallback:
-        _decode_or_report(buf[offset : offset + length], before, offset - 12, trial, decoded, event)
+    decoded, trial = _Points(), RecordScan(scan.path, verify=scan.verify)
+    left = [(before, offset, length) for _, offset, length, before in fallback]
+    _decode_left(buf, left, trial, decoded)
     if len(decoded.steps) or decoded.purges or trial.corruptions:
         return None
     return decoded.hparams
@@ -424,10 +417,7 @@ def _scan_in_order(
         pos, failed, record, *columns, fallback, bounds = _fastscan.scan(
             buf, pos, scan.verify, table.names, record, _CHUNK_BYTES, advance, rank
         )
-        steps, *others = (
-            None if c is None else np.frombuffer(c, dtype=t)  # None: tags when grouped,
-            for c, t in zip(columns, _FAST_DTYPES, strict=True)  # flags when all plain
-        )
+        steps, *others = _arrays(columns)
         assert steps is not None
         fallbacks.extend(
             (emitted + before, offset, length) for _, offset, length, before in fallback
@@ -450,15 +440,22 @@ def _scan_in_order(
         return scanned
     # The C side names tags by their UTF-8 bytes; fallback points join the same ids.
     points.tag_ids.update((name, index) for index, name in enumerate(table.decoded))
-    if fallbacks:
-        from .protobuf_events import Event  # imported only when a file needs it (~60 ms)
-
-        event = Event()
-        for before, offset, length in fallbacks:
-            _decode_or_report(
-                buf[offset : offset + length], before, offset - 12, scan, points, event
-            )
+    _decode_left(buf, fallbacks, scan, points)
     return scanned
+
+
+def _decode_left(
+    buf: FileBuffer, records: list[tuple[int, int, int]], scan: RecordScan, points: _Points
+) -> None:
+    """Decode with protobuf the records the C scanner left: (its points before, offset,
+    length) each; undecodable ones are reported in ``scan``."""
+    if not records:
+        return
+    from .protobuf_events import Event  # imported only when a file needs it (~60 ms)
+
+    event = Event()
+    for before, offset, length in records:
+        _decode_or_report(buf[offset : offset + length], before, offset - 12, scan, points, event)
 
 
 def _release(buf: FileBuffer, start: int, stop: int) -> None:
@@ -472,6 +469,17 @@ def _release(buf: FileBuffer, start: int, stop: int) -> None:
 
 
 _FAST_DTYPES = (np.int64, np.float64, np.float64, np.int32, np.int8)
+
+
+def _arrays(columns: list[Any]) -> list[np.ndarray | None]:
+    """The scanner's column buffers (steps, wall times, values, tag indices, flags) as
+    arrays, without copies; None stays None (tags when grouped, flags when all plain)."""
+    return [
+        None if c is None else np.frombuffer(c, dtype=t)
+        for c, t in zip(columns, _FAST_DTYPES, strict=True)
+    ]
+
+
 # Point flags (as in _fastscan.c): what the scalars-plugin rules need to know of a point.
 HAS_VALUE, PLUGIN_SCALARS, PLUGIN_OTHER, SIMPLE = 1, 2, 4, 8
 PLAIN = SIMPLE | HAS_VALUE  # a simple_value: always a scalar
