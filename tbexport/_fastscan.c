@@ -16,6 +16,12 @@
 #include <string.h>
 #include <math.h>
 #include <stdlib.h>
+#ifndef _WIN32
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#endif
 
 /* ---------- CRC32C (Castagnoli), slicing-by-8 ---------- */
 
@@ -1432,6 +1438,55 @@ static PyObject *increasing(PyObject *self, PyObject *args) {
     return PyBool_FromLong(i >= n);
 }
 
+#ifndef _WIN32
+/* read_small(path, limit) -> Block | None: the whole file when it holds fewer than `limit`
+   bytes; None when it holds more (the caller maps it instead). Opening, sizing, reading
+   and closing take one release of the GIL. With threads reading many small files, each
+   release is a hand-over that the other threads wait for, and Python's open() and read()
+   make about ten per file. */
+static PyObject *read_small(PyObject *self, PyObject *args) {
+    PyObject *path, *encoded = NULL;
+    Py_ssize_t limit;
+    if (!PyArg_ParseTuple(args, "On", &path, &limit)) return NULL;
+    if (!PyUnicode_FSConverter(path, &encoded)) return NULL;
+    const char *name = PyBytes_AS_STRING(encoded);
+    int error = 0, big = 0;
+    char *data = NULL;
+    size_t got = 0;
+    Py_BEGIN_ALLOW_THREADS
+    struct stat st;
+    int fd = open(name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) error = errno;
+    else if (fstat(fd, &st) < 0) error = errno;
+    else if (st.st_size >= limit) big = 1;
+    else if (!(data = malloc(st.st_size ? (size_t)st.st_size : 1))) error = ENOMEM;
+    else {
+        /* up to the size fstat gave: a file being written is read as it was then */
+        while (got < (size_t)st.st_size) {
+            ssize_t n = read(fd, data + got, (size_t)st.st_size - got);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) { error = errno; break; }
+            if (n == 0) break; /* shrunk meanwhile */
+            got += (size_t)n;
+        }
+    }
+    if (fd >= 0) close(fd);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(encoded);
+    if (error) {
+        free(data);
+        errno = error;
+        return PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+    }
+    if (big) Py_RETURN_NONE;
+    Block *block = PyObject_New(Block, &BlockType);
+    if (!block) { free(data); return NULL; }
+    block->data = data;
+    block->size = (Py_ssize_t)got;
+    return (PyObject *)block;
+}
+#endif
+
 static PyObject *py_masked_crc32c(PyObject *self, PyObject *args) {
     Py_buffer view;
     if (!PyArg_ParseTuple(args, "y*", &view)) return NULL;
@@ -1445,6 +1500,9 @@ static PyMethodDef methods[] = {
     {"count", count, METH_VARARGS, "Count each tag's points (a big file's first pass)."},
     {"increasing", increasing, METH_VARARGS, "Whether int64 values strictly increase."},
     {"group", group, METH_VARARGS, "Stable counting sort of columns by tag rank."},
+#ifndef _WIN32
+    {"read_small", read_small, METH_VARARGS, "A small file's bytes, read in one GIL release."},
+#endif
     {"masked_crc32c", py_masked_crc32c, METH_VARARGS, "Masked CRC32C, as TFRecord stores it."},
     {"csv_rows", csv_rows, METH_VARARGS, "CSV lines of a step and float columns."},
     {"sheet_rows", sheet_rows, METH_VARARGS, "Sheet XML rows of a step and float columns."},

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -156,16 +156,12 @@ def read_event_file(
     scan = RecordScan(path, verify=verify)
     points = _Points()
     fast = _Scanned()
-    with open(scan.path, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size:
-            # (a file being written may have grown since: the scans go by len(buf))
-            with _file_bytes(handle, size) as buf:
-                size = len(buf)
-                if scans_without_gil():
-                    fast = _scan_fast(buf, scan, points, progress)
-                else:
-                    _scan_python(buf, scan, points, progress)
+    with _file_bytes(scan.path) as buf:
+        size = len(buf)
+        if size and scans_without_gil():
+            fast = _scan_fast(buf, scan, points, progress)
+        elif size:
+            _scan_python(buf, scan, points, progress)
     accept = accept or (lambda tag: True)
     if fast.grouped is not None:  # the scanner grouped the whole file
         series = _series_by_tag(fast.grouped, accept)
@@ -191,16 +187,29 @@ _MAP_MIN_BYTES = 16 << 20
 
 
 @contextmanager
-def _file_bytes(handle: BinaryIO, size: int) -> Iterator[FileBuffer]:
-    if size < _MAP_MIN_BYTES:
-        yield handle.read()
-        return
-    with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-        yield mapped
+def _file_bytes(path: str) -> Iterator[FileBuffer]:
+    if _fastscan is not None and scans_without_gil() and hasattr(_fastscan, "read_small"):
+        # (with threads, Python's open() and read() would hand the GIL over ten times)
+        small = _fastscan.read_small(path, _MAP_MIN_BYTES)
+        if small is not None:
+            yield memoryview(small)
+            return
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size < _MAP_MIN_BYTES or not size:  # (an empty file cannot be mapped)
+            yield handle.read()
+            return
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            yield mapped
 
 
 def _decode_or_report(
-    payload: bytes, before: int, offset: int, scan: RecordScan, points: _Points, event: Event
+    payload: bytes | memoryview,
+    before: int,
+    offset: int,
+    scan: RecordScan,
+    points: _Points,
+    event: Event,
 ) -> None:
     from .protobuf_events import DecodeError, add_event
 

@@ -50,7 +50,7 @@ _SESSION_START = 1  # SessionLog.START: a writer restarted with purge_step
 _HPARAMS_TAG = "_hparams_/session_start_info"  # SummaryWriter.add_hparams, Lightning
 
 
-def add_event(points: _Points, payload: bytes, before: int, event: Event) -> None:
+def add_event(points: _Points, payload: bytes | memoryview, before: int, event: Event) -> None:
     """Decode one record (``before``: points the C scanner read before it) into ``points``.
 
     Raises DecodeError on a malformed message.

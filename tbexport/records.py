@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
-FileBuffer = mmap.mmap | bytes  # an event file, mapped or read whole
+FileBuffer = mmap.mmap | bytes | memoryview  # an event file, mapped or read whole
 
 __all__ = ["Corruption", "FileBuffer", "RecordScan", "is_truncated_tail", "masked_crc32c"]
 
@@ -89,7 +89,7 @@ class RecordScan:
         self.valid_records = 0
         self.position = 0  # bytes consumed so far, for progress reporting
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iterator[bytes | memoryview]:
         with open(self.path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
             if size == 0:
@@ -97,7 +97,7 @@ class RecordScan:
             with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
                 yield from self.records(buf, size)
 
-    def records(self, buf: FileBuffer, size: int, pos: int = 0) -> Iterator[bytes]:
+    def records(self, buf: FileBuffer, size: int, pos: int = 0) -> Iterator[bytes | memoryview]:
         """Verified payloads from ``pos`` to the end, recovering from damage on the way."""
         verify = self.verify
         while pos < size:

@@ -628,3 +628,22 @@ def test_a_big_run_moves_the_progress_while_it_is_read(
     size = path.stat().st_size
     assert sum(seen) == size
     assert len(seen) > 4 and max(seen) <= size // 2  # the chunks of both passes
+
+
+@pytest.mark.skipif(not hasattr(decode._fastscan, "read_small"), reason="POSIX only")
+def test_c_reads_small_files_whole_and_leaves_big_ones(tmp_path: Path) -> None:
+    fastscan: Any = decode._fastscan
+    path = tmp_path / "events.out.tfevents.1"
+    blob = record_bytes([file_version(), simple("loss", 1, 0.5)])
+    path.write_bytes(blob)
+    assert bytes(memoryview(fastscan.read_small(str(path), len(blob) + 1))) == blob
+    assert fastscan.read_small(path, len(blob)) is None  # as big as the limit: mapped instead
+    (tmp_path / "empty").write_bytes(b"")
+    assert bytes(memoryview(fastscan.read_small(tmp_path / "empty", 1))) == b""
+    with pytest.raises(FileNotFoundError) as missing:
+        fastscan.read_small(str(tmp_path / "gone"), 1 << 20)
+    assert missing.value.filename == str(tmp_path / "gone")
+    with pytest.raises(IsADirectoryError):
+        fastscan.read_small(tmp_path, 1 << 20)
+    series = decode.read_event_file(path).series  # through the reader, the same bytes
+    assert series["loss"].values.tolist() == [0.5]
