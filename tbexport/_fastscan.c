@@ -1149,6 +1149,69 @@ done:
 }
 
 
+/*
+ * join(pieces, destinations, start): each tuple of pieces in pieces[c] copied one after
+ * the other into destinations[c] from byte `start`, with one release of the GIL for all
+ * (numpy's copies release and take it back for every piece: with threads, each is a
+ * hand-over the other threads wait for).
+ */
+static PyObject *join(PyObject *self, PyObject *args) {
+    PyObject *pieces, *destinations, *result = NULL;
+    Py_ssize_t start, columns, total = 0;
+    if (!PyArg_ParseTuple(args, "O!O!n", &PyTuple_Type, &pieces, &PyTuple_Type, &destinations,
+                          &start))
+        return NULL;
+    columns = PyTuple_GET_SIZE(pieces);
+    if (PyTuple_GET_SIZE(destinations) != columns || start < 0) {
+        PyErr_SetString(PyExc_ValueError, "join: one destination per column, from start >= 0");
+        return NULL;
+    }
+    for (Py_ssize_t c = 0; c < columns; c++) {
+        PyObject *column = PyTuple_GET_ITEM(pieces, c);
+        if (!PyTuple_Check(column)) {
+            PyErr_SetString(PyExc_TypeError, "join: pieces must be tuples of buffers");
+            return NULL;
+        }
+        total += PyTuple_GET_SIZE(column);
+    }
+    /* the pieces' views, then the destinations' */
+    Py_buffer *views = PyMem_Calloc((size_t)(total + columns) + 1, sizeof(Py_buffer));
+    if (!views) return PyErr_NoMemory();
+    Py_ssize_t at = 0;
+    for (Py_ssize_t c = 0; c < columns; c++) {
+        Py_buffer *out = &views[total + c];
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(destinations, c), out, PyBUF_WRITABLE) < 0)
+            goto done;
+        PyObject *column = PyTuple_GET_ITEM(pieces, c);
+        Py_ssize_t end = start;
+        for (Py_ssize_t p = 0; p < PyTuple_GET_SIZE(column); p++, at++) {
+            if (PyObject_GetBuffer(PyTuple_GET_ITEM(column, p), &views[at], PyBUF_SIMPLE) < 0)
+                goto done;
+            end += views[at].len;
+        }
+        if (end > out->len) {
+            PyErr_SetString(PyExc_ValueError, "join: the pieces overflow the destination");
+            goto done;
+        }
+    }
+    Py_BEGIN_ALLOW_THREADS
+    at = 0;
+    for (Py_ssize_t c = 0; c < columns; c++) {
+        char *to = (char *)views[total + c].buf + start;
+        for (Py_ssize_t p = 0; p < PyTuple_GET_SIZE(PyTuple_GET_ITEM(pieces, c)); p++, at++) {
+            memcpy(to, views[at].buf, (size_t)views[at].len);
+            to += views[at].len;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    for (Py_ssize_t v = 0; v < total + columns; v++)
+        if (views[v].obj) PyBuffer_Release(&views[v]);
+    PyMem_Free(views);
+    return result;
+}
+
 /* ---------- text rendering of number columns (CSV and sheet XML) ---------- */
 
 static int buf_text(Buf *b, const char *text) { return buf_push(b, text, strlen(text)); }
@@ -1500,6 +1563,7 @@ static PyMethodDef methods[] = {
     {"count", count, METH_VARARGS, "Count each tag's points (a big file's first pass)."},
     {"increasing", increasing, METH_VARARGS, "Whether int64 values strictly increase."},
     {"group", group, METH_VARARGS, "Stable counting sort of columns by tag rank."},
+    {"join", join, METH_VARARGS, "Copy pieces one after the other into destinations."},
 #ifndef _WIN32
     {"read_small", read_small, METH_VARARGS, "A small file's bytes, read in one GIL release."},
 #endif

@@ -37,7 +37,15 @@ try:
 except ImportError:  # built without a C compiler: the protobuf path does everything
     _fastscan = None
 
-__all__ = ["FileScalars", "GlobFilter", "Series", "TagFilter", "read_event_file", "tag_filter"]
+__all__ = [
+    "FileScalars",
+    "GlobFilter",
+    "Series",
+    "TagFilter",
+    "max_points",
+    "read_event_file",
+    "tag_filter",
+]
 
 _CHUNK_BYTES = 1 << 20  # how often the C scanner reports progress (and mapped pages are dropped)
 
@@ -133,6 +141,15 @@ def strictly_increasing(steps: np.ndarray) -> bool:
 def scans_without_gil() -> bool:
     """Whether files are read by the C scanner, which lets other threads run meanwhile."""
     return _fastscan is not None and not os.environ.get("TBEXPORT_PURE_PYTHON")
+
+
+def max_points(path: str | os.PathLike[str], size: int) -> int:
+    """The most scalar points a file of ``size`` bytes can hold (a bound, for reserving)."""
+    if os.path.basename(path) == "metrics.csv":
+        return size // 2 + 1  # a point is a cell of one character or more, and a separator
+    # The smallest point is one value of a Summary of many: field key and length (2 bytes)
+    # around a simple_value (key and float32: 5 bytes).
+    return size // 7 + 1
 
 
 def read_event_file(

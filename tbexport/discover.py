@@ -69,8 +69,8 @@ def find_runs(paths: PathLike | Sequence[PathLike]) -> list[Run]:
 def iter_runs(root: PathLike) -> Iterator[Run]:
     """The runs under one root, as :func:`find_runs` names them, while they are found.
 
-    Reading can start before the walk ends; the order is the walk's (parents before
-    their subdirectories): sort by :func:`run_order` for :func:`find_runs`' order.
+    The order is the walk's (parents before their subdirectories): sort by
+    :func:`run_order` for :func:`find_runs`' order.
     """
     root = Path(root)
     base = root.parent if root.is_file() else root

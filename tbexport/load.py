@@ -24,7 +24,7 @@ from .decode import (
     strictly_increasing,
     tag_filter,
 )
-from .discover import Run, as_list, find_runs, iter_runs, natural_key, run_order
+from .discover import Run, as_list, find_runs, natural_key
 from .exceptions import (
     CorruptEventFileError,
     CorruptRecordWarning,
@@ -33,6 +33,7 @@ from .exceptions import (
 )
 from .hparams import hparams_frame, read_hparams_yaml
 from .parallel import default_jobs, map_in_order
+from .placing import RunPlacer, frame_order, whole_of
 from .records import Corruption
 
 __all__ = ["COLUMNS", "ScalarData", "load_scalars", "read_hparams", "read_scalars"]
@@ -115,12 +116,11 @@ def load_scalars(
     ``progress`` is called with the number of bytes read since its last call.
     """
     threads = scans_without_gil()
-    roots = as_list(paths)
-    # with one root and threads, runs are read while the walk is still finding more
-    found = iter_runs(roots[0]) if threads and len(roots) == 1 else find_runs(paths)
+    found = find_runs(paths)
     # On threads each file reports its bytes as the scan goes, so that one big run moves
     # the bar while it is read; worker processes report a run once it is back.
-    read = partial(
+    placer = RunPlacer(found) if threads else None  # threads share the frame's memory
+    read: Callable[[Run], RunScalars] = partial(
         read_run,
         accept=tag_filter(list(tags) if tags else None),
         verify=verify,
@@ -129,6 +129,8 @@ def load_scalars(
         explicit_files=_explicit_files(paths),
         progress=_serialized(progress) if progress is not None and threads else None,
     )
+    if placer is not None:
+        read = _then(read, placer.place)
     done = None
     if progress is not None and not threads:
         done = lambda result: progress(result.bytes_read)  # noqa: E731
@@ -140,7 +142,7 @@ def load_scalars(
         sizes=lambda runs: [sum(os.path.getsize(f) for f in run.files) for run in runs],
         done=done,
     )
-    ordered = sorted(results, key=lambda result: run_order(result.run))
+    ordered = list(results)  # in find_runs' order, which the placed columns follow
     data = ScalarData(frame=pd.DataFrame(), runs=[result.run for result in ordered])
     per_run: list[tuple[str, dict[str, Series]]] = []
     for result in ordered:
@@ -154,7 +156,8 @@ def load_scalars(
     }
     if tags and not data.tags_seen:
         raise NoMatchingTagsError(f"no scalar tag matches {', '.join(repr(t) for t in tags)}")
-    data.frame = _long_frame(per_run, data.tags_seen, jobs)
+    joined = placer.joined() if placer is not None else None
+    data.frame = _long_frame(per_run, data.tags_seen, jobs, joined)
     return data
 
 
@@ -209,6 +212,19 @@ def read_run(
         series[tag] = merged
     bytes_read = sum(result.size for result in results)
     return RunScalars(run, series, corruptions, truncated, hparams, bytes_read)
+
+
+def _then(
+    read: Callable[[Run], RunScalars], place: Callable[[RunScalars], None]
+) -> Callable[[Run], RunScalars]:
+    """``read``, each run read handed to ``place`` (on the reading thread) before it is returned."""
+
+    def read_and_place(run: Run) -> RunScalars:
+        result = read(run)
+        place(result)
+        return result
+
+    return read_and_place
 
 
 def _serialized(callback: Callable[[int], None]) -> Callable[[int], None]:
@@ -288,19 +304,22 @@ def superseded_mask(steps: np.ndarray, purges: Sequence[tuple[int, int]] = ()) -
 
 
 def _long_frame(
-    per_run: list[tuple[str, dict[str, Series]]], tags: set[str], jobs: int | None = None
+    per_run: list[tuple[str, dict[str, Series]]],
+    tags: set[str],
+    jobs: int | None = None,
+    joined: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> pd.DataFrame:
-    """One frame of every run's series (``tags``: their union), runs then tags in order."""
+    """One frame of every run's series (``tags``: their union), runs then tags in order.
+
+    ``joined``: the step, wall time and value columns, when the runs were placed in them.
+    """
     run_names = [name for name, _ in per_run]
     tag_names = sorted(tags, key=natural_key)
     tag_codes = {tag: i for i, tag in enumerate(tag_names)}
     steps, wall_times, values = [], [], []
     run_of, tag_of, lengths = [], [], []
     for run_code, (_, by_tag) in enumerate(per_run):
-        for tag in sorted(by_tag, key=natural_key):
-            series = by_tag[tag]
-            if not len(series.steps):
-                continue
+        for tag, series in frame_order(by_tag):
             steps.append(series.steps)
             wall_times.append(series.wall_times)
             values.append(series.values)
@@ -314,10 +333,14 @@ def _long_frame(
         data={
             "run": pd.Categorical.from_codes(run_codes, categories=pd.Index(run_names)),
             "tag": pd.Categorical.from_codes(tag_codes_column, categories=pd.Index(tag_names)),
-            **_join_columns(
-                {"step": steps, "wall_time": wall_times, "value": values},
-                {"step": np.int64, "wall_time": np.float64, "value": np.float64},
-                jobs,
+            **(
+                dict(zip(("step", "wall_time", "value"), joined, strict=True))
+                if joined is not None
+                else _join_columns(
+                    {"step": steps, "wall_time": wall_times, "value": values},
+                    {"step": np.int64, "wall_time": np.float64, "value": np.float64},
+                    jobs,
+                )
             ),
         },
     )
@@ -339,7 +362,7 @@ def _join_columns(
     tasks: list[tuple[list[np.ndarray], np.ndarray]] = []
     threads = 1
     for name, arrays in pieces.items():
-        whole = _whole(arrays)
+        whole = whole_of(arrays)
         if whole is not None:
             joined[name] = whole
             continue
@@ -367,20 +390,3 @@ _JOIN_ON_THREADS_MIN = 1 << 18  # points in a column
 def _concatenate_into(task: tuple[list[np.ndarray], np.ndarray]) -> None:
     arrays, out = task
     np.concatenate(arrays, out=out)
-
-
-def _whole(arrays: list[np.ndarray]) -> np.ndarray | None:
-    """The one array ``arrays`` are consecutive views of, in order (a one-file run), if so."""
-    if not arrays:
-        return None
-    base = arrays[0].base
-    if not (isinstance(base, np.ndarray) and base.ndim == 1 and base.flags.c_contiguous):
-        return None
-    size = arrays[0].itemsize
-    start = (arrays[0].ctypes.data - base.ctypes.data) // size
-    position = start
-    for array in arrays:
-        if array.base is not base or array.ctypes.data != base.ctypes.data + position * size:
-            return None
-        position += len(array)
-    return base[start:position]

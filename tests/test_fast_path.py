@@ -647,3 +647,21 @@ def test_c_reads_small_files_whole_and_leaves_big_ones(tmp_path: Path) -> None:
         fastscan.read_small(tmp_path, 1 << 20)
     series = decode.read_event_file(path).series  # through the reader, the same bytes
     assert series["loss"].values.tolist() == [0.5]
+
+
+def test_c_join_copies_pieces_one_after_the_other() -> None:
+    fastscan: Any = decode._fastscan
+    steps, values = np.zeros(8, np.int64), np.zeros(8)
+    pieces = ((np.arange(2, dtype=np.int64), np.arange(10, 13, dtype=np.int64)), (np.ones(5),))
+    fastscan.join(pieces, (steps, values), 2 * 8)  # from row 2
+    assert steps.tolist() == [0, 0, 0, 1, 10, 11, 12, 0]
+    assert values.tolist() == [0, 0, 1, 1, 1, 1, 1, 0]
+    with pytest.raises(ValueError, match="overflow"):
+        fastscan.join(pieces, (steps, values), 4 * 8)
+    with pytest.raises(ValueError, match="one destination per column"):
+        fastscan.join(pieces, (steps,), 0)
+    with pytest.raises(TypeError, match="tuples of buffers"):
+        fastscan.join(([np.ones(1)],), (values,), 0)
+    with pytest.raises(BufferError):  # a read-only destination
+        fastscan.join(((np.ones(1),),), (b"12345678",), 0)
+    assert values.tolist() == [0, 0, 1, 1, 1, 1, 1, 0]  # untouched by the failed calls

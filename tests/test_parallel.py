@@ -13,11 +13,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from tensorboard.compat.proto.event_pb2 import Event
+from tensorboard.compat.proto.summary_pb2 import Summary
 
 import tbexport
-from tbexport import load, parallel
+from tbexport import decode, load, parallel, placing
 
-from .builders import simple, write_events
+from .builders import session_start, simple, write_events
 
 
 @pytest.fixture
@@ -143,7 +145,7 @@ def test_threads_take_items_while_a_generator_still_produces_them() -> None:
         list(parallel.map_in_order(fail_at_3, produce(True), jobs=2, threads=True))
 
 
-def test_runs_read_during_the_walk_come_out_in_find_runs_order(tmp_path: Path) -> None:
+def test_runs_come_out_in_find_runs_order(tmp_path: Path) -> None:
     # the walk meets a/b before a-x; natural order of the names puts a-x first
     for name in ("a/b", "a-x", "a/c/version_10", "a/c/version_9", "z"):
         write_events(tmp_path / name / "events.out.tfevents.1", [simple("loss", 0, 1.0)])
@@ -206,3 +208,81 @@ def test_an_interrupt_of_the_calling_thread_stops_the_workers(
     stopped_at = len(started)
     time.sleep(0.1)
     assert len(started) == stopped_at < 500  # nothing taken after the interrupt
+
+
+def _mixed_tree(root: Path) -> Path:
+    """Runs of every shape the placing must keep in order: restarts, two files, a
+    purge, no points at all, a CSVLogger run, tags that differ from run to run."""
+    for version in range(6):
+        events = [simple(f"m{t}", s, version + s / 7 + t) for s in range(50) for t in range(3)]
+        write_events(root / f"version_{version}" / "events.out.tfevents.1", events)
+    write_events(
+        root / "version_6" / "events.out.tfevents.1",
+        [simple("loss", s, s) for s in range(30)] + [simple("loss", 10, -1.0)],  # a restart
+    )
+    write_events(root / "version_6" / "events.out.tfevents.2", [simple("acc", 3, 0.5)])
+    write_events(
+        root / "version_7" / "events.out.tfevents.1",
+        [simple("loss", s, s) for s in range(20)] + [session_start(5), simple("loss", 5, 9.0)],
+    )
+    write_events(root / "version_8" / "events.out.tfevents.1", [session_start(0)])  # no point
+    (root / "version_9").mkdir()
+    (root / "version_9" / "metrics.csv").write_text("epoch,step,val_loss\n0,9,0.25\n1,19,0.5\n")
+    write_events(root / "version_10" / "events.out.tfevents.1", [simple("other", 1, 2.0)])
+    return root
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_runs_placed_in_shared_columns_read_as_joined_ones(
+    tmp_path: Path, jobs: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _mixed_tree(tmp_path)
+    placed = tbexport.read_scalars(root, jobs=jobs)
+    if decode.scans_without_gil():  # threads: the columns are views of one reservation
+        step = placed["step"].to_numpy()
+        assert isinstance(step.base, np.ndarray) and len(step.base) > len(placed)
+    monkeypatch.setattr(placing, "_RESERVE_MAX_BYTES", 0)  # nothing reserved: joined
+    joined = tbexport.read_scalars(root, jobs=jobs)
+    assert joined["step"].to_numpy().base is None or len(joined) == len(
+        joined["step"].to_numpy().base
+    )
+    pd.testing.assert_frame_equal(placed, joined)
+    # the restart keeps loss 0..9 then 10; the purge keeps 0..4 then 5; epoch is a metric
+    assert len(placed) == 6 * 150 + (10 + 1 + 1) + (5 + 1) + 0 + 2 * 2 + 1
+
+
+def test_a_file_grown_past_its_reservation_stops_the_placing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _mixed_tree(tmp_path)
+    expected = tbexport.read_scalars(root, jobs=2)
+    # as if every file had been far smaller when its size was taken
+    monkeypatch.setattr(placing, "max_points", lambda path, size: 1)
+    placer_joined: list[object] = []
+    real_joined = placing.RunPlacer.joined
+
+    def joined(self: placing.RunPlacer) -> Any:
+        placer_joined.append(result := real_joined(self))
+        return result
+
+    monkeypatch.setattr(placing.RunPlacer, "joined", joined)
+    for jobs in (1, 2):
+        pd.testing.assert_frame_equal(tbexport.read_scalars(root, jobs=jobs), expected)
+    if decode.scans_without_gil():
+        assert placer_joined == [None, None]  # stopped: joined by copying, as before
+
+
+def test_no_file_holds_more_points_than_its_bound(tmp_path: Path) -> None:
+    # the densest encodings there are: many untagged values in one record (7 bytes
+    # each), and a CSVLogger row of one-character cells
+    dense = Event(step=1, summary=Summary(value=[Summary.Value(simple_value=1.0)] * 1000))
+    path = write_events(tmp_path / "run" / "events.out.tfevents.1", [dense])
+    csv = tmp_path / "csv" / "metrics.csv"
+    csv.parent.mkdir()
+    csv.write_text(
+        "step," + ",".join(f"m{i}" for i in range(50)) + "\n" + ("1" + ",1" * 50 + "\n") * 20
+    )
+    for file, points in ((path, 1000), (csv, 1000)):
+        read = decode.read_event_file(file)
+        assert sum(len(s.steps) for s in read.series.values()) == points
+        assert points <= decode.max_points(file, file.stat().st_size) < 1.2 * points + 20
