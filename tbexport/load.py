@@ -320,9 +320,10 @@ def _long_frame(
     run_of, tag_of, lengths = [], [], []
     for run_code, (_, by_tag) in enumerate(per_run):
         for tag, series in frame_order(by_tag):
-            steps.append(series.steps)
-            wall_times.append(series.wall_times)
-            values.append(series.values)
+            if joined is None:
+                steps.append(series.steps)
+                wall_times.append(series.wall_times)
+                values.append(series.values)
             run_of.append(run_code)
             tag_of.append(tag_codes[tag])
             lengths.append(len(series.steps))

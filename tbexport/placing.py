@@ -61,8 +61,8 @@ def whole_of(arrays: list[np.ndarray]) -> np.ndarray | None:
 class RunPlacer:
     """Places each run read in columns shared by all runs, in order, as soon as it can.
 
-    Columns are reserved for ``runs`` (in frame order) when there are two or more;
-    ``place()`` takes each run read, on the reader's thread.
+    ``runs`` are in frame order; columns are reserved for them when there are two or
+    more. ``place()`` takes each run read, on the reader's thread.
     """
 
     def __init__(self, runs: list[Run]) -> None:
@@ -72,20 +72,54 @@ class RunPlacer:
         self._next = 0  # index of the next run to place
         self._rows = 0  # rows placed, or being copied
         self._columns: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        self._stopped = False
-        if len(runs) < 2:
-            return  # one run's columns are viewed whole anyway
-        rows = sum(max_points(path, _size(path)) for run in runs for path in run.files)
-        if rows * _BYTES_PER_ROW <= _RESERVE_MAX_BYTES:
-            self._columns = (np.empty(rows, np.int64), np.empty(rows), np.empty(rows))
+        self._stopped = len(runs) < 2  # one run's columns are viewed whole anyway
+        self._to_reserve = [] if self._stopped else runs
+        self._reserving = threading.Lock()
 
     def place(self, result: _ReadRun) -> None:
         """Queue a run read; copy it, and any queued runs after it, once their places are known."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._waiting[self._index[result.run]] = result
+        if self._to_reserve:
+            self._reserve()
+        self._copy_ready()
+
+    def joined(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The steps, wall times and values of every run in order, once all are placed."""
+        self._copy_ready()  # runs queued while the columns were being reserved
+        with self._lock:
+            if self._columns is None or self._stopped or self._next < len(self._index):
+                return None
+            steps, walls, values = (column[: self._rows] for column in self._columns)
+            return steps, walls, values
+
+    def _reserve(self) -> None:
+        """Reserve the columns, on the thread of the first run read: the others read on
+        meanwhile, and queue their runs (the files' sizes take a system call each)."""
+        if not self._reserving.acquire(blocking=False):
+            return  # another thread reserves
+        try:
+            runs, self._to_reserve = self._to_reserve, []
+            if not runs:
+                return
+            rows = sum(max_points(path, _size(path)) for run in runs for path in run.files)
+            columns = None
+            if rows * _BYTES_PER_ROW <= _RESERVE_MAX_BYTES:
+                columns = (np.empty(rows, np.int64), np.empty(rows), np.empty(rows))
+            with self._lock:
+                self._columns, self._stopped = columns, columns is None
+        finally:
+            self._reserving.release()
+
+    def _copy_ready(self) -> None:
+        """Take the runs whose places are known now, and copy them outside the lock, so
+        that the threads copy side by side."""
         ready: list[tuple[_ReadRun, int]] = []
         with self._lock:
             if self._columns is None or self._stopped:
                 return
-            self._waiting[self._index[result.run]] = result
             capacity = len(self._columns[0])
             while self._next in self._waiting:
                 waiting = self._waiting.pop(self._next)
@@ -97,16 +131,8 @@ class RunPlacer:
                 self._rows += rows
                 self._next += 1
             columns = self._columns
-        for waiting, start in ready:  # outside the lock: the threads copy side by side
+        for waiting, start in ready:
             waiting.series = _copied(waiting.series, columns, start)
-
-    def joined(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """The steps, wall times and values of every run in order, once all are placed."""
-        with self._lock:
-            if self._columns is None or self._stopped or self._next < len(self._index):
-                return None
-            steps, walls, values = (column[: self._rows] for column in self._columns)
-            return steps, walls, values
 
 
 def _copied(
