@@ -6,7 +6,7 @@ import functools
 import os
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .exceptions import NoEventFilesError, PathNotFoundError
@@ -14,6 +14,7 @@ from .exceptions import NoEventFilesError, PathNotFoundError
 __all__ = ["Run", "as_list", "find_runs", "is_event_file", "iter_runs", "run_order"]
 
 PathLike = str | os.PathLike[str]
+HPARAMS_FILE = "hparams.yaml"  # what Lightning's loggers write beside the metrics
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,8 @@ class Run:
 
     name: str
     files: tuple[Path, ...]
+    # whether the walk saw a Lightning hparams.yaml beside the files (None: not looked)
+    hparams_yaml: bool | None = None
 
 
 def is_event_file(name: str) -> bool:
@@ -55,14 +58,14 @@ def find_runs(paths: PathLike | Sequence[PathLike]) -> list[Run]:
     for root in roots:
         for run in iter_runs(root):
             if len(roots) > 1:  # overlapping roots could name the same file twice
-                run = Run(run.name, tuple(f for f in run.files if f.resolve() not in seen))
+                run = replace(run, files=tuple(f for f in run.files if f.resolve() not in seen))
                 seen.update(f.resolve() for f in run.files)
             if run.files:
                 found.append((root, run))
     names = [run.name for _, run in found]
     if len(set(names)) < len(names):
         # Two roots hold runs of the same relative name: fall back to the paths as given.
-        found = [(root, Run(_given_path(root, run.name), run.files)) for root, run in found]
+        found = [(root, replace(run, name=_given_path(root, run.name))) for root, run in found]
     return sorted((run for _, run in found), key=run_order)
 
 
@@ -74,8 +77,9 @@ def iter_runs(root: PathLike) -> Iterator[Run]:
     """
     root = Path(root)
     base = root.parent if root.is_file() else root
-    for relative, files in _runs_under(root):
-        yield Run(relative or _display_name(base), tuple(sorted(files, key=lambda f: f.name)))
+    for relative, files, hparams_yaml in _runs_under(root):
+        name = relative or _display_name(base)
+        yield Run(name, tuple(sorted(files, key=lambda f: f.name)), hparams_yaml)
 
 
 def run_order(run: Run) -> tuple[tuple[int, int | str], ...]:
@@ -83,27 +87,30 @@ def run_order(run: Run) -> tuple[tuple[int, int | str], ...]:
     return natural_key(run.name)
 
 
-def _runs_under(root: Path) -> Iterator[tuple[str, list[Path]]]:
-    """Run directories under ``root`` (relative to it, "" for itself) with their files."""
+def _runs_under(root: Path) -> Iterator[tuple[str, list[Path], bool | None]]:
+    """Run directories under ``root`` (relative to it, "" for itself) with their files,
+    and whether each holds an hparams.yaml (None: a file given, its directory not looked at)."""
     if not root.exists():
         raise PathNotFoundError(f"path does not exist: {root}")
     if root.is_file():
-        yield "", [root]
+        yield "", [root], None
         return
     top = os.fspath(root)
     found = False
-    for directory, names in _directories_with_runs(top):
+    for directory, names, hparams_yaml in _directories_with_runs(top):
         relative = directory[len(top) :].lstrip(os.sep)  # directory is top joined with more
         found = True
-        yield relative.replace(os.sep, "/"), [Path(directory, name) for name in names]
+        paths = [Path(directory, name) for name in names]
+        yield relative.replace(os.sep, "/"), paths, hparams_yaml
     if not found:
         raise NoEventFilesError(
             f"no TensorBoard event files (*tfevents*) or CSVLogger metrics.csv under {root}"
         )
 
 
-def _directories_with_runs(top: str) -> Iterator[tuple[str, list[str]]]:
-    """``top`` and the directories below it, in natural order, with their run files.
+def _directories_with_runs(top: str) -> Iterator[tuple[str, list[str], bool]]:
+    """``top`` and the directories below it, in natural order, with their run files
+    (and whether an hparams.yaml is among the files).
 
     Like ``os.walk`` (symlinked directories are not entered, unreadable ones are
     skipped) but on strings: pathlib objects for every directory cost ~5 ms a sweep.
@@ -127,7 +134,7 @@ def _directories_with_runs(top: str) -> Iterator[tuple[str, list[str]]]:
     if not names and "metrics.csv" in files:  # a Lightning CSVLogger run
         names = ["metrics.csv"]
     if names:
-        yield top, names
+        yield top, names, HPARAMS_FILE in files
     for name in sorted(below, key=natural_key):
         yield from _directories_with_runs(os.path.join(top, name))
 

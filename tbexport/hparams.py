@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from .decode import HParam
+from .discover import HPARAMS_FILE
 
 __all__ = ["check_name_by", "hparams_frame", "read_hparams_yaml", "run_labels"]
 
@@ -36,16 +37,25 @@ def _lenient_loader() -> type[Any]:
     return LenientLoader
 
 
-def read_hparams_yaml(run_dir: Path) -> dict[str, HParam]:
-    """``hparams.yaml`` in ``run_dir`` flattened to ``{"optimizer.lr": 0.001}``; {} if none."""
-    path = run_dir / "hparams.yaml"
-    if not path.is_file():
+def read_hparams_yaml(run_dir: Path, exists: bool | None = None) -> dict[str, HParam]:
+    """``hparams.yaml`` in ``run_dir`` flattened to ``{"optimizer.lr": 0.001}``; {} if none.
+
+    ``exists``: whether the directory's listing showed one (None: look).
+    """
+    if exists is False:
+        return {}
+    path = run_dir / HPARAMS_FILE
+    if exists is None and not path.is_file():
+        return {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):  # gone since the listing, or not a file
         return {}
     import yaml
 
     try:
-        loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_lenient_loader())
-    except (yaml.YAMLError, UnicodeDecodeError):
+        loaded = yaml.load(text, Loader=_lenient_loader())
+    except yaml.YAMLError:
         return {}
     return _flatten(loaded) if isinstance(loaded, dict) else {}
 

@@ -192,7 +192,7 @@ def read_run(
     ]
     corruptions: list[Corruption] = []
     truncated: dict[str, int] = {}
-    hparams = read_hparams_yaml(run.files[0].parent)
+    hparams = read_hparams_yaml(run.files[0].parent, run.hparams_yaml)
     for result in results:
         _check_file(result, strict=strict, explicit=result.path in explicit_files)
         corruptions.extend(result.corruptions)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tbexport import find_runs
+from tbexport import find_runs, load_scalars
 from tbexport.exceptions import NoEventFilesError, PathNotFoundError
 
 from .builders import file_version, simple, write_events
@@ -91,3 +91,23 @@ def test_natural_order_is_total() -> None:
     assert sorted(names, key=natural_key) == expected
     # names equal but for leading zeros never depend on the order they came in
     assert sorted(reversed(names), key=natural_key) == expected
+
+
+def test_the_walk_notes_which_runs_have_an_hparams_yaml(tmp_path: Path) -> None:
+    from tbexport.discover import Run
+    from tbexport.hparams import read_hparams_yaml
+
+    for name in ("with", "without"):
+        write_events(tmp_path / name / "events.out.tfevents.1", [simple("loss", 0, 1.0)])
+    (tmp_path / "with" / "hparams.yaml").write_text("lr: 0.5\n")
+    runs = {run.name: run for run in find_runs(tmp_path)}
+    assert runs["with"].hparams_yaml is True and runs["without"].hparams_yaml is False
+    given = find_runs(tmp_path / "with" / "events.out.tfevents.1")[0]
+    assert given.hparams_yaml is None  # a file given: its directory was not listed
+    assert read_hparams_yaml(tmp_path / "with", given.hparams_yaml) == {"lr": 0.5}
+    assert read_hparams_yaml(tmp_path / "with", False) == {}  # taken from the listing
+    (tmp_path / "with" / "hparams.yaml").unlink()  # gone since the listing
+    assert read_hparams_yaml(tmp_path / "with", True) == {}
+    (tmp_path / "with" / "hparams.yaml").write_text("lr: 0.25\n")
+    assert load_scalars(tmp_path).hparams == {"with": {"lr": 0.25}}
+    assert Run("r", ()).hparams_yaml is None  # runs built by hand: looked up when read
