@@ -33,7 +33,7 @@ from .exceptions import (
 )
 from .hparams import hparams_frame, read_hparams_yaml
 from .parallel import default_jobs, map_in_order
-from .placing import RunPlacer, frame_order, whole_of
+from .placing import Placed, RunPlacer, frame_order, whole_of
 from .records import Corruption
 
 __all__ = ["COLUMNS", "ScalarData", "load_scalars", "read_hparams", "read_scalars"]
@@ -143,21 +143,26 @@ def load_scalars(
         done=done,
     )
     ordered = list(results)  # in find_runs' order, which the placed columns follow
+    joined = placer.joined() if placer is not None else None
     data = ScalarData(frame=pd.DataFrame(), runs=[result.run for result in ordered])
-    per_run: list[tuple[str, dict[str, Series]]] = []
-    for result in ordered:
+    pieces: list[tuple[int, str, int, Series | None]] = []  # run, tag, points, series
+    for code, result in enumerate(ordered):
         data.corruptions.extend(result.corruptions)
         data.truncated.update(result.truncated)
         if result.hparams:
             data.hparams[result.run.name] = result.hparams
-        per_run.append((result.run.name, result.series))
-    data.tags_seen = {
-        tag for _, by_tag in per_run for tag, series in by_tag.items() if len(series.steps)
-    }
+        if result.placed is not None and joined is None:  # the placing stopped: join
+            assert placer is not None
+            result.series, result.placed = placer.series_of(result.placed), None
+        if result.placed is not None:
+            pieces += [(code, tag, length, None) for tag, length in result.placed.lengths]
+        else:
+            pieces += [(code, tag, len(s.steps), s) for tag, s in frame_order(result.series)]
+    data.tags_seen = {tag for _, tag, _, _ in pieces}
     if tags and not data.tags_seen:
         raise NoMatchingTagsError(f"no scalar tag matches {', '.join(repr(t) for t in tags)}")
-    joined = placer.joined() if placer is not None else None
-    data.frame = _long_frame(per_run, data.tags_seen, jobs, joined)
+    names = [run.name for run in data.runs]
+    data.frame = _long_frame(names, pieces, data.tags_seen, jobs, joined)
     return data
 
 
@@ -171,6 +176,7 @@ class RunScalars:
     truncated: dict[str, int]
     hparams: dict[str, HParam]
     bytes_read: int = 0
+    placed: Placed | None = None  # where its points went, when copied into shared columns
 
 
 def read_run(
@@ -304,29 +310,35 @@ def superseded_mask(steps: np.ndarray, purges: Sequence[tuple[int, int]] = ()) -
 
 
 def _long_frame(
-    per_run: list[tuple[str, dict[str, Series]]],
+    run_names: list[str],
+    pieces: list[tuple[int, str, int, Series | None]],
     tags: set[str],
     jobs: int | None = None,
     joined: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """One frame of every run's series (``tags``: their union), runs then tags in order.
 
-    ``joined``: the step, wall time and value columns, when the runs were placed in them.
+    ``pieces``: (run code, tag, points, series) in frame order; ``joined``: the step,
+    wall time and value columns, when the runs were placed in them (series None).
     """
-    run_names = [name for name, _ in per_run]
     tag_names = sorted(tags, key=natural_key)
     tag_codes = {tag: i for i, tag in enumerate(tag_names)}
-    steps, wall_times, values = [], [], []
-    run_of, tag_of, lengths = [], [], []
-    for run_code, (_, by_tag) in enumerate(per_run):
-        for tag, series in frame_order(by_tag):
-            if joined is None:
-                steps.append(series.steps)
-                wall_times.append(series.wall_times)
-                values.append(series.values)
-            run_of.append(run_code)
-            tag_of.append(tag_codes[tag])
-            lengths.append(len(series.steps))
+    run_of = [code for code, _, _, _ in pieces]
+    tag_of = [tag_codes[tag] for _, tag, _, _ in pieces]
+    lengths = [length for _, _, length, _ in pieces]
+    if joined is None:
+        series = [s for _, _, _, s in pieces if s is not None]
+        joined_columns = _join_columns(
+            {
+                "step": [s.steps for s in series],
+                "wall_time": [s.wall_times for s in series],
+                "value": [s.values for s in series],
+            },
+            {"step": np.int64, "wall_time": np.float64, "value": np.float64},
+            jobs,
+        )
+    else:
+        joined_columns = dict(zip(("step", "wall_time", "value"), joined, strict=True))
     run_codes = np.repeat(np.array(run_of, dtype=_code_dtype(len(run_names))), lengths)
     tag_codes_column = np.repeat(np.array(tag_of, dtype=_code_dtype(len(tag_names))), lengths)
     return pd.DataFrame(
@@ -334,15 +346,7 @@ def _long_frame(
         data={
             "run": pd.Categorical.from_codes(run_codes, categories=pd.Index(run_names)),
             "tag": pd.Categorical.from_codes(tag_codes_column, categories=pd.Index(tag_names)),
-            **(
-                dict(zip(("step", "wall_time", "value"), joined, strict=True))
-                if joined is not None
-                else _join_columns(
-                    {"step": steps, "wall_time": wall_times, "value": values},
-                    {"step": np.int64, "wall_time": np.float64, "value": np.float64},
-                    jobs,
-                )
-            ),
+            **joined_columns,
         },
     )
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -23,7 +24,7 @@ import numpy as np
 from .decode import Series, _fastscan, max_points
 from .discover import Run, natural_key
 
-__all__ = ["RunPlacer", "frame_order", "whole_of"]
+__all__ = ["Placed", "RunPlacer", "frame_order", "whole_of"]
 
 # Reserve columns only up to this many bytes of address space (only what is filled is
 # ever touched, but a reservation beyond the machine's memory may be refused).
@@ -31,9 +32,18 @@ _RESERVE_MAX_BYTES = 2 << 30
 _BYTES_PER_ROW = 24  # step, wall time and value: 8 bytes each
 
 
+@dataclass
+class Placed:
+    """Where a run's points went: from row ``start``, each tag's count in frame order."""
+
+    start: int
+    lengths: list[tuple[str, int]]
+
+
 class _ReadRun(Protocol):
     run: Run
-    series: dict[str, Series]
+    series: dict[str, Series]  # emptied once placed
+    placed: Placed | None
 
 
 def frame_order(by_tag: dict[str, Series]) -> list[tuple[str, Series]]:
@@ -132,17 +142,30 @@ class RunPlacer:
                 self._next += 1
             columns = self._columns
         for waiting, start in ready:
-            waiting.series = _copied(waiting.series, columns, start)
+            # its own buffers go now, on this thread, for its next scans to reuse
+            waiting.placed = _copied(waiting.series, columns, start)
+            waiting.series = {}
+
+    def series_of(self, placed: Placed) -> dict[str, Series]:
+        """A placed run's series again, as views of the columns (to join them after all)."""
+        assert self._columns is not None
+        steps, walls, values = self._columns
+        series: dict[str, Series] = {}
+        row = placed.start
+        for tag, length in placed.lengths:
+            rows = slice(row, row + length)
+            series[tag] = Series(steps[rows], walls[rows], values[rows])
+            row = rows.stop
+        return series
 
 
-def _copied(
-    by_tag: dict[str, Series], columns: tuple[np.ndarray, ...], start: int
-) -> dict[str, Series]:
-    """The run's series copied to ``columns`` from row ``start``, as views of them."""
+def _copied(by_tag: dict[str, Series], columns: tuple[np.ndarray, ...], start: int) -> Placed:
+    """The run's series copied to ``columns`` from row ``start``."""
     ordered = frame_order(by_tag)
+    lengths = [(tag, len(series.steps)) for tag, series in ordered]
     if not ordered:
-        return by_tag
-    end = start + sum(len(series.steps) for _, series in ordered)
+        return Placed(start, lengths)
+    end = start + sum(length for _, length in lengths)
     pieces = tuple(
         tuple(getattr(series, name) for _, series in ordered)
         for name in ("steps", "wall_times", "values")
@@ -152,13 +175,7 @@ def _copied(
     else:
         for column, column_pieces in zip(columns, pieces, strict=True):
             np.concatenate(column_pieces, out=column[start:end])
-    placed: dict[str, Series] = {}
-    row = start
-    for tag, series in ordered:
-        rows = slice(row, row + len(series.steps))
-        placed[tag] = Series(columns[0][rows], columns[1][rows], columns[2][rows])
-        row = rows.stop
-    return placed
+    return Placed(start, lengths)
 
 
 def _size(path: Path) -> int:

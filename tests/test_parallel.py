@@ -251,25 +251,29 @@ def test_runs_placed_in_shared_columns_read_as_joined_ones(
     assert len(placed) == 6 * 150 + (10 + 1 + 1) + (5 + 1) + 0 + 2 * 2 + 1
 
 
+@pytest.mark.parametrize("bound", [1, 60])
 def test_a_file_grown_past_its_reservation_stops_the_placing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, bound: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = _mixed_tree(tmp_path)
     expected = tbexport.read_scalars(root, jobs=2)
-    # as if every file had been far smaller when its size was taken
-    monkeypatch.setattr(placing, "max_points", lambda path, size: 1)
-    placer_joined: list[object] = []
-    real_joined = placing.RunPlacer.joined
+    # As if every file had been smaller when its size was taken. 12 files of 60 points
+    # at most: the first four runs (150 points each) are placed, the fifth does not fit.
+    monkeypatch.setattr(placing, "max_points", lambda path, size: bound)
+    placed_runs: list[int] = []
+    real_series_of = placing.RunPlacer.series_of
 
-    def joined(self: placing.RunPlacer) -> Any:
-        placer_joined.append(result := real_joined(self))
-        return result
+    def series_of(self: placing.RunPlacer, placed: placing.Placed) -> Any:
+        placed_runs.append(placed.start)
+        return real_series_of(self, placed)
 
-    monkeypatch.setattr(placing.RunPlacer, "joined", joined)
+    monkeypatch.setattr(placing.RunPlacer, "series_of", series_of)
     for jobs in (1, 2):
-        pd.testing.assert_frame_equal(tbexport.read_scalars(root, jobs=jobs), expected)
-    if decode.scans_without_gil():
-        assert placer_joined == [None, None]  # stopped: joined by copying, as before
+        data = tbexport.load_scalars(root, jobs=jobs)
+        pd.testing.assert_frame_equal(data.frame, expected)
+        assert not np.shares_memory(data.frame["value"].to_numpy(), expected["value"].to_numpy())
+    if decode.scans_without_gil():  # placed runs are joined from their places
+        assert placed_runs == ([] if bound == 1 else [0, 150, 300, 450] * 2)
 
 
 def test_no_file_holds_more_points_than_its_bound(tmp_path: Path) -> None:
