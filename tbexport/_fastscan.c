@@ -19,6 +19,7 @@
 #ifndef _WIN32
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #endif
@@ -1548,6 +1549,101 @@ static PyObject *read_small(PyObject *self, PyObject *args) {
     block->size = (Py_ssize_t)got;
     return (PyObject *)block;
 }
+
+/* What a directory entry is to the walk: 'd' a directory to enter, 'f' anything else
+   but a link to a directory, which is left out ('s'), as os.walk leaves it. Errors
+   make a file, as os.scandir's is_dir() does. */
+static char entry_kind(int dir_fd, const struct dirent *entry) {
+    unsigned char type = entry->d_type;
+    struct stat st;
+    if (type == DT_UNKNOWN) { /* file systems that do not say: ask */
+        if (fstatat(dir_fd, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) return 'f';
+        if (!S_ISLNK(st.st_mode)) return S_ISDIR(st.st_mode) ? 'd' : 'f';
+        type = DT_LNK;
+    }
+    if (type == DT_DIR) return 'd';
+    if (type == DT_LNK)
+        return fstatat(dir_fd, entry->d_name, &st, 0) == 0 && S_ISDIR(st.st_mode) ? 's' : 'f';
+    return 'f';
+}
+
+/* Appends the entries of one directory to `out` as kind, name, NUL; then 'E' (listed)
+   or 'X' (unreadable: left out whole, as a failed os.scandir). 0: out of memory. */
+static int list_one(const char *path, Buf *out) {
+    DIR *dir = opendir(path);
+    if (!dir) return buf_push(out, "X", 1);
+    size_t listed = out->used;
+    struct dirent *entry;
+    errno = 0;
+    while ((entry = readdir(dir))) {
+        const char *name = entry->d_name;
+        if (name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2]))) continue;
+        char kind = entry_kind(dirfd(dir), entry);
+        if (kind == 's') continue;
+        if (!buf_push(out, &kind, 1) || !buf_push(out, name, strlen(name) + 1)) {
+            closedir(dir);
+            return 0;
+        }
+        errno = 0;
+    }
+    int failed = errno != 0;
+    closedir(dir);
+    if (failed) out->used = listed; /* a read error midway: as if unreadable */
+    return buf_push(out, failed ? "X" : "E", 1);
+}
+
+/* list_dirs(paths) -> [(files, directories) | None]: the entries of each directory,
+   read in one release of the GIL for them all. files: every entry that is not a
+   directory; directories: the subdirectories to walk into (links to directories are
+   in neither); None: the directory could not be read. */
+static PyObject *list_dirs(PyObject *self, PyObject *args) {
+    PyObject *paths, *encoded = NULL, *result = NULL, *files = NULL, *dirs = NULL;
+    if (!PyArg_ParseTuple(args, "O!", &PyList_Type, &paths)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(paths);
+    if (!(encoded = PyList_New(n))) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *bytes = NULL;
+        if (!PyUnicode_FSConverter(PyList_GET_ITEM(paths, i), &bytes)) goto done;
+        PyList_SET_ITEM(encoded, i, bytes);
+    }
+    Buf out = {0};
+    int ok = 1;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; ok && i < n; i++) ok = list_one(PyBytes_AS_STRING(PyList_GET_ITEM(encoded, i)), &out);
+    Py_END_ALLOW_THREADS
+    if (!ok) { PyErr_NoMemory(); free(out.data); goto done; }
+    if (!(result = PyList_New(n))) { free(out.data); goto done; }
+    const char *at = out.data, *end = out.data + out.used;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!(files = PyList_New(0)) || !(dirs = PyList_New(0))) goto failed;
+        while (at < end && *at != 'E' && *at != 'X') {
+            size_t length = strlen(at + 1);
+            PyObject *name = PyUnicode_DecodeFSDefaultAndSize(at + 1, (Py_ssize_t)length);
+            if (!name || PyList_Append(*at == 'd' ? dirs : files, name) < 0) {
+                Py_XDECREF(name);
+                goto failed;
+            }
+            Py_DECREF(name);
+            at += length + 2;
+        }
+        PyObject *listing = *at == 'X' ? Py_NewRef(Py_None) : PyTuple_Pack(2, files, dirs);
+        at++;
+        Py_CLEAR(files);
+        Py_CLEAR(dirs);
+        if (!listing) goto failed;
+        PyList_SET_ITEM(result, i, listing);
+    }
+    free(out.data);
+    goto done;
+failed:
+    free(out.data);
+    Py_XDECREF(files);
+    Py_XDECREF(dirs);
+    Py_CLEAR(result);
+done:
+    Py_DECREF(encoded);
+    return result;
+}
 #endif
 
 static PyObject *py_masked_crc32c(PyObject *self, PyObject *args) {
@@ -1566,6 +1662,7 @@ static PyMethodDef methods[] = {
     {"join", join, METH_VARARGS, "Copy pieces one after the other into destinations."},
 #ifndef _WIN32
     {"read_small", read_small, METH_VARARGS, "A small file's bytes, read in one GIL release."},
+    {"list_dirs", list_dirs, METH_VARARGS, "Directories' entries, read in one GIL release."},
 #endif
     {"masked_crc32c", py_masked_crc32c, METH_VARARGS, "Masked CRC32C, as TFRecord stores it."},
     {"csv_rows", csv_rows, METH_VARARGS, "CSV lines of a step and float columns."},

@@ -8,8 +8,15 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import ModuleType
 
 from .exceptions import NoEventFilesError, PathNotFoundError
+
+_fastscan: ModuleType | None
+try:
+    from . import _fastscan  # type: ignore[attr-defined,no-redef]
+except ImportError:  # built without a C compiler: directories are listed by os.scandir
+    _fastscan = None
 
 __all__ = ["Run", "as_list", "find_runs", "is_event_file", "iter_runs", "run_order"]
 
@@ -56,7 +63,7 @@ def find_runs(paths: PathLike | Sequence[PathLike]) -> list[Run]:
     found: list[tuple[Path, Run]] = []
     seen: set[Path] = set()
     for root in roots:
-        for run in iter_runs(root):
+        for run in _runs(root, batched=True):  # (sorted below: the walk's order is no matter)
             if len(roots) > 1:  # overlapping roots could name the same file twice
                 run = replace(run, files=tuple(f for f in run.files if f.resolve() not in seen))
                 seen.update(f.resolve() for f in run.files)
@@ -72,14 +79,18 @@ def find_runs(paths: PathLike | Sequence[PathLike]) -> list[Run]:
 def iter_runs(root: PathLike) -> Iterator[Run]:
     """The runs under one root, as :func:`find_runs` names them, while they are found.
 
-    The order is the walk's (parents before their subdirectories): sort by
-    :func:`run_order` for :func:`find_runs`' order.
+    Reading can start before the walk ends; the order is the walk's (parents before
+    their subdirectories): sort by :func:`run_order` for :func:`find_runs`' order.
     """
+    return _runs(root, batched=False)
+
+
+def _runs(root: PathLike, *, batched: bool) -> Iterator[Run]:
     root = Path(root)
     base = root.parent if root.is_file() else root
-    for relative, files, hparams_yaml in _runs_under(root):
+    for relative, files, hparams_yaml in _runs_under(root, batched=batched):
         name = relative or _display_name(base)
-        yield Run(name, tuple(sorted(files, key=lambda f: f.name)), hparams_yaml)
+        yield Run(name, tuple(Path(path) for path in sorted(files)), hparams_yaml)
 
 
 def run_order(run: Run) -> tuple[tuple[int, int | str], ...]:
@@ -87,20 +98,24 @@ def run_order(run: Run) -> tuple[tuple[int, int | str], ...]:
     return natural_key(run.name)
 
 
-def _runs_under(root: Path) -> Iterator[tuple[str, list[Path], bool | None]]:
+def _runs_under(root: Path, *, batched: bool) -> Iterator[tuple[str, list[str], bool | None]]:
     """Run directories under ``root`` (relative to it, "" for itself) with their files,
-    and whether each holds an hparams.yaml (None: a file given, its directory not looked at)."""
+    and whether each holds an hparams.yaml (None: a file given, its directory not looked at).
+
+    ``batched``: list the directories a level at a time, in no set order (faster).
+    """
     if not root.exists():
         raise PathNotFoundError(f"path does not exist: {root}")
     if root.is_file():
-        yield "", [root], None
+        yield "", [os.fspath(root)], None
         return
     top = os.fspath(root)
     found = False
-    for directory, names, hparams_yaml in _directories_with_runs(top):
+    walk = _all_directories_with_runs(top) if batched else _directories_with_runs(top)
+    for directory, names, hparams_yaml in walk:
         relative = directory[len(top) :].lstrip(os.sep)  # directory is top joined with more
         found = True
-        paths = [Path(directory, name) for name in names]
+        paths = [os.path.join(directory, name) for name in names]
         yield relative.replace(os.sep, "/"), paths, hparams_yaml
     if not found:
         raise NoEventFilesError(
@@ -115,10 +130,55 @@ def _directories_with_runs(top: str) -> Iterator[tuple[str, list[str], bool]]:
     Like ``os.walk`` (symlinked directories are not entered, unreadable ones are
     skipped) but on strings: pathlib objects for every directory cost ~5 ms a sweep.
     """
+    listing = _list_dirs([top])[0]
+    if listing is None:
+        return
+    files, below = listing
+    if names := _run_files(files):
+        yield top, names, HPARAMS_FILE in files
+    for name in sorted(below, key=natural_key):
+        yield from _directories_with_runs(os.path.join(top, name))
+
+
+def _all_directories_with_runs(top: str) -> list[tuple[str, list[str], bool]]:
+    """What :func:`_directories_with_runs` yields, in no set order, level by level: a
+    level's directories are listed in one call (in C: one release of the GIL)."""
+    found = []
+    level = [top]
+    while level:
+        below_level = []
+        for directory, listing in zip(level, _list_dirs(level), strict=True):
+            if listing is None:
+                continue
+            files, below = listing
+            if names := _run_files(files):
+                found.append((directory, names, HPARAMS_FILE in files))
+            below_level += [os.path.join(directory, name) for name in below]
+        level = below_level
+    return found
+
+
+def _run_files(files: list[str]) -> list[str]:
+    """The files that make a directory a run: event files, or a CSVLogger metrics.csv."""
+    names = [name for name in files if is_event_file(name)]
+    if not names and "metrics.csv" in files:
+        names = ["metrics.csv"]
+    return names
+
+
+def _list_dirs(paths: list[str]) -> list[tuple[list[str], list[str]] | None]:
+    """Each directory's (files, subdirectories to walk into); None if unreadable."""
+    if _fastscan is not None and hasattr(_fastscan, "list_dirs"):
+        listed: list[tuple[list[str], list[str]] | None] = _fastscan.list_dirs(paths)
+        return listed
+    return [_list_dir(path) for path in paths]
+
+
+def _list_dir(path: str) -> tuple[list[str], list[str]] | None:
     files: list[str] = []
     below: list[str] = []
     try:
-        with os.scandir(top) as entries:
+        with os.scandir(path) as entries:
             for entry in entries:
                 try:
                     is_directory = entry.is_dir()
@@ -126,17 +186,11 @@ def _directories_with_runs(top: str) -> Iterator[tuple[str, list[str], bool]]:
                     is_directory = False
                 if not is_directory:
                     files.append(entry.name)
-                elif not entry.is_symlink():
+                elif not entry.is_symlink():  # a link to a directory is neither
                     below.append(entry.name)
     except OSError:
-        return
-    names = [name for name in files if is_event_file(name)]
-    if not names and "metrics.csv" in files:  # a Lightning CSVLogger run
-        names = ["metrics.csv"]
-    if names:
-        yield top, names, HPARAMS_FILE in files
-    for name in sorted(below, key=natural_key):
-        yield from _directories_with_runs(os.path.join(top, name))
+        return None
+    return files, below
 
 
 def _display_name(directory: Path) -> str:

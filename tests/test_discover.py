@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,64 @@ def test_the_walk_notes_which_runs_have_an_hparams_yaml(tmp_path: Path) -> None:
     (tmp_path / "with" / "hparams.yaml").write_text("lr: 0.25\n")
     assert load_scalars(tmp_path).hparams == {"with": {"lr": 0.25}}
     assert Run("r", ()).hparams_yaml is None  # runs built by hand: looked up when read
+
+
+def _tricky_tree(root: Path) -> Path:
+    """Runs nested in runs, links of every kind, a CSVLogger run, a non-UTF-8 name."""
+    _event_file(root / "version_0")
+    _event_file(root / "version_0" / "nested" / "deeper")
+    _event_file(root / "a-x")
+    (root / "csv").mkdir()
+    (root / "csv" / "metrics.csv").write_text("step,loss\n0,1.0\n")
+    (root / "version_0" / "dir_link").symlink_to(root / "a-x")  # not entered
+    (root / "linked_file").mkdir()
+    (root / "linked_file" / "events.out.tfevents.9").symlink_to(
+        next((root / "a-x").iterdir())
+    )  # a link to a file is a file
+    (root / "broken").mkdir()
+    (root / "broken" / "events.out.tfevents.8").symlink_to(root / "gone")  # still a file
+    (root / "empty_dir").mkdir()
+    odd = os.fsdecode(b"run_\xff")  # not UTF-8: surrogate-escaped, as os.listdir gives it
+    _event_file(root / odd)
+    return root
+
+
+def test_the_c_listing_and_os_scandir_agree(tmp_path: Path) -> None:
+    from tbexport import discover
+
+    if discover._fastscan is None or not hasattr(discover._fastscan, "list_dirs"):
+        pytest.skip("C extension not built")
+    root = _tricky_tree(tmp_path)
+    directories = [str(root), *(str(p) for p in root.rglob("*") if p.is_dir())]
+    directories.append(str(root / "gone"))  # unreadable: None from both
+    in_c = discover._fastscan.list_dirs(directories)
+    in_python = [discover._list_dir(path) for path in directories]
+    assert [None if x is None else (sorted(x[0]), sorted(x[1])) for x in in_c] == [
+        None if x is None else (sorted(x[0]), sorted(x[1])) for x in in_python
+    ]
+    assert in_c[-1] is None and in_c[0] is not None
+    assert sorted(in_c[0][1]) == sorted(
+        ["a-x", "broken", "csv", "empty_dir", "linked_file", os.fsdecode(b"run_\xff"), "version_0"]
+    )
+
+
+def test_the_batched_walk_finds_what_the_walk_in_order_finds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tbexport import discover
+    from tbexport.discover import iter_runs, run_order
+
+    root = _tricky_tree(tmp_path)
+    walked = sorted(iter_runs(root), key=run_order)
+    assert find_runs(root) == walked
+    monkeypatch.setattr(discover, "_fastscan", None)  # listed by os.scandir
+    assert find_runs(root) == walked == sorted(iter_runs(root), key=run_order)
+    assert [run.name for run in walked] == [
+        "a-x",
+        "broken",
+        "csv",
+        "linked_file",
+        os.fsdecode(b"run_\xff"),
+        "version_0",
+        "version_0/nested/deeper",
+    ]
