@@ -1151,11 +1151,30 @@ done:
 
 
 /*
- * join(pieces, destinations, start): each tuple of pieces in pieces[c] copied one after
- * the other into destinations[c] from byte `start`, with one release of the GIL for all
- * (numpy's copies release and take it back for every piece: with threads, each is a
- * hand-over the other threads wait for).
+ * join(pieces, destinations, start): each tuple of pieces in pieces[c] written one after
+ * the other into destinations[c] from row `start` (rows of the destination's item size),
+ * with one release of the GIL for all. A piece is a buffer, copied, or a (value, rows)
+ * pair: `rows` rows of the integer `value` (a run's or a tag's code). (numpy's copies
+ * release and take the GIL back for every piece: with threads, each is a hand-over the
+ * other threads wait for.)
  */
+typedef struct {
+    const void *from; /* NULL: a fill */
+    long long value;
+    Py_ssize_t bytes;
+} Piece;
+
+static void fill_items(char *to, Py_ssize_t item, long long value, Py_ssize_t rows) {
+    for (Py_ssize_t r = 0; r < rows; r++, to += item) {
+        switch (item) {
+        case 1: *(int8_t *)to = (int8_t)value; break;
+        case 2: *(int16_t *)to = (int16_t)value; break;
+        case 4: *(int32_t *)to = (int32_t)value; break;
+        default: *(int64_t *)to = (int64_t)value; break;
+        }
+    }
+}
+
 static PyObject *join(PyObject *self, PyObject *args) {
     PyObject *pieces, *destinations, *result = NULL;
     Py_ssize_t start, columns, total = 0;
@@ -1170,46 +1189,73 @@ static PyObject *join(PyObject *self, PyObject *args) {
     for (Py_ssize_t c = 0; c < columns; c++) {
         PyObject *column = PyTuple_GET_ITEM(pieces, c);
         if (!PyTuple_Check(column)) {
-            PyErr_SetString(PyExc_TypeError, "join: pieces must be tuples of buffers");
+            PyErr_SetString(PyExc_TypeError, "join: pieces must be tuples");
             return NULL;
         }
         total += PyTuple_GET_SIZE(column);
     }
-    /* the pieces' views, then the destinations' */
+    /* the copied pieces' views, then the destinations' */
     Py_buffer *views = PyMem_Calloc((size_t)(total + columns) + 1, sizeof(Py_buffer));
-    if (!views) return PyErr_NoMemory();
+    Piece *items = PyMem_Calloc((size_t)total + 1, sizeof(Piece));
+    if (!views || !items) { PyErr_NoMemory(); goto done; }
     Py_ssize_t at = 0;
     for (Py_ssize_t c = 0; c < columns; c++) {
         Py_buffer *out = &views[total + c];
-        if (PyObject_GetBuffer(PyTuple_GET_ITEM(destinations, c), out, PyBUF_WRITABLE) < 0)
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(destinations, c), out,
+                               PyBUF_WRITABLE | PyBUF_FORMAT) < 0)
             goto done;
+        Py_ssize_t item = out->itemsize;
+        if (item != 1 && item != 2 && item != 4 && item != 8) {
+            PyErr_SetString(PyExc_ValueError, "join: destinations of 1, 2, 4 or 8-byte items");
+            goto done;
+        }
         PyObject *column = PyTuple_GET_ITEM(pieces, c);
         Py_ssize_t end = start;
         for (Py_ssize_t p = 0; p < PyTuple_GET_SIZE(column); p++, at++) {
-            if (PyObject_GetBuffer(PyTuple_GET_ITEM(column, p), &views[at], PyBUF_SIMPLE) < 0)
+            PyObject *piece = PyTuple_GET_ITEM(column, p);
+            Py_ssize_t rows;
+            if (PyTuple_Check(piece)) {
+                if (!PyArg_ParseTuple(piece, "Ln", &items[at].value, &rows)) goto done;
+                if (rows < 0) {
+                    PyErr_SetString(PyExc_ValueError, "join: a fill of fewer than 0 rows");
+                    goto done;
+                }
+            } else {
+                if (PyObject_GetBuffer(piece, &views[at], PyBUF_SIMPLE) < 0) goto done;
+                if (views[at].len % item) {
+                    PyErr_SetString(PyExc_ValueError, "join: a piece of part of an item");
+                    goto done;
+                }
+                items[at].from = views[at].buf;
+                rows = views[at].len / item;
+            }
+            items[at].bytes = rows * item;
+            if (rows > out->len / item - end) {
+                PyErr_SetString(PyExc_ValueError, "join: the pieces overflow the destination");
                 goto done;
-            end += views[at].len;
-        }
-        if (end > out->len) {
-            PyErr_SetString(PyExc_ValueError, "join: the pieces overflow the destination");
-            goto done;
+            }
+            end += rows;
         }
     }
     Py_BEGIN_ALLOW_THREADS
     at = 0;
     for (Py_ssize_t c = 0; c < columns; c++) {
-        char *to = (char *)views[total + c].buf + start;
+        Py_ssize_t item = views[total + c].itemsize;
+        char *to = (char *)views[total + c].buf + start * item;
         for (Py_ssize_t p = 0; p < PyTuple_GET_SIZE(PyTuple_GET_ITEM(pieces, c)); p++, at++) {
-            memcpy(to, views[at].buf, (size_t)views[at].len);
-            to += views[at].len;
+            if (items[at].from) memcpy(to, items[at].from, (size_t)items[at].bytes);
+            else fill_items(to, item, items[at].value, items[at].bytes / item);
+            to += items[at].bytes;
         }
     }
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 done:
-    for (Py_ssize_t v = 0; v < total + columns; v++)
-        if (views[v].obj) PyBuffer_Release(&views[v]);
+    if (views)
+        for (Py_ssize_t v = 0; v < total + columns; v++)
+            if (views[v].obj) PyBuffer_Release(&views[v]);
     PyMem_Free(views);
+    PyMem_Free(items);
     return result;
 }
 

@@ -9,7 +9,6 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,7 +32,7 @@ from .exceptions import (
 )
 from .hparams import hparams_frame, read_hparams_yaml
 from .parallel import default_jobs, map_in_order
-from .placing import Placed, RunPlacer, frame_order, whole_of
+from .placing import Columns, Placed, RunPlacer, code_dtype, frame_order, whole_of
 from .records import Corruption
 
 __all__ = ["COLUMNS", "ScalarData", "load_scalars", "read_hparams", "read_scalars"]
@@ -143,27 +142,36 @@ def load_scalars(
         done=done,
     )
     ordered = list(results)  # in find_runs' order, which the placed columns follow
-    joined = placer.joined() if placer is not None else None
+    placed = placer.joined() if placer is not None else None
     data = ScalarData(frame=pd.DataFrame(), runs=[result.run for result in ordered])
-    pieces: list[tuple[int, str, int, Series | None]] = []  # run, tag, points, series
-    for code, result in enumerate(ordered):
+    for result in ordered:
         data.corruptions.extend(result.corruptions)
         data.truncated.update(result.truncated)
         if result.hparams:
             data.hparams[result.run.name] = result.hparams
-        if result.placed is not None and joined is None:  # the placing stopped: join
-            assert placer is not None
-            result.series, result.placed = placer.series_of(result.placed), None
-        if result.placed is not None:
-            pieces += [(code, tag, length, None) for tag, length in result.placed.lengths]
-        else:
-            pieces += [(code, tag, len(s.steps), s) for tag, s in frame_order(result.series)]
-    data.tags_seen = {tag for _, tag, _, _ in pieces}
+    names = [run.name for run in data.runs]
+    pieces = [] if placed is not None else _pieces(ordered, placer)
+    data.tags_seen = set(placed.tags) if placed is not None else {t for _, t, _, _ in pieces}
     if tags and not data.tags_seen:
         raise NoMatchingTagsError(f"no scalar tag matches {', '.join(repr(t) for t in tags)}")
-    names = [run.name for run in data.runs]
-    data.frame = _long_frame(names, pieces, data.tags_seen, jobs, joined)
+    if placed is not None:
+        data.frame = _placed_frame(names, placed)
+    else:
+        data.frame = _long_frame(names, pieces, data.tags_seen, jobs)
     return data
+
+
+def _pieces(
+    ordered: list[RunScalars], placer: RunPlacer | None
+) -> list[tuple[int, str, int, Series]]:
+    """(run code, tag, points, series) of every run's series, in frame order."""
+    pieces = []
+    for code, result in enumerate(ordered):
+        if result.placed is not None:  # placed before the placing stopped: joined after all
+            assert placer is not None
+            result.series, result.placed = placer.series_of(result.placed), None
+        pieces += [(code, tag, len(s.steps), s) for tag, s in frame_order(result.series)]
+    return pieces
 
 
 @dataclass
@@ -311,48 +319,59 @@ def superseded_mask(steps: np.ndarray, purges: Sequence[tuple[int, int]] = ()) -
 
 def _long_frame(
     run_names: list[str],
-    pieces: list[tuple[int, str, int, Series | None]],
+    pieces: list[tuple[int, str, int, Series]],
     tags: set[str],
     jobs: int | None = None,
-    joined: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """One frame of every run's series (``tags``: their union), runs then tags in order.
 
-    ``pieces``: (run code, tag, points, series) in frame order; ``joined``: the step,
-    wall time and value columns, when the runs were placed in them (series None).
+    ``pieces``: (run code, tag, points, series) in frame order.
     """
     tag_names = sorted(tags, key=natural_key)
     tag_codes = {tag: i for i, tag in enumerate(tag_names)}
-    run_of = [code for code, _, _, _ in pieces]
-    tag_of = [tag_codes[tag] for _, tag, _, _ in pieces]
     lengths = [length for _, _, length, _ in pieces]
-    if joined is None:
-        series = [s for _, _, _, s in pieces if s is not None]
-        joined_columns = _join_columns(
-            {
-                "step": [s.steps for s in series],
-                "wall_time": [s.wall_times for s in series],
-                "value": [s.values for s in series],
-            },
-            {"step": np.int64, "wall_time": np.float64, "value": np.float64},
-            jobs,
-        )
-    else:
-        joined_columns = dict(zip(("step", "wall_time", "value"), joined, strict=True))
-    run_codes = np.repeat(np.array(run_of, dtype=_code_dtype(len(run_names))), lengths)
-    tag_codes_column = np.repeat(np.array(tag_of, dtype=_code_dtype(len(tag_names))), lengths)
+    run_codes = np.array([code for code, _, _, _ in pieces], dtype=code_dtype(len(run_names)))
+    tag_of = np.array([tag_codes[t] for _, t, _, _ in pieces], dtype=code_dtype(len(tag_names)))
+    columns = _join_columns(
+        {
+            "step": [s.steps for _, _, _, s in pieces],
+            "wall_time": [s.wall_times for _, _, _, s in pieces],
+            "value": [s.values for _, _, _, s in pieces],
+        },
+        {"step": np.int64, "wall_time": np.float64, "value": np.float64},
+        jobs,
+    )
+    return _frame(
+        run_names, np.repeat(run_codes, lengths), tag_names, np.repeat(tag_of, lengths), columns
+    )
+
+
+def _placed_frame(run_names: list[str], placed: Columns) -> pd.DataFrame:
+    """The frame of runs placed in shared columns: their tag codes put in natural order."""
+    tag_names = sorted(placed.tags, key=natural_key)
+    tag_codes = placed.tag_codes
+    if tag_names != placed.tags:  # codes were given in the order tags were met
+        position = {tag: i for i, tag in enumerate(tag_names)}
+        tag_codes = np.array([position[tag] for tag in placed.tags], np.int8)[tag_codes]
+    columns = {"step": placed.steps, "wall_time": placed.wall_times, "value": placed.values}
+    return _frame(run_names, placed.run_codes, tag_names, tag_codes, columns)
+
+
+def _frame(
+    run_names: list[str],
+    run_codes: np.ndarray,
+    tag_names: list[str],
+    tag_codes: np.ndarray,
+    columns: dict[str, np.ndarray],
+) -> pd.DataFrame:
     return pd.DataFrame(
         copy=False,
         data={
             "run": pd.Categorical.from_codes(run_codes, categories=pd.Index(run_names)),
-            "tag": pd.Categorical.from_codes(tag_codes_column, categories=pd.Index(tag_names)),
-            **joined_columns,
+            "tag": pd.Categorical.from_codes(tag_codes, categories=pd.Index(tag_names)),
+            **columns,
         },
     )
-
-
-def _code_dtype(categories: int) -> type[np.signedinteger[Any]]:
-    return np.int8 if categories < 2**7 else np.int16 if categories < 2**15 else np.int32
 
 
 def _join_columns(

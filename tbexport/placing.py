@@ -17,19 +17,20 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from .decode import Series, _fastscan, max_points
 from .discover import Run, natural_key
 
-__all__ = ["Placed", "RunPlacer", "frame_order", "whole_of"]
+__all__ = ["Columns", "Placed", "RunPlacer", "code_dtype", "frame_order", "whole_of"]
 
 # Reserve columns only up to this many bytes of address space (only what is filled is
 # ever touched, but a reservation beyond the machine's memory may be refused).
 _RESERVE_MAX_BYTES = 2 << 30
-_BYTES_PER_ROW = 24  # step, wall time and value: 8 bytes each
+_BYTES_PER_ROW = 29  # step, wall time, value: 8 bytes each; run code up to 4, tag code 1
+_MAX_TAGS = 127  # tag codes in one byte; past that, the frame is joined as before
 
 
 @dataclass
@@ -68,6 +69,23 @@ def whole_of(arrays: list[np.ndarray]) -> np.ndarray | None:
     return base[start:position]
 
 
+@dataclass
+class Columns:
+    """Every run's points, placed: the frame's columns, and each row's run and tag codes."""
+
+    steps: np.ndarray
+    wall_times: np.ndarray
+    values: np.ndarray
+    run_codes: np.ndarray  # positions in the runs, in code_dtype(runs)
+    tag_codes: np.ndarray  # int8 positions in tags
+    tags: list[str]  # in the order they were first placed
+
+
+def code_dtype(categories: int) -> type[np.signedinteger[Any]]:
+    """The integer type of categorical codes, as pandas makes them."""
+    return np.int8 if categories < 2**7 else np.int16 if categories < 2**15 else np.int32
+
+
 class RunPlacer:
     """Places each run read in columns shared by all runs, in order, as soon as it can.
 
@@ -81,7 +99,8 @@ class RunPlacer:
         self._waiting: dict[int, _ReadRun] = {}  # read, not placed yet
         self._next = 0  # index of the next run to place
         self._rows = 0  # rows placed, or being copied
-        self._columns: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._tags: dict[str, int] = {}  # tag codes, given as the tags are first placed
+        self._columns: tuple[np.ndarray, ...] | None = None
         self._stopped = len(runs) < 2  # one run's columns are viewed whole anyway
         self._to_reserve = [] if self._stopped else runs
         self._reserving = threading.Lock()
@@ -96,14 +115,26 @@ class RunPlacer:
             self._reserve()
         self._copy_ready()
 
-    def joined(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """The steps, wall times and values of every run in order, once all are placed."""
+    def joined(self) -> Columns | None:
+        """Every run's points in order, once all are placed."""
         self._copy_ready()  # runs queued while the columns were being reserved
         with self._lock:
             if self._columns is None or self._stopped or self._next < len(self._index):
                 return None
-            steps, walls, values = (column[: self._rows] for column in self._columns)
-            return steps, walls, values
+            steps, walls, values, runs, tags = (c[: self._rows] for c in self._columns)
+            return Columns(steps, walls, values, runs, tags, list(self._tags))
+
+    def series_of(self, placed: Placed) -> dict[str, Series]:
+        """A placed run's series again, as views of the columns (to join them after all)."""
+        assert self._columns is not None
+        steps, walls, values, _, _ = self._columns
+        series: dict[str, Series] = {}
+        row = placed.start
+        for tag, length in placed.lengths:
+            rows = slice(row, row + length)
+            series[tag] = Series(steps[rows], walls[rows], values[rows])
+            row = rows.stop
+        return series
 
     def _reserve(self) -> None:
         """Reserve the columns, on the thread of the first run read: the others read on
@@ -115,9 +146,11 @@ class RunPlacer:
             if not runs:
                 return
             rows = sum(max_points(path, _size(path)) for run in runs for path in run.files)
-            columns = None
+            columns: tuple[np.ndarray, ...] | None = None
             if rows * _BYTES_PER_ROW <= _RESERVE_MAX_BYTES:
+                run_codes = code_dtype(len(runs))
                 columns = (np.empty(rows, np.int64), np.empty(rows), np.empty(rows))
+                columns += (np.empty(rows, run_codes), np.empty(rows, np.int8))
             with self._lock:
                 self._columns, self._stopped = columns, columns is None
         finally:
@@ -126,55 +159,52 @@ class RunPlacer:
     def _copy_ready(self) -> None:
         """Take the runs whose places are known now, and copy them outside the lock, so
         that the threads copy side by side."""
-        ready: list[tuple[_ReadRun, int]] = []
+        ready: list[tuple[_ReadRun, int, int, list[tuple[str, Series]], list[int]]] = []
         with self._lock:
             if self._columns is None or self._stopped:
                 return
             capacity = len(self._columns[0])
             while self._next in self._waiting:
-                waiting = self._waiting.pop(self._next)
-                rows = sum(len(series.steps) for series in waiting.series.values())
-                if self._rows + rows > capacity:  # a file grew since its size was taken
+                waiting = self._waiting[self._next]
+                ordered = frame_order(waiting.series)
+                rows = sum(len(series.steps) for _, series in ordered)
+                codes = [self._tags.setdefault(tag, len(self._tags)) for tag, _ in ordered]
+                # a file grew since its size was taken, or more tags than int8 codes
+                if self._rows + rows > capacity or len(self._tags) > _MAX_TAGS:
                     self._stopped = True
                     break
-                ready.append((waiting, self._rows))
+                del self._waiting[self._next]
+                ready.append((waiting, self._next, self._rows, ordered, codes))
                 self._rows += rows
                 self._next += 1
             columns = self._columns
-        for waiting, start in ready:
+        for waiting, run_code, start, ordered, codes in ready:
             # its own buffers go now, on this thread, for its next scans to reuse
-            waiting.placed = _copied(waiting.series, columns, start)
+            waiting.placed = _copied(ordered, columns, start, run_code, codes)
             waiting.series = {}
 
-    def series_of(self, placed: Placed) -> dict[str, Series]:
-        """A placed run's series again, as views of the columns (to join them after all)."""
-        assert self._columns is not None
-        steps, walls, values = self._columns
-        series: dict[str, Series] = {}
-        row = placed.start
-        for tag, length in placed.lengths:
-            rows = slice(row, row + length)
-            series[tag] = Series(steps[rows], walls[rows], values[rows])
-            row = rows.stop
-        return series
 
-
-def _copied(by_tag: dict[str, Series], columns: tuple[np.ndarray, ...], start: int) -> Placed:
-    """The run's series copied to ``columns`` from row ``start``."""
-    ordered = frame_order(by_tag)
+def _copied(
+    ordered: list[tuple[str, Series]],
+    columns: tuple[np.ndarray, ...],
+    start: int,
+    run_code: int,
+    tag_codes: list[int],
+) -> Placed:
+    """A run's series (in frame order) copied to ``columns`` from row ``start``, with
+    their codes."""
     lengths = [(tag, len(series.steps)) for tag, series in ordered]
     if not ordered:
         return Placed(start, lengths)
-    end = start + sum(length for _, length in lengths)
     pieces = tuple(
         tuple(getattr(series, name) for _, series in ordered)
         for name in ("steps", "wall_times", "values")
     )
-    if _fastscan is not None:  # one release of the GIL for all the copies
-        _fastscan.join(pieces, columns, start * 8)
-    else:
-        for column, column_pieces in zip(columns, pieces, strict=True):
-            np.concatenate(column_pieces, out=column[start:end])
+    rows = sum(length for _, length in lengths)
+    runs = ((run_code, rows),)
+    tags = tuple((code, length) for code, (_, length) in zip(tag_codes, lengths, strict=True))
+    assert _fastscan is not None  # (placing is for threads, which need the C scanner)
+    _fastscan.join((*pieces, runs, tags), columns, start)  # one release of the GIL
     return Placed(start, lengths)
 
 

@@ -651,17 +651,29 @@ def test_c_reads_small_files_whole_and_leaves_big_ones(tmp_path: Path) -> None:
 
 def test_c_join_copies_pieces_one_after_the_other() -> None:
     fastscan: Any = decode._fastscan
-    steps, values = np.zeros(8, np.int64), np.zeros(8)
-    pieces = ((np.arange(2, dtype=np.int64), np.arange(10, 13, dtype=np.int64)), (np.ones(5),))
-    fastscan.join(pieces, (steps, values), 2 * 8)  # from row 2
+    steps, values, codes = np.zeros(8, np.int64), np.zeros(8), np.zeros(8, np.int8)
+    pieces = (
+        (np.arange(2, dtype=np.int64), np.arange(10, 13, dtype=np.int64)),
+        (np.ones(5),),
+        ((3, 2), (-1, 3)),  # fills: two rows of 3, three of -1
+    )
+    fastscan.join(pieces, (steps, values, codes), 2)  # from row 2
     assert steps.tolist() == [0, 0, 0, 1, 10, 11, 12, 0]
     assert values.tolist() == [0, 0, 1, 1, 1, 1, 1, 0]
+    assert codes.tolist() == [0, 0, 3, 3, -1, -1, -1, 0]
+    short = np.zeros(3, np.int16)
+    fastscan.join((((300, 2),),), (short,), 1)
+    assert short.tolist() == [0, 300, 300]
     with pytest.raises(ValueError, match="overflow"):
-        fastscan.join(pieces, (steps, values), 4 * 8)
+        fastscan.join(pieces, (steps, values, codes), 4)
+    with pytest.raises(ValueError, match="overflow"):
+        fastscan.join((((1, 4),),), (short,), 0)
     with pytest.raises(ValueError, match="one destination per column"):
         fastscan.join(pieces, (steps,), 0)
-    with pytest.raises(TypeError, match="tuples of buffers"):
+    with pytest.raises(TypeError, match="must be tuples"):
         fastscan.join(([np.ones(1)],), (values,), 0)
+    with pytest.raises(ValueError, match="part of an item"):
+        fastscan.join(((np.ones(1, np.int8),),), (values,), 0)
     with pytest.raises(BufferError):  # a read-only destination
         fastscan.join(((np.ones(1),),), (b"12345678",), 0)
     assert values.tolist() == [0, 0, 1, 1, 1, 1, 1, 0]  # untouched by the failed calls

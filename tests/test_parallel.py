@@ -290,3 +290,16 @@ def test_no_file_holds_more_points_than_its_bound(tmp_path: Path) -> None:
         read = decode.read_event_file(file)
         assert sum(len(s.steps) for s in read.series.values()) == points
         assert points <= decode.max_points(file, file.stat().st_size) < 1.2 * points + 20
+
+
+def test_more_tags_than_one_byte_codes_stop_the_placing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for run in range(3):  # 150 tags in all: codes past int8
+        events = [simple(f"r{run}/t{t}", s, run + t + s) for t in range(50) for s in range(3)]
+        write_events(tmp_path / f"version_{run}" / "events.out.tfevents.1", events)
+    read = tbexport.read_scalars(tmp_path, jobs=2)
+    monkeypatch.setattr(placing, "_RESERVE_MAX_BYTES", 0)
+    pd.testing.assert_frame_equal(read, tbexport.read_scalars(tmp_path, jobs=2))
+    assert len(read["tag"].cat.categories) == 150 and read["tag"].cat.codes.dtype == np.int16
+    assert read["tag"].astype(str).iloc[-1] == "r2/t49" and read["value"].iloc[-1] == 2 + 49 + 2
