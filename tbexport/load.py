@@ -116,9 +116,9 @@ def load_scalars(
     """
     threads = scans_without_gil()
     found = find_runs(paths)
+    placer = RunPlacer(found) if threads else None  # threads share the frame's memory
     # On threads each file reports its bytes as the scan goes, so that one big run moves
     # the bar while it is read; worker processes report a run once it is back.
-    placer = RunPlacer(found) if threads else None  # threads share the frame's memory
     read: Callable[[Run], RunScalars] = partial(
         read_run,
         accept=tag_filter(list(tags) if tags else None),

@@ -4,11 +4,14 @@ Joining the runs of a sweep after reading them copies every point into fresh mem
 on one core while the other cores wait, and fresh memory is slow to fault in. Here
 one set of columns is reserved before reading, big enough for as many points as the
 files can hold (only the part filled is ever touched). Each run read is copied to its
-place by the thread that read it, while the others go on reading, and its own buffers
-are freed at once for the next scans to reuse. The frame then views the filled part.
+place by the thread that read it, with its rows' run and tag codes, while the others
+go on reading, and its own buffers are freed at once for the next scans to reuse.
+The frame then views the filled part.
 
 A run's place is known once every run before it has been read. When a file grew past
-what was reserved for it, nothing more is placed and the frame is joined as before.
+what was reserved for it, when the runs hold more tags than one-byte codes can name,
+or when the reservation is refused, nothing more is placed and the frame is joined
+as before.
 """
 
 from __future__ import annotations
@@ -148,9 +151,7 @@ class RunPlacer:
             rows = sum(max_points(path, _size(path)) for run in runs for path in run.files)
             columns: tuple[np.ndarray, ...] | None = None
             if rows * _BYTES_PER_ROW <= _RESERVE_MAX_BYTES:
-                run_codes = code_dtype(len(runs))
-                columns = (np.empty(rows, np.int64), np.empty(rows), np.empty(rows))
-                columns += (np.empty(rows, run_codes), np.empty(rows, np.int8))
+                columns = _reserved(rows, code_dtype(len(runs)))
             with self._lock:
                 self._columns, self._stopped = columns, columns is None
         finally:
@@ -206,6 +207,15 @@ def _copied(
     assert _fastscan is not None  # (placing is for threads, which need the C scanner)
     _fastscan.join((*pieces, runs, tags), columns, start)  # one release of the GIL
     return Placed(start, lengths)
+
+
+def _reserved(rows: int, run_codes: type[np.signedinteger[Any]]) -> tuple[np.ndarray, ...] | None:
+    """Columns of ``rows`` rows: steps, wall times, values, run codes, tag codes."""
+    try:
+        steps, walls, values = np.empty(rows, np.int64), np.empty(rows), np.empty(rows)
+        return steps, walls, values, np.empty(rows, run_codes), np.empty(rows, np.int8)
+    except MemoryError:  # address space refused (a strict overcommit policy, ulimit -v)
+        return None
 
 
 def _size(path: Path) -> int:

@@ -303,3 +303,27 @@ def test_more_tags_than_one_byte_codes_stop_the_placing(
     pd.testing.assert_frame_equal(read, tbexport.read_scalars(tmp_path, jobs=2))
     assert len(read["tag"].cat.categories) == 150 and read["tag"].cat.codes.dtype == np.int16
     assert read["tag"].astype(str).iloc[-1] == "r2/t49" and read["value"].iloc[-1] == 2 + 49 + 2
+
+
+def test_a_refused_reservation_leaves_the_frame_joined(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _mixed_tree(tmp_path)
+    expected = tbexport.read_scalars(root, jobs=2)
+
+    class Refusing:  # numpy, but with no address space for big arrays
+        def __getattr__(self, name: str) -> Any:
+            return getattr(np, name)
+
+        def empty(self, rows: int, dtype: Any = float) -> np.ndarray:
+            if rows > 100:
+                raise MemoryError("refused")
+            return np.empty(rows, dtype)
+
+    monkeypatch.setattr(placing, "np", Refusing())
+    for jobs in (1, 2):
+        read = tbexport.read_scalars(root, jobs=jobs)
+        pd.testing.assert_frame_equal(read, expected)
+        assert read["step"].to_numpy().base is None or len(read["step"].to_numpy().base) == len(
+            read
+        )
