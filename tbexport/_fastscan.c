@@ -1561,39 +1561,37 @@ static PyObject *read_small(PyObject *self, PyObject *args) {
     if (!PyUnicode_FSConverter(path, &encoded)) return NULL;
     const char *name = PyBytes_AS_STRING(encoded);
     int error = 0, big = 0;
-    char *data = NULL;
-    size_t got = 0;
+    Buf contents = {0};
     Py_BEGIN_ALLOW_THREADS
     struct stat st;
     int fd = open(name, O_RDONLY | O_CLOEXEC);
     if (fd < 0) error = errno;
     else if (fstat(fd, &st) < 0) error = errno;
     else if (st.st_size >= limit) big = 1;
-    else if (!(data = malloc(st.st_size ? (size_t)st.st_size : 1))) error = ENOMEM;
+    else if (!(contents.data = malloc(st.st_size ? (size_t)st.st_size : 1))) error = ENOMEM;
     else {
         /* up to the size fstat gave: a file being written is read as it was then */
-        while (got < (size_t)st.st_size) {
-            ssize_t n = read(fd, data + got, (size_t)st.st_size - got);
+        contents.cap = (size_t)st.st_size;
+        while (contents.used < contents.cap) {
+            ssize_t n = read(fd, contents.data + contents.used, contents.cap - contents.used);
             if (n < 0 && errno == EINTR) continue;
             if (n < 0) { error = errno; break; }
             if (n == 0) break; /* shrunk meanwhile */
-            got += (size_t)n;
+            contents.used += (size_t)n;
         }
     }
     if (fd >= 0) close(fd);
     Py_END_ALLOW_THREADS
     Py_DECREF(encoded);
     if (error) {
-        free(data);
+        free(contents.data);
         errno = error;
         return PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
     }
     if (big) Py_RETURN_NONE;
-    Block *block = PyObject_New(Block, &BlockType);
-    if (!block) { free(data); return NULL; }
-    block->data = data;
-    block->size = (Py_ssize_t)got;
-    return (PyObject *)block;
+    PyObject *block = buf_block(&contents);
+    free(contents.data); /* NULL once the block owns it */
+    return block;
 }
 
 /* What a directory entry is to the walk: 'd' a directory to enter, 'f' anything else
