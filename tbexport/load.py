@@ -32,7 +32,7 @@ from .exceptions import (
 )
 from .hparams import hparams_frame, read_hparams_yaml
 from .parallel import default_jobs, map_in_order
-from .placing import Columns, Placed, RunPlacer, code_dtype, frame_order, whole_of
+from .placing import Columns, Placed, RunPlacer, code_dtype, frame_order
 from .records import Corruption
 
 __all__ = ["COLUMNS", "ScalarData", "load_scalars", "read_hparams", "read_scalars"]
@@ -386,7 +386,7 @@ def _join_columns(
     tasks: list[tuple[list[np.ndarray], np.ndarray]] = []
     threads = 1
     for name, arrays in pieces.items():
-        whole = whole_of(arrays)
+        whole = _whole(arrays)
         if whole is not None:
             joined[name] = whole
             continue
@@ -414,3 +414,20 @@ _JOIN_ON_THREADS_MIN = 1 << 18  # points in a column
 def _concatenate_into(task: tuple[list[np.ndarray], np.ndarray]) -> None:
     arrays, out = task
     np.concatenate(arrays, out=out)
+
+
+def _whole(arrays: list[np.ndarray]) -> np.ndarray | None:
+    """The one array ``arrays`` are consecutive views of, in order (a one-file run), if so."""
+    if not arrays:
+        return None
+    base = arrays[0].base
+    if not (isinstance(base, np.ndarray) and base.ndim == 1 and base.flags.c_contiguous):
+        return None
+    size = arrays[0].itemsize
+    start = (arrays[0].ctypes.data - base.ctypes.data) // size
+    position = start
+    for array in arrays:
+        if array.base is not base or array.ctypes.data != base.ctypes.data + position * size:
+            return None
+        position += len(array)
+    return base[start:position]

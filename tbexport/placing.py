@@ -27,7 +27,7 @@ import numpy as np
 from .decode import Series, _fastscan, max_points
 from .discover import Run, natural_key
 
-__all__ = ["Columns", "Placed", "RunPlacer", "code_dtype", "frame_order", "whole_of"]
+__all__ = ["Columns", "Placed", "RunPlacer", "code_dtype", "frame_order"]
 
 # Reserve columns only up to this many bytes of address space (only what is filled is
 # ever touched, but a reservation beyond the machine's memory may be refused).
@@ -53,23 +53,6 @@ class _ReadRun(Protocol):
 def frame_order(by_tag: dict[str, Series]) -> list[tuple[str, Series]]:
     """A run's series as the frame holds them: tags in natural order, empty ones left out."""
     return [(tag, by_tag[tag]) for tag in sorted(by_tag, key=natural_key) if len(by_tag[tag].steps)]
-
-
-def whole_of(arrays: list[np.ndarray]) -> np.ndarray | None:
-    """The one array ``arrays`` are consecutive views of, in order, if they are."""
-    if not arrays:
-        return None
-    base = arrays[0].base
-    if not (isinstance(base, np.ndarray) and base.ndim == 1 and base.flags.c_contiguous):
-        return None
-    size = arrays[0].itemsize
-    start = (arrays[0].ctypes.data - base.ctypes.data) // size
-    position = start
-    for array in arrays:
-        if array.base is not base or array.ctypes.data != base.ctypes.data + position * size:
-            return None
-        position += len(array)
-    return base[start:position]
 
 
 @dataclass
@@ -160,7 +143,7 @@ class RunPlacer:
     def _copy_ready(self) -> None:
         """Take the runs whose places are known now, and copy them outside the lock, so
         that the threads copy side by side."""
-        ready: list[tuple[_ReadRun, int, int, list[tuple[str, Series]], list[int]]] = []
+        ready: list[tuple[_ReadRun, list[tuple[str, Series]], Placed, int, list[int]]] = []
         with self._lock:
             if self._columns is None or self._stopped:
                 return
@@ -168,45 +151,45 @@ class RunPlacer:
             while self._next in self._waiting:
                 waiting = self._waiting[self._next]
                 ordered = frame_order(waiting.series)
-                rows = sum(len(series.steps) for _, series in ordered)
-                codes = [self._tags.setdefault(tag, len(self._tags)) for tag, _ in ordered]
+                lengths = [(tag, len(series.steps)) for tag, series in ordered]
+                rows = sum(length for _, length in lengths)
+                codes = [self._tags.setdefault(tag, len(self._tags)) for tag, _ in lengths]
                 # a file grew since its size was taken, or more tags than int8 codes
                 if self._rows + rows > capacity or len(self._tags) > _MAX_TAGS:
                     self._stopped = True
                     break
                 del self._waiting[self._next]
-                ready.append((waiting, self._next, self._rows, ordered, codes))
+                placed = Placed(self._rows, lengths)
+                ready.append((waiting, ordered, placed, self._next, codes))
                 self._rows += rows
                 self._next += 1
             columns = self._columns
-        for waiting, run_code, start, ordered, codes in ready:
+        for waiting, ordered, placed, run_code, codes in ready:
+            _copy(ordered, columns, placed, run_code, codes)
             # its own buffers go now, on this thread, for its next scans to reuse
-            waiting.placed = _copied(ordered, columns, start, run_code, codes)
-            waiting.series = {}
+            waiting.placed, waiting.series = placed, {}
 
 
-def _copied(
+def _copy(
     ordered: list[tuple[str, Series]],
     columns: tuple[np.ndarray, ...],
-    start: int,
+    placed: Placed,
     run_code: int,
     tag_codes: list[int],
-) -> Placed:
-    """A run's series (in frame order) copied to ``columns`` from row ``start``, with
-    their codes."""
-    lengths = [(tag, len(series.steps)) for tag, series in ordered]
+) -> None:
+    """A run's series (in frame order) copied to ``columns`` where ``placed`` says, with
+    the code of the run and of each tag."""
     if not ordered:
-        return Placed(start, lengths)
+        return
     pieces = tuple(
         tuple(getattr(series, name) for _, series in ordered)
         for name in ("steps", "wall_times", "values")
     )
-    rows = sum(length for _, length in lengths)
-    runs = ((run_code, rows),)
-    tags = tuple((code, length) for code, (_, length) in zip(tag_codes, lengths, strict=True))
+    lengths = [length for _, length in placed.lengths]
+    runs = ((run_code, sum(lengths)),)
+    tags = tuple(zip(tag_codes, lengths, strict=True))
     assert _fastscan is not None  # (placing is for threads, which need the C scanner)
-    _fastscan.join((*pieces, runs, tags), columns, start)  # one release of the GIL
-    return Placed(start, lengths)
+    _fastscan.join((*pieces, runs, tags), columns, placed.start)  # one release of the GIL
 
 
 def _reserved(rows: int, run_codes: type[np.signedinteger[Any]]) -> tuple[np.ndarray, ...] | None:
