@@ -134,8 +134,8 @@ def _directories_with_runs(top: str) -> Iterator[tuple[str, list[str], bool]]:
     if listing is None:
         return
     files, below = listing
-    if names := _run_files(files):
-        yield top, names, HPARAMS_FILE in files
+    if run := _run_directory(top, files):
+        yield run
     for name in sorted(below, key=natural_key):
         yield from _directories_with_runs(os.path.join(top, name))
 
@@ -151,19 +151,20 @@ def _all_directories_with_runs(top: str) -> list[tuple[str, list[str], bool]]:
             if listing is None:
                 continue
             files, below = listing
-            if names := _run_files(files):
-                found.append((directory, names, HPARAMS_FILE in files))
+            if run := _run_directory(directory, files):
+                found.append(run)
             below_level += [os.path.join(directory, name) for name in below]
         level = below_level
     return found
 
 
-def _run_files(files: list[str]) -> list[str]:
-    """The files that make a directory a run: event files, or a CSVLogger metrics.csv."""
+def _run_directory(directory: str, files: list[str]) -> tuple[str, list[str], bool] | None:
+    """A directory holding ``files`` as a run: its run files (event files, or a CSVLogger
+    metrics.csv) and whether an hparams.yaml is beside them; None if it is no run."""
     names = [name for name in files if is_event_file(name)]
     if not names and "metrics.csv" in files:
         names = ["metrics.csv"]
-    return names
+    return (directory, names, HPARAMS_FILE in files) if names else None
 
 
 def _list_dirs(paths: list[str]) -> list[tuple[list[str], list[str]] | None]:
