@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ import pandas as pd
 from .decode import HParam
 from .discover import HPARAMS_FILE
 
-__all__ = ["check_name_by", "hparams_frame", "read_hparams_yaml", "run_labels"]
+__all__ = ["check_name_by", "hparams_frame", "merge_hparams", "read_hparams_yaml", "run_labels"]
 
 
 @functools.cache
@@ -37,19 +39,16 @@ def _lenient_loader() -> type[Any]:
     return LenientLoader
 
 
-def read_hparams_yaml(run_dir: Path, exists: bool | None = None) -> dict[str, HParam]:
+def read_hparams_yaml(run_dir: Path, exists: bool | None = None) -> dict[str, HParam | None]:
     """``hparams.yaml`` in ``run_dir`` flattened to ``{"optimizer.lr": 0.001}``; {} if none.
 
-    ``exists``: whether the directory's listing showed one (None: look).
+    ``exists``: whether the directory's listing showed one (None: look). A key set to
+    null in the file comes out as None.
     """
     if exists is False:
         return {}
-    path = run_dir / HPARAMS_FILE
-    if exists is None and not path.is_file():
-        return {}
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):  # gone since the listing, or not a file
+    text = _regular_file_text(run_dir / HPARAMS_FILE)
+    if text is None:
         return {}
     import yaml
 
@@ -60,15 +59,53 @@ def read_hparams_yaml(run_dir: Path, exists: bool | None = None) -> dict[str, HP
     return _flatten(loaded) if isinstance(loaded, dict) else {}
 
 
-def _flatten(mapping: Mapping[Any, Any], prefix: str = "") -> dict[str, HParam]:
-    flat: dict[str, HParam] = {}
+def merge_hparams(
+    from_yaml: Mapping[str, HParam | None], from_events: Mapping[str, HParam]
+) -> dict[str, HParam]:
+    """A run's hyperparameters: those of its ``hparams.yaml``, then those only its event
+    files hold.
+
+    Lightning writes each hyperparameter twice: as given in ``hparams.yaml``, and in
+    the event file as TensorBoard's hparams plugin holds it (every number a float,
+    True as 1.0, None as "None", nested keys joined with ``/``). The yaml's is kept.
+    """
+    merged = {key: value for key, value in from_yaml.items() if value is not None}
+    for key, value in from_events.items():
+        if key not in from_yaml and key.replace("/", ".") not in from_yaml:
+            merged[key] = value
+    return merged
+
+
+def _regular_file_text(path: Path) -> str | None:
+    """The text of ``path`` if it is a readable UTF-8 regular file, else None.
+
+    Opened without waiting, then checked: a FIFO of that name would block a plain
+    open until something writes to it.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:  # none, or gone since the listing
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with open(fd, "rb", closefd=False) as handle:
+            return handle.read().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    finally:
+        os.close(fd)
+
+
+def _flatten(mapping: Mapping[Any, Any], prefix: str = "") -> dict[str, HParam | None]:
+    flat: dict[str, HParam | None] = {}
     for key, value in mapping.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
             flat.update(_flatten(value, name + "."))
-        elif isinstance(value, bool | int | float | str):
+        elif value is None or isinstance(value, bool | int | float | str):
             flat[name] = value
-        elif value is not None:
+        else:
             flat[name] = str(value)
     return flat
 

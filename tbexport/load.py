@@ -30,7 +30,7 @@ from .exceptions import (
     NoMatchingTagsError,
     NotAnEventFileError,
 )
-from .hparams import hparams_frame, read_hparams_yaml
+from .hparams import hparams_frame, merge_hparams, read_hparams_yaml
 from .parallel import default_jobs, map_in_order
 from .placing import Columns, Placed, RunPlacer, code_dtype, frame_order
 from .records import Corruption
@@ -206,13 +206,15 @@ def read_run(
     ]
     corruptions: list[Corruption] = []
     truncated: dict[str, int] = {}
-    hparams = read_hparams_yaml(run.files[0].parent, run.hparams_yaml)
+    from_events: dict[str, HParam] = {}
     for result in results:
         _check_file(result, strict=strict, explicit=result.path in explicit_files)
         corruptions.extend(result.corruptions)
         if result.truncated_tail:
             truncated[result.path] = result.truncated_tail
-        hparams.update(result.hparams)
+        from_events.update(result.hparams)
+    from_yaml = read_hparams_yaml(run.files[0].parent, run.hparams_yaml)
+    hparams = merge_hparams(from_yaml, from_events) if from_yaml else from_events
     series = {}
     for tag, merged in _merge_files(results).items():
         if not len(merged.steps):

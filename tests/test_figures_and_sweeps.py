@@ -156,6 +156,53 @@ def test_hparams_from_add_hparams(tmp_path: Path) -> None:
     assert tbexport.read_scalars(tmp_path / "run")["value"].tolist() == [1.25]
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_lightning_hparams_come_out_as_given_not_as_tensorboard_copies_them(
+    tmp_path: Path,
+) -> None:
+    """Lightning's default logger writes hparams.yaml and, in the event file, a lossy
+    copy (32.0, True as 1.0, None as "None", keys joined with "/"): the yaml's win."""
+    loggers = pytest.importorskip("pytorch_lightning.loggers", reason="needs the train extra")
+    logger = loggers.TensorBoardLogger(tmp_path, name="lightning_logs")  # default_hp_metric
+    given = {"hidden": 32, "lr": 1e-3, "flag": True, "none": None, "opt": {"name": "adam"}}
+    logger.log_hyperparams(given)
+    logger.log_metrics({"loss": 0.5}, step=0)
+    logger.finalize("success")
+    run = tmp_path / "lightning_logs" / "version_0"
+    with torch_tb().SummaryWriter(run) as writer:  # one only the event file holds
+        writer.add_hparams({"seed": 7}, {}, run_name=".")
+    hparams = tbexport.load_scalars(tmp_path).hparams["lightning_logs/version_0"]
+    assert hparams == {"flag": True, "hidden": 32, "lr": 1e-3, "opt.name": "adam", "seed": 7.0}
+    assert type(hparams["hidden"]) is int and type(hparams["flag"]) is bool
+    frame = tbexport.read_hparams(tmp_path)
+    assert list(frame.columns) == ["run", "flag", "hidden", "lr", "opt.name", "seed"]
+
+
+def test_a_fifo_named_hparams_yaml_is_not_waited_on(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this system")
+    write_events(tmp_path / "run" / "events.out.tfevents.1", [simple("loss", 0, 1.5)])
+    os.mkfifo(tmp_path / "run" / "hparams.yaml")  # nothing will ever write to it
+    found: list[tbexport.ScalarData] = []
+    reading = threading.Thread(
+        target=lambda: found.append(tbexport.load_scalars(tmp_path / "run")), daemon=True
+    )
+    reading.start()
+    reading.join(timeout=30)
+    assert not reading.is_alive(), "the read waited on the FIFO"
+    assert found[0].hparams == {} and found[0].frame["value"].tolist() == [1.5]
+    (tmp_path / "run" / "hparams.yaml").unlink()
+    (tmp_path / "run" / "hparams.yaml").mkdir()  # a directory of that name: no hparams
+    assert tbexport.load_scalars(tmp_path / "run" / "events.out.tfevents.1").hparams == {}
+
+
+def torch_tb():  # type: ignore[no-untyped-def]
+    return pytest.importorskip("torch.utils.tensorboard", reason="needs torch (test extra)")
+
+
 def test_summary_matches_an_independent_computation(sweep: Path) -> None:
     frame = tbexport.read_scalars(sweep)
     summary = tbexport.summarize(frame)
