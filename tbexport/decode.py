@@ -138,9 +138,13 @@ def strictly_increasing(steps: np.ndarray) -> bool:
     return bool(np.all(steps[1:] > steps[:-1]))
 
 
+# Set (before tbexport is imported) to read with protobuf alone, as without the extension.
+_PURE_PYTHON = bool(os.environ.get("TBEXPORT_PURE_PYTHON"))
+
+
 def scans_without_gil() -> bool:
     """Whether files are read by the C scanner, which lets other threads run meanwhile."""
-    return _fastscan is not None and not os.environ.get("TBEXPORT_PURE_PYTHON")
+    return _fastscan is not None and not _PURE_PYTHON
 
 
 def max_points(path: str | os.PathLike[str], size: int) -> int:
@@ -172,13 +176,12 @@ def read_event_file(
         return result
     scan = RecordScan(path, verify=verify)
     points = _Points()
-    fast = _Scanned()
-    with _file_bytes(scan.path) as buf:
-        size = len(buf)
-        if size and scans_without_gil():
-            fast = _scan_fast(buf, scan, points, progress)
-        elif size:
-            _scan_python(buf, scan, points, progress)
+    small = _read_small(scan.path)
+    if small is not None:
+        size, fast = len(small), _scan(small, scan, points, progress)
+    else:
+        with _file_bytes(scan.path) as buf:
+            size, fast = len(buf), _scan(buf, scan, points, progress)
     accept = accept or (lambda tag: True)
     if fast.grouped is not None:  # the scanner grouped the whole file
         series = _series_by_tag(fast.grouped, accept)
@@ -203,14 +206,17 @@ def read_event_file(
 _MAP_MIN_BYTES = 16 << 20
 
 
+def _read_small(path: str) -> memoryview | None:
+    """A file below ``_MAP_MIN_BYTES`` read whole by the C reader (with threads, Python's
+    open() and read() would hand the GIL over ten times); None for the others."""
+    if _fastscan is None or not scans_without_gil() or not hasattr(_fastscan, "read_small"):
+        return None
+    small = _fastscan.read_small(path, _MAP_MIN_BYTES)
+    return None if small is None else memoryview(small)
+
+
 @contextmanager
 def _file_bytes(path: str) -> Iterator[FileBuffer]:
-    if _fastscan is not None and scans_without_gil() and hasattr(_fastscan, "read_small"):
-        # (with threads, Python's open() and read() would hand the GIL over ten times)
-        small = _fastscan.read_small(path, _MAP_MIN_BYTES)
-        if small is not None:
-            yield memoryview(small)
-            return
     with open(path, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         if size < _MAP_MIN_BYTES or not size:  # (an empty file cannot be mapped)
@@ -218,6 +224,18 @@ def _file_bytes(path: str) -> Iterator[FileBuffer]:
             return
         with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
             yield mapped
+
+
+def _scan(
+    buf: FileBuffer, scan: RecordScan, points: _Points, progress: Callable[[int], None] | None
+) -> _Scanned:
+    """Scan a file's bytes: in C where built, else with protobuf (into ``points``)."""
+    if not len(buf):
+        return _Scanned()
+    if scans_without_gil():
+        return _scan_fast(buf, scan, points, progress)
+    _scan_python(buf, scan, points, progress)
+    return _Scanned()
 
 
 def _decode_or_report(
