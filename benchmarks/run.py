@@ -21,9 +21,11 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -67,7 +69,8 @@ def _run_case(case: Case, source: Path, scratch: Path) -> None:
     case.seconds.append(time.perf_counter() - started)  # end to end: start-up included
     case.peak_mib.append(usage.ru_maxrss / 1024)
     if status != 0:
-        raise RuntimeError(f"{argv} failed: {child.stderr.read() if child.stderr else ''}")
+        error = child.stderr.read().decode(errors="replace") if child.stderr else ""
+        raise RuntimeError(f"{argv} failed: {error}")
 
 
 SCALING_REPEAT = 15
@@ -77,6 +80,7 @@ EXPORT_PEERS = [
     (".mat", "tbparse + scipy.io.savemat", "mat_tbparse_scipy"),
     (".csv", "tbparse + DataFrame.to_csv", "csv_tbparse_pandas"),
 ]
+Section = dict[str, Any]  # one table of the results: its title, cases and ratios
 ONLY: str | None = None  # --only: run just the sections whose title contains this
 
 
@@ -88,7 +92,7 @@ def compare(
     scratch: Path,
     *,
     warm_up: bool = False,
-) -> dict | None:
+) -> Section | None:
     """Run ``cases`` alternately ``repeat`` times; the first case is the reference.
 
     ``warm_up`` runs every case once, untimed, first (for short cases, where the
@@ -158,7 +162,7 @@ def check_exact(source: Path, tensors: bool) -> int:
 
 def inputs(quick: bool) -> dict[str, Path]:
     steps = 2_000 if quick else 20_000
-    plan = {
+    plan: dict[str, Callable[[Path], object]] = {
         "run": lambda p: write_run(p, 50, steps),
         "run_tf2": lambda p: write_run(p, 50, steps, tensor=True),
         "sweep": lambda p: write_sweep(p, 20 if quick else 200, 5, 1_000),
@@ -317,7 +321,7 @@ def _environment() -> str:
     )
 
 
-def write_results(sections: list[dict], stem: str) -> None:
+def write_results(sections: list[Section], stem: str) -> None:
     RESULTS.mkdir(exist_ok=True)
     lines = [
         f"# Benchmark results{'' if stem == 'results' else f' ({stem})'}",
@@ -363,7 +367,7 @@ def write_results(sections: list[dict], stem: str) -> None:
     print("\n".join(lines))
 
 
-def _plot(sections: list[dict], path: Path) -> None:
+def _plot(sections: list[Section], path: Path) -> None:
     import matplotlib
     import matplotlib.ticker
 
