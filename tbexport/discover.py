@@ -18,7 +18,7 @@ try:
 except ImportError:  # built without a C compiler: directories are listed by os.scandir
     _fastscan = None
 
-__all__ = ["Run", "as_list", "find_runs", "is_event_file", "iter_runs", "run_order"]
+__all__ = ["Run", "as_list", "find_runs", "is_event_file", "run_order"]
 
 PathLike = str | os.PathLike[str]
 HPARAMS_FILE = "hparams.yaml"  # what Lightning's loggers write beside the metrics
@@ -63,7 +63,7 @@ def find_runs(paths: PathLike | Sequence[PathLike]) -> list[Run]:
     found: list[tuple[Path, Run]] = []
     seen: set[Path] = set()
     for root in roots:
-        for run in _runs(root, batched=True):  # (sorted below: the walk's order is no matter)
+        for run in _runs(root):  # (sorted below)
             if len(roots) > 1:  # overlapping roots could name the same file twice
                 run = replace(run, files=tuple(f for f in run.files if f.resolve() not in seen))
                 seen.update(f.resolve() for f in run.files)
@@ -76,19 +76,10 @@ def find_runs(paths: PathLike | Sequence[PathLike]) -> list[Run]:
     return sorted((run for _, run in found), key=run_order)
 
 
-def iter_runs(root: PathLike) -> Iterator[Run]:
-    """The runs under one root, as :func:`find_runs` names them, while they are found.
-
-    Reading can start before the walk ends; the order is the walk's (parents before
-    their subdirectories): sort by :func:`run_order` for :func:`find_runs`' order.
-    """
-    return _runs(root, batched=False)
-
-
-def _runs(root: PathLike, *, batched: bool) -> Iterator[Run]:
-    root = Path(root)
+def _runs(root: Path) -> Iterator[Run]:
+    """The runs under one root, in no set order."""
     base = root.parent if root.is_file() else root
-    for relative, files, hparams_yaml in _runs_under(root, batched=batched):
+    for relative, files, hparams_yaml in _runs_under(root):
         name = relative or _display_name(base)
         yield Run(name, tuple(Path(path) for path in sorted(files)), hparams_yaml)
 
@@ -98,11 +89,9 @@ def run_order(run: Run) -> tuple[tuple[int, int | str], ...]:
     return natural_key(run.name)
 
 
-def _runs_under(root: Path, *, batched: bool) -> Iterator[tuple[str, list[str], bool | None]]:
+def _runs_under(root: Path) -> Iterator[tuple[str, list[str], bool | None]]:
     """Run directories under ``root`` (relative to it, "" for itself) with their files,
     and whether each holds an hparams.yaml (None: a file given, its directory not looked at).
-
-    ``batched``: list the directories a level at a time, in no set order (faster).
     """
     if not root.exists():
         raise PathNotFoundError(f"path does not exist: {root}")
@@ -111,8 +100,7 @@ def _runs_under(root: Path, *, batched: bool) -> Iterator[tuple[str, list[str], 
         return
     top = os.fspath(root)
     found = False
-    walk = _all_directories_with_runs(top) if batched else _directories_with_runs(top)
-    for directory, names, hparams_yaml in walk:
+    for directory, names, hparams_yaml in _directories_with_runs(top):
         relative = directory[len(top) :].lstrip(os.sep)  # directory is top joined with more
         found = True
         paths = [os.path.join(directory, name) for name in names]
@@ -123,26 +111,14 @@ def _runs_under(root: Path, *, batched: bool) -> Iterator[tuple[str, list[str], 
         )
 
 
-def _directories_with_runs(top: str) -> Iterator[tuple[str, list[str], bool]]:
-    """``top`` and the directories below it, in natural order, with their run files
-    (and whether an hparams.yaml is among the files).
+def _directories_with_runs(top: str) -> list[tuple[str, list[str], bool]]:
+    """``top`` and the directories below it that are runs, with their run files (and
+    whether an hparams.yaml is among the files), in no set order.
 
     Like ``os.walk`` (symlinked directories are not entered, unreadable ones are
-    skipped) but on strings: pathlib objects for every directory cost ~5 ms a sweep.
+    skipped) but on strings, and level by level: a level's directories are listed in
+    one call (in C: one release of the GIL).
     """
-    listing = _list_dirs([top])[0]
-    if listing is None:
-        return
-    files, below = listing
-    if run := _run_directory(top, files):
-        yield run
-    for name in sorted(below, key=natural_key):
-        yield from _directories_with_runs(os.path.join(top, name))
-
-
-def _all_directories_with_runs(top: str) -> list[tuple[str, list[str], bool]]:
-    """What :func:`_directories_with_runs` yields, in no set order, level by level: a
-    level's directories are listed in one call (in C: one release of the GIL)."""
     found = []
     level = [top]
     while level:
