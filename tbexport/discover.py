@@ -60,28 +60,32 @@ def as_list(paths: PathLike | Sequence[PathLike]) -> list[PathLike]:
 def find_runs(paths: PathLike | Sequence[PathLike]) -> list[Run]:
     """All runs under ``paths``, named by their path relative to the root they were found in."""
     roots = [Path(p) for p in as_list(paths)]
-    found: list[tuple[Path, Run]] = []
+    found: list[tuple[Path, str, Run]] = []  # (root, path relative to it, run)
     seen: set[Path] = set()
     for root in roots:
-        for run in _runs(root):  # (sorted below)
+        for relative, run in _runs(root):  # (sorted below)
             if len(roots) > 1:  # overlapping roots could name the same file twice
                 run = replace(run, files=tuple(f for f in run.files if f.resolve() not in seen))
                 seen.update(f.resolve() for f in run.files)
             if run.files:
-                found.append((root, run))
-    names = [run.name for _, run in found]
+                found.append((root, relative, run))
+    names = [run.name for _, _, run in found]
     if len(set(names)) < len(names):
-        # Two roots hold runs of the same relative name: fall back to the paths as given.
-        found = [(root, replace(run, name=_given_path(root, run.name))) for root, run in found]
-    return sorted((run for _, run in found), key=run_order)
+        # Two roots hold runs of the same relative name, or a root that is a run holds
+        # one named as the root is: fall back to the paths as given.
+        found = [
+            (root, relative, replace(run, name=_given_path(root, relative)))
+            for root, relative, run in found
+        ]
+    return sorted((run for _, _, run in found), key=run_order)
 
 
-def _runs(root: Path) -> Iterator[Run]:
-    """The runs under one root, in no set order."""
+def _runs(root: Path) -> Iterator[tuple[str, Run]]:
+    """The runs under one root, in no set order, with their paths relative to it."""
     base = root.parent if root.is_file() else root
     for relative, files, hparams_yaml in _runs_under(root):
         name = relative or _display_name(base)
-        yield Run(name, tuple(Path(path) for path in sorted(files)), hparams_yaml)
+        yield relative, Run(name, tuple(Path(path) for path in sorted(files)), hparams_yaml)
 
 
 def run_order(run: Run) -> tuple[tuple[int, int | str], ...]:
@@ -174,8 +178,6 @@ def _display_name(directory: Path) -> str:
     return directory.resolve().name or directory.resolve().as_posix()
 
 
-def _given_path(root: Path, name: str) -> str:
+def _given_path(root: Path, relative: str) -> str:
     base = root.parent if root.is_file() else root
-    if name == _display_name(base):
-        return base.as_posix()
-    return (base / name).as_posix()
+    return (base / relative).as_posix() if relative else base.as_posix()

@@ -76,6 +76,18 @@ def test_two_roots_with_the_same_run_names_fall_back_to_the_given_paths(tmp_path
     ]
 
 
+def test_a_root_run_holding_a_run_of_its_own_name_falls_back_to_the_given_paths(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "exp"
+    write_events(root / "events.out.tfevents.1", [simple("loss", 0, 1.0)])
+    write_events(root / "exp" / "events.out.tfevents.1", [simple("loss", 0, 2.0)])
+    names = [run.name for run in find_runs(root)]
+    assert names == [root.as_posix(), (root / "exp").as_posix()]
+    frame = load_scalars(root).frame
+    assert frame["run"].astype(str).tolist() == names and frame["value"].tolist() == [1.0, 2.0]
+
+
 def test_missing_paths_and_empty_trees_are_errors(tmp_path: Path) -> None:
     with pytest.raises(PathNotFoundError, match="path does not exist"):
         find_runs(tmp_path / "nope")
