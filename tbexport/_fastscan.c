@@ -1420,21 +1420,20 @@ static int float_columns(PyObject *tuple, Py_buffer *views, Py_ssize_t count, Py
     return 1;
 }
 
-#define MAX_COLUMNS 64
-
 /*
  * csv_rows(prefix, steps, columns) -> bytes: "<prefix>step,c1,c2,...\n" lines.
  * NaN is an empty field, infinities inf/-inf, other numbers as Python's repr().
  */
 static PyObject *csv_rows(PyObject *self, PyObject *args) {
-    Py_buffer prefix, steps, views[MAX_COLUMNS] = {{0}};
+    Py_buffer prefix, steps, *views = NULL;
     PyObject *tuple;
     if (!PyArg_ParseTuple(args, "y*y*O!", &prefix, &steps, &PyTuple_Type, &tuple)) return NULL;
     Py_ssize_t count = PyTuple_GET_SIZE(tuple), n = steps.len / 8;
     PyObject *result = NULL;
     Buf out = {0};
-    if (count > MAX_COLUMNS || !float_columns(tuple, views, count, n)) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "too many columns");
+    views = PyMem_Calloc((size_t)count + 1, sizeof(Py_buffer));
+    if (!views || !float_columns(tuple, views, count, n)) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
         count = 0;
         goto done;
     }
@@ -1455,16 +1454,21 @@ static PyObject *csv_rows(PyObject *self, PyObject *args) {
 done:
     free(out.data);
     for (Py_ssize_t j = 0; j < count; j++) PyBuffer_Release(&views[j]);
+    PyMem_Free(views);
     PyBuffer_Release(&prefix);
     PyBuffer_Release(&steps);
     return result;
 }
 
-/* <c r="B12" s="3" -- the open start tag of a cell (snprintf is 3x slower) */
+#define EXCEL_COLUMNS 16384 /* A to XFD */
+
+/* <c r="B12" s="3" -- the open start tag of a cell (snprintf is 3x slower); column is
+   0-based, below EXCEL_COLUMNS */
 static int cell_ref(Buf *b, int column, long long row, int style) {
-    char letters[2];
+    char letters[3];
     size_t n = 0;
-    if (column >= 26) letters[n++] = (char)('A' + column / 26 - 1);
+    if (column >= 26 + 26 * 26) letters[n++] = (char)('A' + (column - 26) / (26 * 26) - 1);
+    if (column >= 26) letters[n++] = (char)('A' + (column / 26 - 1) % 26);
     letters[n++] = (char)('A' + column % 26);
     return buf_text(b, "<c r=\"") && buf_push(b, letters, n) && buf_int(b, row) &&
            buf_text(b, "\"") && (!style || (buf_text(b, " s=\"") && buf_int(b, style) &&
@@ -1479,7 +1483,7 @@ static int cell_ref(Buf *b, int column, long long row, int style) {
  */
 static PyObject *sheet_rows(PyObject *self, PyObject *args) {
     long long row;
-    Py_buffer run, steps, views[MAX_COLUMNS] = {{0}};
+    Py_buffer run, steps, *views = NULL;
     PyObject *tuple, *styles, *words;
     if (!PyArg_ParseTuple(args, "Ly*y*O!O!O!", &row, &run, &steps, &PyTuple_Type, &tuple,
                           &PyTuple_Type, &styles, &PyTuple_Type, &words))
@@ -1487,8 +1491,15 @@ static PyObject *sheet_rows(PyObject *self, PyObject *args) {
     Py_ssize_t count = PyTuple_GET_SIZE(tuple), n = steps.len / 8;
     PyObject *result = NULL;
     Buf out = {0};
-    int style[MAX_COLUMNS], word[MAX_COLUMNS];
-    if (count > MAX_COLUMNS || PyTuple_GET_SIZE(styles) != count ||
+    int *style = PyMem_Calloc((size_t)count + 1, 2 * sizeof(int)), *word = style + count + 1;
+    views = PyMem_Calloc((size_t)count + 1, sizeof(Py_buffer));
+    if (!style || !views) {
+        PyErr_NoMemory();
+        count = 0;
+        goto done;
+    }
+    /* the run and step columns, then these: up to Excel's last column */
+    if (count > EXCEL_COLUMNS - 2 || PyTuple_GET_SIZE(styles) != count ||
         PyTuple_GET_SIZE(words) != count || !float_columns(tuple, views, count, n)) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "bad column description");
         count = 0;
@@ -1530,6 +1541,8 @@ static PyObject *sheet_rows(PyObject *self, PyObject *args) {
 done:
     free(out.data);
     for (Py_ssize_t j = 0; j < count; j++) PyBuffer_Release(&views[j]);
+    PyMem_Free(views);
+    PyMem_Free(style);
     PyBuffer_Release(&run);
     PyBuffer_Release(&steps);
     return result;

@@ -7,32 +7,43 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["runs_side_by_side", "summarize", "tag_stats", "to_wide"]
+__all__ = ["SMOOTHED", "runs_side_by_side", "summarize", "tag_stats", "to_wide", "wide_column"]
 
 
 def to_wide(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per (run, step), one column per tag; a missing point is NaN.
 
     Where ``keep_duplicates`` left several points of a tag at one step, the
-    last one logged is used.
+    last one logged is used. A smoothed frame (:func:`tbexport.smooth`) gets a
+    ``<tag> (smoothed)`` column after the tags' own.
     """
     if frame.empty:
         return pd.DataFrame(columns=["run", "step"])
+    values = [c for c in ("value", SMOOTHED) if c in frame]
     last = frame.drop_duplicates(["run", "tag", "step"], keep="last")
     wide = last.pivot_table(
         index=["run", "step"],
         columns="tag",
-        values="value",
+        values=values,
         aggfunc="last",
         observed=True,
         dropna=False,
         sort=True,
     )
     wide = wide.dropna(how="all")
-    wide.columns = [str(c) for c in wide.columns]
+    pairs: Any = wide.columns  # (value column, tag) pairs
+    wide.columns = [wide_column(str(tag), column) for column, tag in pairs]
     wide = wide.reset_index()
     wide["run"] = wide["run"].astype(str)
     return wide
+
+
+SMOOTHED = "value_smoothed"  # the column tbexport.smooth adds
+
+
+def wide_column(name: str, column: str) -> str:
+    """A wide table's column for a tag's or a run's ``value`` or smoothed value."""
+    return name if column == "value" else f"{name} (smoothed)"
 
 
 def runs_side_by_side(group: pd.DataFrame, column: str = "value") -> pd.DataFrame:

@@ -13,6 +13,7 @@ tbexport's workbooks need.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -25,6 +26,7 @@ import numpy as np
 
 __all__ = [
     "DATE_STYLE",
+    "MAX_COLUMNS",
     "MAX_ROWS",
     "Sheet",
     "Workbook",
@@ -35,6 +37,7 @@ __all__ = [
 ]
 
 MAX_ROWS = 1_048_576
+MAX_COLUMNS = 16_384  # A to XFD
 _INVALID_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]|_(?=x[0-9A-Fa-f]{4}_)")
 _HEAD = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
@@ -200,8 +203,16 @@ class Workbook:
     ) -> None:
         if kind is None:
             self.close()
-        else:  # leave the (temporary) file to the caller to remove
+            return
+        # Leave the (temporary) file to the caller to remove, and the error to go on:
+        # finishing the archive now (the disk is full, Ctrl-C) could only raise again.
+        with contextlib.suppress(Exception):
+            if self._open is not None:
+                self._open._stream.close()
+        with contextlib.suppress(Exception):
             self._zip.close()
+        if self._zip.fp is not None:  # (closed unless closing failed)
+            self._zip.fp.close()
 
     def _chart_parts(self) -> dict[str, str]:
         parts = {}

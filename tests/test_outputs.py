@@ -13,6 +13,7 @@ import pytest
 import scipy.io
 
 import tbexport
+from tbexport.options import WriteOptions
 from tbexport.writers import excel
 
 from .builders import simple, write_events
@@ -203,6 +204,39 @@ def test_csv_long_and_wide(two_runs: Path, tmp_path: Path) -> None:
     assert wide["val_acc"].notna().sum() == 6
 
 
+def test_wide_csv_layouts_carry_the_smoothed_values_and_keep_run_order(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    # "b" logs only "acc": the first tag's table holds runs a, c; natural order is a, b, c
+    write_events(
+        root / "c" / "events.out.tfevents.1", [simple("acc", 0, 1.0), simple("acc", 1, 3.0)]
+    )
+    write_events(root / "a" / "events.out.tfevents.1", [simple("acc", 0, 2.0)])
+    write_events(root / "b" / "events.out.tfevents.1", [simple("zloss", 5, 4.0)])
+    runs = pd.read_csv(
+        tbexport.export(root, tmp_path / "r.csv", layout="wide", smoothing=0.5).output
+    )
+    assert list(runs.columns) == [
+        "tag", "step", "a", "b", "c", "a (smoothed)", "b (smoothed)", "c (smoothed)"
+    ]  # fmt: skip
+    acc = runs[runs["tag"] == "acc"]
+    assert acc["c"].tolist() == [1.0, 3.0]
+    # TensorBoard's debiased EMA: (0.5 * 1 + 0.5 * 3) / (1 - 0.25) after two points
+    assert acc["c (smoothed)"].tolist() == [1.0, (0.25 * 1.0 + 0.5 * 3.0) / 0.75]
+    assert runs[runs["tag"] == "zloss"]["b (smoothed)"].tolist() == [4.0]
+    tags = pd.read_csv(tbexport.export(root, tmp_path / "t.csv", wide=True, smoothing=0.5).output)
+    assert list(tags.columns) == [
+        "run",
+        "step",
+        "acc",
+        "zloss",
+        "acc (smoothed)",
+        "zloss (smoothed)",
+    ]
+    assert tags[tags["run"] == "c"]["acc (smoothed)"].tolist() == acc["c (smoothed)"].tolist()
+    smoothed = tbexport.smooth(tbexport.read_scalars(root), 0.5)
+    assert tbexport.to_wide(smoothed).columns.tolist() == list(tags.columns)
+
+
 def test_csv_writes_nan_and_inf(odd_values: Path, tmp_path: Path) -> None:
     text = tbexport.export(odd_values, tmp_path / "odd.csv").output.read_text().splitlines()
     assert [line.rsplit(",", 1)[1] for line in text[1:]] == ["1.5", "", "inf", "-inf", "2.5"]
@@ -229,3 +263,68 @@ def test_c_python_and_parallel_rendering_write_identical_files(
     monkeypatch.setattr(excel, "_fastscan", None)
     python = contents(tbexport.export(two_runs, tmp_path / f"py{suffix}").output)
     assert first == parallel == python
+
+
+@pytest.mark.parametrize("c_writer", [True, False], ids=["c", "python"])
+def test_xlsx_wide_layout_holds_hundreds_of_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c_writer: bool
+) -> None:
+    """360 runs with smoothing: 721 value columns, past two-letter column names (ZZ)."""
+    root = tmp_path / "sweep"
+    for run in range(360):
+        events = [simple("loss", step, run + step / 4) for step in range(3)]
+        write_events(root / f"version_{run}" / "events.out.tfevents.1", events)
+    if not c_writer:
+        monkeypatch.setattr(excel, "_fastscan", None)
+    out = tbexport.export(root, tmp_path / "w.xlsx", layout="wide", smoothing=0.5).output
+    rows = _sheet_rows(out, "loss")
+    assert len(rows[0]) == 721
+    assert rows[0][:2] == ("step", "version_0") and rows[0][360] == "version_359"
+    assert rows[0][-1] == "version_359 (smoothed)"
+    assert [r[0] for r in rows[1:]] == [0, 1, 2]
+    assert [r[360] for r in rows[1:]] == [359.0, 359.25, 359.5]
+    assert rows[1][-1] == 359.0  # the first smoothed point is the point itself
+    cells = openpyxl.load_workbook(out, read_only=True)["loss"]
+    assert cells["AAS1"].value == "version_359 (smoothed)" and cells["ZZ2"].value is not None
+
+
+def test_xlsx_wide_layout_past_excel_columns_is_an_error(tmp_path: Path) -> None:
+    runs = [f"r{i}" for i in range(16_384)]
+    frame = pd.DataFrame(
+        {
+            "run": pd.Categorical(runs),
+            "tag": pd.Categorical(["loss"] * len(runs)),
+            "step": np.zeros(len(runs), np.int64),
+            "wall_time": np.zeros(len(runs)),
+            "value": np.ones(len(runs)),
+        }
+    )
+    options = WriteOptions(layout="wide")
+    with pytest.raises(tbexport.OutputError) as raised:
+        tbexport.write_scalars(frame, tmp_path / "w.xlsx", options=options)
+    assert str(raised.value) == (
+        "loss: 16384 run columns do not fit in an Excel sheet (16,384 columns at most); "
+        "use the long layout or .csv"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failing_xlsx_write_reports_its_own_error_and_keeps_the_old_file(
+    two_runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from tbexport import xlsx
+
+    out = tmp_path / "out.xlsx"
+    out.write_bytes(b"an earlier export")
+
+    def disk_full(self: xlsx.Sheet, rows: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(xlsx.Sheet, "raw_bytes", disk_full)
+    with pytest.raises(tbexport.OutputWriteError) as raised:
+        tbexport.export(two_runs, out)
+    assert str(raised.value) == f"cannot write {out}: No space left on device"
+    assert out.read_bytes() == b"an earlier export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lightning_logs", "out.xlsx"]

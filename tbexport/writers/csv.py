@@ -2,6 +2,7 @@
 
 Long layout: ``run,tag,step,<time>,value[,value_smoothed]``. Wide layout (runs side
 by side): ``tag,step,<run>,<run>,…``. ``wide_tags`` (``--wide``): ``run,step,<tag>,…``.
+Smoothed, the wide layouts add ``<run> (smoothed)`` / ``<tag> (smoothed)`` columns.
 Numbers are written in Python's shortest round-trip form, so reading the file back
 gives the same doubles. NaN is an empty field (as pandas writes it), ±Inf
 ``inf``/``-inf``; ``--time datetime`` writes ISO 8601 (UTC). The long form is
@@ -21,7 +22,7 @@ import pandas as pd
 
 from ..decode import _fastscan
 from ..options import WriteOptions
-from ..reshape import runs_side_by_side, to_wide
+from ..reshape import SMOOTHED, runs_side_by_side, to_wide, wide_column
 from ..transform import time_column
 from .render import BLOCK_ROWS, render
 
@@ -42,12 +43,23 @@ def write(frame: pd.DataFrame, path: Path, options: WriteOptions | None = None) 
 
 
 def _runs_side_by_side(frame: pd.DataFrame) -> pd.DataFrame:
+    """``tag,step,<run>,…`` (then ``<run> (smoothed),…`` when smoothed), runs in the
+    frame's order: each tag's table holds only the runs that logged it."""
+    values = [c for c in ("value", SMOOTHED) if c in frame]
     parts = []
     for tag, group in frame.groupby("tag", observed=True, sort=True):
-        table = runs_side_by_side(group).reset_index()
+        tables = [runs_side_by_side(group, column) for column in values]
+        for column, table in zip(values, tables, strict=True):
+            table.columns = [wide_column(run, column) for run in table.columns]
+        table = pd.concat(tables, axis=1).reset_index()
         table.insert(0, "tag", str(tag))
         parts.append(table)
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["tag", "step"])
+    runs = [str(run) for run in frame["run"].cat.categories]
+    header = ["tag", "step"] + [wide_column(run, column) for column in values for run in runs]
+    if not parts:
+        return pd.DataFrame(columns=["tag", "step"])
+    table = pd.concat(parts, ignore_index=True)
+    return table[[name for name in header if name in table.columns]]
 
 
 def _write_long(frame: pd.DataFrame, path: Path) -> None:

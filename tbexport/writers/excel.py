@@ -20,12 +20,14 @@ import numpy as np
 import pandas as pd
 
 from ..decode import _fastscan
+from ..exceptions import OutputError
 from ..names import sheet_continuation, sheet_names
 from ..options import WriteOptions
-from ..reshape import runs_side_by_side, summarize
+from ..reshape import SMOOTHED, runs_side_by_side, summarize, wide_column
 from ..transform import time_column
 from ..xlsx import (
     DATE_STYLE,
+    MAX_COLUMNS,
     MAX_ROWS,
     Sheet,
     Workbook,
@@ -108,15 +110,19 @@ class _Table:
 
 
 def _tag_table(group: pd.DataFrame, options: WriteOptions) -> _Table:
-    values = [c for c in ("value", "value_smoothed") if c in group]
+    values = [c for c in ("value", SMOOTHED) if c in group]
     if options.layout == "wide":
         tables = [runs_side_by_side(group, c) for c in values]
         steps = tables[0].index.to_numpy()
         headers, columns = ["step"], []
         for column, table in zip(values, tables, strict=True):
-            suffix = "" if column == "value" else " (smoothed)"
-            headers += [f"{run}{suffix}" for run in table.columns]
+            headers += [wide_column(run, column) for run in table.columns]
             columns += [table[run].to_numpy() for run in table.columns]
+        if len(headers) > MAX_COLUMNS:
+            raise OutputError(
+                f"{group['tag'].iloc[0]}: {len(headers) - 1} run columns do not fit in an "
+                f"Excel sheet ({MAX_COLUMNS:,} columns at most); use the long layout or .csv"
+            )
         no_words = [False] * len(columns)
         return _Table(headers, steps, columns, [0] * len(columns), no_words, None, wide=True)
     time = time_column(group)
