@@ -1607,9 +1607,9 @@ static PyObject *read_small(PyObject *self, PyObject *args) {
     return block;
 }
 
-/* What a directory entry is to the walk: 'd' a directory to enter, 'f' anything else
-   but a link to a directory, which is left out ('s'), as os.walk leaves it. Errors
-   make a file, as os.scandir's is_dir() does. */
+/* What a directory entry is to the walk: 'd' a directory, 'l' a link to one (entered
+   too, as TensorBoard's walk enters it), 'f' anything else. Errors make a file, as
+   os.scandir's is_dir() does. */
 static char entry_kind(int dir_fd, const struct dirent *entry) {
     unsigned char type = entry->d_type;
     struct stat st;
@@ -1620,15 +1620,19 @@ static char entry_kind(int dir_fd, const struct dirent *entry) {
     }
     if (type == DT_DIR) return 'd';
     if (type == DT_LNK)
-        return fstatat(dir_fd, entry->d_name, &st, 0) == 0 && S_ISDIR(st.st_mode) ? 's' : 'f';
+        return fstatat(dir_fd, entry->d_name, &st, 0) == 0 && S_ISDIR(st.st_mode) ? 'l' : 'f';
     return 'f';
 }
 
 /* Appends the entries of one directory to `out` as kind, name, NUL; then 'E' (listed)
-   or 'X' (unreadable: left out whole, as a failed os.scandir). 0: out of memory. */
+   and the directory's device and inode numbers (two uint64), or 'X' (unreadable: left
+   out whole, as a failed os.scandir). 0: out of memory. */
 static int list_one(const char *path, Buf *out) {
     DIR *dir = opendir(path);
+    struct stat self;
+    if (dir && fstat(dirfd(dir), &self) < 0) { closedir(dir); dir = NULL; }
     if (!dir) return buf_push(out, "X", 1);
+    uint64_t identity[2] = {(uint64_t)self.st_dev, (uint64_t)self.st_ino};
     size_t listed = out->used;
     struct dirent *entry;
     errno = 0;
@@ -1636,7 +1640,6 @@ static int list_one(const char *path, Buf *out) {
         const char *name = entry->d_name;
         if (name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2]))) continue;
         char kind = entry_kind(dirfd(dir), entry);
-        if (kind == 's') continue;
         if (!buf_push(out, &kind, 1) || !buf_push(out, name, strlen(name) + 1)) {
             closedir(dir);
             return 0;
@@ -1646,15 +1649,18 @@ static int list_one(const char *path, Buf *out) {
     int failed = errno != 0;
     closedir(dir);
     if (failed) out->used = listed; /* a read error midway: as if unreadable */
-    return buf_push(out, failed ? "X" : "E", 1);
+    if (failed) return buf_push(out, "X", 1);
+    return buf_push(out, "E", 1) && buf_push(out, identity, sizeof identity);
 }
 
-/* list_dirs(paths) -> [(files, directories) | None]: the entries of each directory,
-   read in one release of the GIL for them all. files: every entry that is not a
-   directory; directories: the subdirectories to walk into (links to directories are
-   in neither); None: the directory could not be read. */
+/* list_dirs(paths) -> [(files, directories, links, (device, inode)) | None]: the
+   entries of each directory, read in one release of the GIL for them all. files:
+   every entry that is neither of the others; directories: its subdirectories; links:
+   its links to directories; (device, inode): the directory's own, which tells a
+   directory met again through a link; None: the directory could not be read. */
 static PyObject *list_dirs(PyObject *self, PyObject *args) {
-    PyObject *paths, *encoded = NULL, *result = NULL, *files = NULL, *dirs = NULL;
+    PyObject *paths, *encoded = NULL, *result = NULL, *files = NULL, *dirs = NULL,
+             *links = NULL;
     if (!PyArg_ParseTuple(args, "O!", &PyList_Type, &paths)) return NULL;
     Py_ssize_t n = PyList_GET_SIZE(paths);
     if (!(encoded = PyList_New(n))) return NULL;
@@ -1672,21 +1678,32 @@ static PyObject *list_dirs(PyObject *self, PyObject *args) {
     if (!(result = PyList_New(n))) { free(out.data); goto done; }
     const char *at = out.data, *end = out.data + out.used;
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (!(files = PyList_New(0)) || !(dirs = PyList_New(0))) goto failed;
+        if (!(files = PyList_New(0)) || !(dirs = PyList_New(0)) || !(links = PyList_New(0)))
+            goto failed;
         while (at < end && *at != 'E' && *at != 'X') {
             size_t length = strlen(at + 1);
             PyObject *name = PyUnicode_DecodeFSDefaultAndSize(at + 1, (Py_ssize_t)length);
-            if (!name || PyList_Append(*at == 'd' ? dirs : files, name) < 0) {
+            PyObject *into = *at == 'd' ? dirs : *at == 'l' ? links : files;
+            if (!name || PyList_Append(into, name) < 0) {
                 Py_XDECREF(name);
                 goto failed;
             }
             Py_DECREF(name);
             at += length + 2;
         }
-        PyObject *listing = *at == 'X' ? Py_NewRef(Py_None) : PyTuple_Pack(2, files, dirs);
-        at++;
+        PyObject *listing = Py_NewRef(Py_None);
+        if (*at++ == 'E') {
+            uint64_t identity[2];
+            memcpy(identity, at, sizeof identity);
+            at += sizeof identity;
+            Py_DECREF(listing);
+            listing = Py_BuildValue("(OOO(KK))", files, dirs, links,
+                                    (unsigned long long)identity[0],
+                                    (unsigned long long)identity[1]);
+        }
         Py_CLEAR(files);
         Py_CLEAR(dirs);
+        Py_CLEAR(links);
         if (!listing) goto failed;
         PyList_SET_ITEM(result, i, listing);
     }
@@ -1696,6 +1713,7 @@ failed:
     free(out.data);
     Py_XDECREF(files);
     Py_XDECREF(dirs);
+    Py_XDECREF(links);
     Py_CLEAR(result);
 done:
     Py_DECREF(encoded);

@@ -119,21 +119,32 @@ def _directories_with_runs(top: str) -> list[tuple[str, list[str], bool]]:
     """``top`` and the directories below it that are runs, with their run files (and
     whether an hparams.yaml is among the files), in no set order.
 
-    Like ``os.walk`` (symlinked directories are not entered, unreadable ones are
-    skipped) but on strings, and level by level: a level's directories are listed in
-    one call (in C: one release of the GIL).
+    Like ``os.walk`` (unreadable directories are skipped) but on strings, and level
+    by level: a level's directories are listed in one call (in C: one release of the
+    GIL). Links to directories are entered too, as TensorBoard's walk enters them,
+    once every directory reached without one has been: a directory met again (through
+    a link, or a cycle of links) is skipped, so each is found by its real path where
+    the tree has one.
     """
     found = []
-    level = [top]
-    while level:
+    seen: set[object] = set()
+    level: list[str] = [top]
+    links: list[str] = []  # links to directories, entered once the rest is walked
+    while level or links:
+        if not level:
+            level, links = links, []
         below_level = []
         for directory, listing in zip(level, _list_dirs(level), strict=True):
             if listing is None:
                 continue
-            files, below = listing
+            files, below, linked, identity = listing
+            if identity in seen:
+                continue
+            seen.add(identity)
             if run := _run_directory(directory, files):
                 found.append(run)
             below_level += [os.path.join(directory, name) for name in below]
+            links += [os.path.join(directory, name) for name in sorted(linked)]
         level = below_level
     return found
 
@@ -147,31 +158,40 @@ def _run_directory(directory: str, files: list[str]) -> tuple[str, list[str], bo
     return (directory, names, HPARAMS_FILE in files) if names else None
 
 
-def _list_dirs(paths: list[str]) -> list[tuple[list[str], list[str]] | None]:
-    """Each directory's (files, subdirectories to walk into); None if unreadable."""
+# files, subdirectories, links to directories, and the directory's identity
+Listing = tuple[list[str], list[str], list[str], object]
+
+
+def _list_dirs(paths: list[str]) -> list[Listing | None]:
+    """Each directory's (files, subdirectories, links to directories, identity); None if
+    it cannot be read."""
     if _fastscan is not None and hasattr(_fastscan, "list_dirs"):
-        listed: list[tuple[list[str], list[str]] | None] = _fastscan.list_dirs(paths)
+        listed: list[Listing | None] = _fastscan.list_dirs(paths)
         return listed
     return [_list_dir(path) for path in paths]
 
 
-def _list_dir(path: str) -> tuple[list[str], list[str]] | None:
+def _list_dir(path: str) -> Listing | None:
     files: list[str] = []
     below: list[str] = []
+    linked: list[str] = []
     try:
         with os.scandir(path) as entries:
             for entry in entries:
                 try:
-                    is_directory = entry.is_dir()
+                    is_directory = entry.is_dir()  # (a link to a directory is one)
                 except OSError:
                     is_directory = False
                 if not is_directory:
                     files.append(entry.name)
-                elif not entry.is_symlink():  # a link to a directory is neither
-                    below.append(entry.name)
+                else:
+                    (linked if entry.is_symlink() else below).append(entry.name)
+        status = os.stat(path)
     except OSError:
         return None
-    return files, below
+    # where a file system gives no inode numbers, every directory counts as new
+    identity = (status.st_dev, status.st_ino) if status.st_ino else path
+    return files, below, linked, identity
 
 
 def _display_name(directory: Path) -> str:

@@ -56,14 +56,32 @@ def test_csv_logger_directory_is_a_run(tmp_path: Path) -> None:
     assert found.files == (run / "metrics.csv",)
 
 
-def test_symlinked_directories_are_not_entered(tmp_path: Path) -> None:
-    # as os.walk and TensorBoard's own directory walk: a link could make a cycle
-    _event_file(tmp_path / "real" / "version_0")
-    (tmp_path / "real" / "link").symlink_to(tmp_path / "real" / "version_0")
-    assert [run.name for run in find_runs(tmp_path / "real")] == ["version_0"]
+def test_links_to_directories_are_entered_once(tmp_path: Path) -> None:
+    # as TensorBoard's walk: a folder of links picks runs from elsewhere
+    sweep = tmp_path / "sweep"
+    for version in range(3):
+        _event_file(sweep / f"version_{version}")
+    picked = tmp_path / "picked"
+    picked.mkdir()
+    (picked / "best").symlink_to(sweep / "version_2")
+    (picked / "base").symlink_to(sweep / "version_0")
+    runs = find_runs(picked)
+    assert [(run.name, [f.parent for f in run.files]) for run in runs] == [
+        ("base", [picked / "base"]),
+        ("best", [picked / "best"]),
+    ]
+    assert load_scalars(picked).frame["run"].astype(str).tolist() == ["base", "best"]
+    # a directory reached by its own path and by a link is found once, by its path
+    (sweep / "version_1" / "alias").symlink_to(sweep / "version_0")
+    (sweep / "a_link").symlink_to(sweep / "version_2")  # sorts before version_2
+    assert [run.name for run in find_runs(sweep)] == ["version_0", "version_1", "version_2"]
+    # cycles end
+    (sweep / "version_0" / "loop").symlink_to(sweep)
+    (sweep / "version_0" / "self").symlink_to(sweep / "version_0")
+    assert [run.name for run in find_runs(sweep)] == ["version_0", "version_1", "version_2"]
     # a link given as the root is followed
-    (tmp_path / "root_link").symlink_to(tmp_path / "real")
-    assert [run.name for run in find_runs(tmp_path / "root_link")] == ["version_0"]
+    (tmp_path / "root_link").symlink_to(sweep)
+    assert len(find_runs(tmp_path / "root_link")) == 3
 
 
 def test_two_roots_with_the_same_run_names_fall_back_to_the_given_paths(tmp_path: Path) -> None:
@@ -133,7 +151,7 @@ def _tricky_tree(root: Path) -> Path:
     _event_file(root / "a-x")
     (root / "csv").mkdir()
     (root / "csv" / "metrics.csv").write_text("step,loss\n0,1.0\n")
-    (root / "version_0" / "dir_link").symlink_to(root / "a-x")  # not entered
+    (root / "version_0" / "dir_link").symlink_to(root / "a-x")  # a-x found by its own path
     (root / "linked_file").mkdir()
     (root / "linked_file" / "events.out.tfevents.9").symlink_to(
         next((root / "a-x").iterdir())
@@ -156,13 +174,22 @@ def test_the_c_listing_and_os_scandir_agree(tmp_path: Path) -> None:
     directories.append(str(root / "gone"))  # unreadable: None from both
     in_c = discover._fastscan.list_dirs(directories)
     in_python = [discover._list_dir(path) for path in directories]
-    assert [None if x is None else (sorted(x[0]), sorted(x[1])) for x in in_c] == [
-        None if x is None else (sorted(x[0]), sorted(x[1])) for x in in_python
-    ]
+
+    def ordered(listing: discover.Listing | None) -> object:
+        if listing is None:
+            return None
+        files, below, linked, identity = listing
+        return sorted(files), sorted(below), sorted(linked), identity
+
+    assert [ordered(x) for x in in_c] == [ordered(x) for x in in_python]
     assert in_c[-1] is None and in_c[0] is not None
     assert sorted(in_c[0][1]) == sorted(
         ["a-x", "broken", "csv", "empty_dir", "linked_file", os.fsdecode(b"run_\xff"), "version_0"]
     )
+    version_0 = directories.index(str(root / "version_0"))
+    assert in_c[version_0][2] == ["dir_link"]  # a link to a directory
+    status = os.stat(root)
+    assert in_c[0][3] == (status.st_dev, status.st_ino)
 
 
 def test_the_walk_finds_the_same_runs_with_and_without_c(
