@@ -21,7 +21,7 @@ from .options import LAYOUTS
 from .plot import X_AXES
 from .records import Corruption
 from .reshape import tag_stats
-from .transform import REDUCTIONS, TIME_MODES, check_statistics
+from .transform import REDUCTIONS, TIME_MODES, check_statistics, statistics_list
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 FORMAT_FLAGS = {"mat": ".mat", "csv": ".csv", "xlsx": ".xlsx"}
@@ -30,7 +30,7 @@ FORMAT_FLAGS = {"mat": ".mat", "csv": ".csv", "xlsx": ".xlsx"}
 def _statistics(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
     if value is None:
         return None
-    names = [v.strip() for v in value.split(",") if v.strip()]
+    names = statistics_list(value)
     try:
         check_statistics(names)
     except ValueError as error:

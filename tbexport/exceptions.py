@@ -10,7 +10,7 @@ The tree, so callers can catch as broadly or narrowly as they need::
     │   ├── NoScalarsError
     │   └── NoMatchingTagsError
     ├── CorruptEventFileError
-    ├── InvalidOptionError
+    ├── InvalidOptionError (also a ValueError)
     └── OutputError
         ├── UnknownFormatError
         └── OutputWriteError
@@ -71,7 +71,7 @@ class CorruptEventFileError(TbexportError):
     """A corrupt record was found while reading with ``strict=True``."""
 
 
-class InvalidOptionError(TbexportError):
+class InvalidOptionError(TbexportError, ValueError):
     """An option has a value tbexport cannot use (a bad statistic, weight or label)."""
 
 

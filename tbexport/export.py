@@ -52,17 +52,19 @@ def default_output(paths: Paths, format: str | None = None) -> Path:
 
 
 def check_options(
-    *, layout: str, reduce: Sequence[str] | None, smoothing: float | None, time: str, name_by: str
+    *,
+    layout: str,
+    reduce: str | Sequence[str] | None,
+    smoothing: float | None,
+    time: str,
+    name_by: str,
 ) -> None:
     """Raise :class:`InvalidOptionError` for a value no step below could use."""
     if layout not in LAYOUTS:
         raise InvalidOptionError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
-    try:
-        if reduce is not None:
-            check_statistics(reduce)
-        check_name_by(name_by)
-    except ValueError as error:
-        raise InvalidOptionError(str(error)) from None
+    if reduce is not None:
+        check_statistics(reduce)
+    check_name_by(name_by)
     if smoothing is not None and not 0 <= smoothing < 1:
         raise InvalidOptionError(f"smoothing weight must be in [0, 1), not {smoothing:g}")
     if time not in TIME_MODES:
@@ -72,17 +74,14 @@ def check_options(
 def shape(
     data: ScalarData,
     *,
-    reduce: Sequence[str] | None = None,
+    reduce: str | Sequence[str] | None = None,
     smoothing: float | None = None,
     name_by: str = "dir",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Apply run labels, statistics and smoothing; return (frame, hparams per run)."""
     frame = data.frame
     runs = [str(r) for r in frame["run"].cat.categories]
-    try:
-        labels = run_labels(runs, data.hparams, name_by)
-    except ValueError as error:
-        raise InvalidOptionError(str(error)) from None
+    labels = run_labels(runs, data.hparams, name_by)
     frame = relabel_runs(frame, labels)
     hparams = hparams_frame({labels.get(r, r): h for r, h in data.hparams.items()})
     if reduce:
@@ -98,10 +97,10 @@ def export(
     output: str | os.PathLike[str] | None = None,
     *,
     format: str | None = None,
-    tags: Sequence[str] | None = None,
+    tags: str | Sequence[str] | None = None,
     wide: bool = False,
     layout: str = "long",
-    reduce: Sequence[str] | None = None,
+    reduce: str | Sequence[str] | None = None,
     smoothing: float | None = None,
     time: str = "unix",
     name_by: str = "dir",
@@ -124,7 +123,8 @@ def export(
     ``format``; without ``output`` the file is named after the input, in the
     current directory. ``layout`` is ``long`` or ``wide`` (runs side by side);
     ``wide`` (CSV) puts tags side by side instead. ``reduce`` aggregates across runs
-    (``mean``, ``std``, ``min``, ``max``, ``median``, ``count``); ``smoothing`` adds
+    (``mean``, ``std``, ``min``, ``max``, ``median``, ``count``: a list, or one string
+    with commas); ``smoothing`` adds
     ``value_smoothed`` (TensorBoard's weight, 0 <= W < 1); ``time`` is ``unix``,
     ``datetime`` or ``relative``; ``name_by`` is ``dir`` or ``hparam:KEY``.
     ``plot``/``plot_dir`` draw figures (see :func:`tbexport.plot_scalars`);

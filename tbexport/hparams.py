@@ -13,6 +13,7 @@ import pandas as pd
 
 from .decode import HParam
 from .discover import HPARAMS_FILE
+from .exceptions import InvalidOptionError
 
 __all__ = ["check_name_by", "hparams_frame", "merge_hparams", "read_hparams_yaml", "run_labels"]
 
@@ -117,9 +118,9 @@ def hparams_frame(hparams: Mapping[str, Mapping[str, HParam]]) -> pd.DataFrame:
 
 
 def check_name_by(name_by: str) -> None:
-    """Raise ValueError unless ``name_by`` is ``dir`` or ``hparam:KEY``."""
+    """Raise :class:`InvalidOptionError` unless ``name_by`` is ``dir`` or ``hparam:KEY``."""
     if name_by != "dir" and (not name_by.startswith("hparam:") or name_by == "hparam:"):
-        raise ValueError(f"use 'dir' or 'hparam:KEY' (e.g. hparam:lr), not {name_by!r}")
+        raise InvalidOptionError(f"use 'dir' or 'hparam:KEY' (e.g. hparam:lr), not {name_by!r}")
 
 
 def run_labels(
@@ -132,7 +133,7 @@ def run_labels(
     key = name_by[7:]
     if not any(key in hparams.get(run, {}) for run in runs):
         known = sorted({k for run in runs for k in hparams.get(run, {})})
-        raise ValueError(
+        raise InvalidOptionError(
             f"no run has the hyperparameter {key!r}; known: {', '.join(known) or 'none'}"
         )
     labels: dict[str, str] = {}

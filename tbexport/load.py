@@ -27,6 +27,8 @@ from .discover import Run, as_list, find_runs, natural_key
 from .exceptions import (
     CorruptEventFileError,
     CorruptRecordWarning,
+    InputError,
+    InvalidOptionError,
     NoMatchingTagsError,
     NotAnEventFileError,
 )
@@ -62,7 +64,7 @@ class ScalarData:
 def read_scalars(
     paths: Paths,
     *,
-    tags: Sequence[str] | None = None,
+    tags: str | Sequence[str] | None = None,
     keep_duplicates: bool = False,
     strict: bool = False,
     jobs: int | None = None,
@@ -72,7 +74,8 @@ def read_scalars(
     Columns: ``run`` and ``tag`` (categorical), ``step`` (int64), ``wall_time``
     (float64 seconds since the epoch) and ``value`` (float64, holding float32
     values bit-exactly). ``paths`` may be event files, run directories or whole
-    trees such as ``lightning_logs``. ``tags`` are glob patterns (``"val_*"``).
+    trees such as ``lightning_logs``. ``tags``: a glob pattern (``"val_*"``) or a
+    list of them, any of which may match.
 
     Within a run, a point at step ``s`` replaces earlier points of its tag at steps
     ``>= s`` (what TensorBoard shows after a resume) unless ``keep_duplicates``.
@@ -101,7 +104,7 @@ def read_hparams(paths: Paths) -> pd.DataFrame:
 def load_scalars(
     paths: Paths,
     *,
-    tags: Sequence[str] | None = None,
+    tags: str | Sequence[str] | None = None,
     keep_duplicates: bool = False,
     strict: bool = False,
     verify: bool = True,
@@ -114,6 +117,11 @@ def load_scalars(
     ``jobs`` is how many runs are read in parallel (default: one per core);
     ``progress`` is called with the number of bytes read since its last call.
     """
+    if jobs is not None and jobs < 1:
+        raise InvalidOptionError(f"jobs must be 1 or more, not {jobs}")
+    if not as_list(paths):
+        raise InputError("no paths given to read")
+    tags = [tags] if isinstance(tags, str) else tags
     threads = scans_without_gil()
     found = find_runs(paths)
     placer = RunPlacer(found) if threads else None  # threads share the frame's memory

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .exceptions import InvalidOptionError
+
 __all__ = [
     "REDUCTIONS",
     "TIME_MODES",
@@ -19,6 +21,7 @@ __all__ = [
     "reduce_runs",
     "relabel_runs",
     "smooth",
+    "statistics_list",
     "with_time",
 ]
 
@@ -27,11 +30,19 @@ TIME_MODES = ("unix", "datetime", "relative")
 TIME_COLUMNS = {"unix": "wall_time", "datetime": "datetime", "relative": "relative_time"}
 
 
-def check_statistics(statistics: Sequence[str]) -> None:
-    """Raise ValueError unless ``statistics`` is a non-empty list of known reductions."""
+def statistics_list(statistics: str | Sequence[str]) -> list[str]:
+    """``statistics`` as a list: a string names one, or several with commas (``"mean,std"``)."""
+    if isinstance(statistics, str):
+        return [name.strip() for name in statistics.split(",") if name.strip()]
+    return list(statistics)
+
+
+def check_statistics(statistics: str | Sequence[str]) -> None:
+    """Raise :class:`InvalidOptionError` unless ``statistics`` names known reductions."""
+    statistics = statistics_list(statistics)
     unknown = [s for s in statistics if s not in REDUCTIONS]
     if unknown or not statistics:
-        raise ValueError(
+        raise InvalidOptionError(
             f"unknown statistic {', '.join(map(repr, unknown)) or '(none)'}; "
             f"choose from {', '.join(REDUCTIONS)}"
         )
@@ -46,7 +57,7 @@ def smooth_values(values: np.ndarray, weight: float) -> np.ndarray:
     """
     values = np.asarray(values, dtype=np.float64)
     if not 0 <= weight < 1:
-        raise ValueError(f"smoothing weight must be in [0, 1), not {weight}")
+        raise InvalidOptionError(f"smoothing weight must be in [0, 1), not {weight:g}")
     finite = np.isfinite(values)
     if len(values) == 0 or np.all(values == values[0]) or not finite.any():
         return values.copy()
@@ -71,7 +82,7 @@ def smooth(frame: pd.DataFrame, weight: float) -> pd.DataFrame:
     return result
 
 
-def reduce_runs(frame: pd.DataFrame, statistics: Sequence[str]) -> pd.DataFrame:
+def reduce_runs(frame: pd.DataFrame, statistics: str | Sequence[str]) -> pd.DataFrame:
     """Aggregate across runs per (tag, step); the ``run`` column names the statistic.
 
     Runs may have different tags, steps or lengths: each statistic uses the runs
@@ -79,6 +90,7 @@ def reduce_runs(frame: pd.DataFrame, statistics: Sequence[str]) -> pd.DataFrame:
     ``std`` is the sample standard deviation (NaN for a single run). ``wall_time``
     is the median of the runs' wall times at that step.
     """
+    statistics = statistics_list(statistics)
     check_statistics(statistics)
     columns = [c for c in ("value", "value_smoothed") if c in frame]
     grouped = frame.groupby(["tag", "step"], observed=True, sort=True)
@@ -128,7 +140,7 @@ def with_time(frame: pd.DataFrame, mode: str) -> pd.DataFrame:
     run's first event.
     """
     if mode not in TIME_MODES:
-        raise ValueError(f"unknown time mode {mode!r}; choose from {', '.join(TIME_MODES)}")
+        raise InvalidOptionError(f"unknown time mode {mode!r}; choose from {', '.join(TIME_MODES)}")
     if mode == "unix":
         return frame
     result = frame.rename(columns={"wall_time": TIME_COLUMNS[mode]})

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import inspect
+import math
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 import tbexport
 import tbexport.exceptions
+
+from .builders import simple, write_events
 
 
 def test_all_lists_exactly_the_public_names() -> None:
@@ -51,3 +57,38 @@ def test_exporter_never_imports_torch_or_lightning() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_one_string_is_one_pattern_or_a_comma_list_of_statistics(tmp_path: Path) -> None:
+    for run, scale in (("a", 1.0), ("b", 3.0)):
+        write_events(
+            tmp_path / run / "events.out.tfevents.1",
+            [simple("val_loss", 0, scale), simple("val_acc", 0, scale / 4), simple("lr", 0, 0.1)],
+        )
+    frame = tbexport.read_scalars(tmp_path, tags="val_*")  # not the characters v, a, l, _, *
+    assert sorted(frame["tag"].cat.categories) == ["val_acc", "val_loss"]
+    assert frame.equals(tbexport.read_scalars(tmp_path, tags=["val_*"]))
+    reduced = tbexport.reduce_runs(frame, "mean, std")
+    assert reduced.equals(tbexport.reduce_runs(frame, ["mean", "std"]))
+    loss = reduced[reduced["tag"] == "val_loss"]
+    assert loss["run"].astype(str).tolist() == ["mean", "std"]
+    assert loss["value"].tolist() == [2.0, math.sqrt(2.0)]
+
+
+def test_bad_options_raise_the_documented_errors(tmp_path: Path) -> None:
+    write_events(tmp_path / "run" / "events.out.tfevents.1", [simple("loss", 0, 1.0)])
+    frame = tbexport.read_scalars(tmp_path)
+    calls = {
+        "smoothing weight must be in [0, 1), not 1": lambda: tbexport.smooth(frame, 1.0),
+        "unknown statistic 'avg'; choose from mean, std, min, max, median, count": (
+            lambda: tbexport.reduce_runs(frame, ["avg"])
+        ),
+        "jobs must be 1 or more, not 0": lambda: tbexport.read_scalars(tmp_path, jobs=0),
+    }
+    for message, call in calls.items():
+        with pytest.raises(tbexport.InvalidOptionError) as raised:
+            call()
+        assert str(raised.value) == message
+        assert isinstance(raised.value, ValueError)  # what callers caught before
+    with pytest.raises(tbexport.InputError, match=r"^no paths given to read$"):
+        tbexport.read_scalars([])
