@@ -55,14 +55,12 @@ def _name_by(ctx: click.Context, param: click.Parameter, value: str) -> str:
     help="Output file; its suffix picks the format (.xlsx, .mat, .csv).  "
     "[default: named after the input, in the current directory]",
 )
-@click.option(
-    "--mat", "format_flag", flag_value="mat", help="Write MATLAB .mat (when -o is omitted)."
-)
-@click.option("--csv", "format_flag", flag_value="csv", help="Write CSV (when -o is omitted).")
+@click.option("--mat", "mat_flag", is_flag=True, help="Write MATLAB .mat (when -o is omitted).")
+@click.option("--csv", "csv_flag", is_flag=True, help="Write CSV (when -o is omitted).")
 @click.option(
     "--xlsx",
-    "format_flag",
-    flag_value="xlsx",
+    "xlsx_flag",
+    is_flag=True,
     help="Write Excel .xlsx (the default when -o is omitted).",
 )
 @click.option(
@@ -175,7 +173,9 @@ def _name_by(ctx: click.Context, param: click.Parameter, value: str) -> str:
 def cli(
     paths: tuple[Path, ...],
     output: Path | None,
-    format_flag: str | None,
+    xlsx_flag: bool,
+    mat_flag: bool,
+    csv_flag: bool,
     list_only: bool,
     quiet: bool,
     tags: tuple[str, ...],
@@ -202,7 +202,7 @@ def cli(
       tbexport lightning_logs --plot curves.png --smooth 0.6 --name-by hparam:lr
       tbexport lightning_logs --list
     """
-    format = _choose_format(output, format_flag)
+    format = _choose_format(output, xlsx=xlsx_flag, mat=mat_flag, csv=csv_flag)
     reading: dict[str, Any] = {
         "tags": tags or None,
         "verify": not no_verify,
@@ -247,12 +247,17 @@ def cli(
         click.echo(_summary(result), err=True)
 
 
-def _choose_format(output: Path | None, flag: str | None) -> str | None:
-    if flag is None:
+def _choose_format(output: Path | None, **flags: bool) -> str | None:
+    """The format --xlsx, --mat or --csv asks for (at most one of them), if any."""
+    given = [f"--{name}" for name, on in flags.items() if on]
+    if len(given) > 1:
+        raise click.UsageError(f"choose one format, not {' and '.join(given)}")
+    if not given:
         return None
-    wanted = FORMAT_FLAGS[flag]
+    flag = given[0]
+    wanted = FORMAT_FLAGS[flag[2:]]
     if output is not None and output.suffix and output.suffix.lower() != wanted:
-        raise click.UsageError(f"--{flag} conflicts with output suffix {output.suffix!r}")
+        raise click.UsageError(f"{flag} conflicts with output suffix {output.suffix!r}")
     return wanted
 
 

@@ -19,7 +19,7 @@ from .records import Corruption
 from .transform import TIME_MODES, check_statistics, reduce_runs, relabel_runs, smooth, with_time
 from .write import format_for, write_scalars
 
-__all__ = ["ExportResult", "default_output", "export", "shape"]
+__all__ = ["ExportResult", "check_format_options", "default_output", "export", "shape"]
 
 DEFAULT_FORMAT = ".xlsx"
 
@@ -69,6 +69,36 @@ def check_options(
         raise InvalidOptionError(f"smoothing weight must be in [0, 1), not {smoothing:g}")
     if time not in TIME_MODES:
         raise InvalidOptionError(f"unknown time mode {time!r}; choose from {', '.join(TIME_MODES)}")
+
+
+def check_format_options(
+    suffix: str,
+    *,
+    wide: bool,
+    layout: str,
+    charts: bool,
+    matlab_script: bool,
+    keep_duplicates: bool,
+) -> None:
+    """Raise :class:`InvalidOptionError` for an option the output format would ignore."""
+    only_for = [
+        (wide, ".csv", "wide (--wide)"),
+        (charts, ".xlsx", "charts (--charts)"),
+        (matlab_script, ".mat", "matlab_script (--matlab-script)"),
+    ]
+    for asked, needed, name in only_for:
+        if asked and suffix != needed:
+            raise InvalidOptionError(f"{name} is for {needed} output, not {suffix}")
+    if wide and layout == "wide":
+        raise InvalidOptionError(
+            "choose one wide table: wide (--wide) puts tags side by side, "
+            "layout='wide' (--layout wide) runs"
+        )
+    if keep_duplicates and (wide or layout == "wide"):
+        raise InvalidOptionError(
+            "a wide table holds one point per step: keep_duplicates (--keep-duplicates) "
+            "needs the long layout"
+        )
 
 
 def shape(
@@ -137,7 +167,15 @@ def export(
     target = None
     if write_table:
         target = Path(output) if output is not None else default_output(paths, format)
-        format_for(target, format)  # fail on an unknown format before reading anything
+        suffix = format_for(target, format)  # fail on an unknown format before reading
+        check_format_options(
+            suffix,
+            wide=wide,
+            layout=layout,
+            charts=charts,
+            matlab_script=matlab_script,
+            keep_duplicates=keep_duplicates,
+        )
     data = load_scalars(
         paths,
         tags=tags,

@@ -127,6 +127,46 @@ def test_conflicting_format_flag(run_dir: Path, tmp_path: Path) -> None:
     assert "--mat conflicts with output suffix '.csv'" in result.stderr
 
 
+def test_two_format_flags_are_a_usage_error(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = invoke(run_dir, "--mat", "--csv")
+    assert result.exit_code == 2
+    assert result.stderr.endswith("Error: choose one format, not --mat and --csv\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["logs"]  # nothing written
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--xlsx", "--wide"], "wide (--wide) is for .csv output, not .xlsx"),
+        (["--csv", "--charts"], "charts (--charts) is for .xlsx output, not .csv"),
+        (
+            ["--csv", "--matlab-script"],
+            "matlab_script (--matlab-script) is for .mat output, not .csv",
+        ),
+        (
+            ["--csv", "--wide", "--layout", "wide"],
+            "choose one wide table: wide (--wide) puts tags side by side, "
+            "layout='wide' (--layout wide) runs",
+        ),
+        (
+            ["--mat", "--layout", "wide", "--keep-duplicates"],
+            "a wide table holds one point per step: keep_duplicates (--keep-duplicates) "
+            "needs the long layout",
+        ),
+    ],
+)
+def test_options_the_format_would_ignore_are_errors(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: list[str], message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = invoke(run_dir, *options)
+    assert (result.exit_code, result.stderr) == (1, f"Error: {message}\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["logs"]  # nothing written
+
+
 def test_not_an_event_file(tmp_path: Path) -> None:
     junk = tmp_path / "junk.bin"
     junk.write_bytes(os.urandom(300))
