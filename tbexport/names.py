@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 __all__ = [
+    "FILE_MAX",
     "MATLAB_MAX",
     "SHEET_MAX",
+    "file_names",
     "matlab_name",
     "matlab_names",
     "sheet_continuation",
     "sheet_names",
 ]
 
-SHEET_MAX = 31
+SHEET_MAX = 31  # UTF-16 code units, as Excel counts them
 MATLAB_MAX = 63
-_SHEET_BAD = re.compile(r"[\[\]:*?/\\]")
+FILE_MAX = 100  # characters of a file name's stem: well below every file system's limit
+_SHEET_BAD = re.compile(r"[\[\]:*?/\\\x00-\x1f\x7f]")  # and control characters
+_FILE_BAD = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')  # what Windows refuses, and controls
 _MATLAB_BAD = re.compile(r"[^A-Za-z0-9_]+")
 # Names Excel refuses (History) or that tbexport uses for its own sheets.
 _RESERVED_SHEETS = {"history", "index"}
@@ -44,16 +48,31 @@ _MATLAB_KEYWORDS = {
 }
 
 
-def _shorten(name: str, limit: int, joint: str) -> str:
+def _utf16_units(text: str) -> int:
+    """Length as Excel counts it: a character beyond the BMP (an emoji) counts twice."""
+    return len(text) + sum(1 for c in text if ord(c) > 0xFFFF)
+
+
+def _head(text: str, limit: int, size: Callable[[str], int]) -> str:
+    """The longest start of ``text`` of at most ``limit`` by ``size``."""
+    while size(text) > limit:
+        text = text[: len(text) - max(1, (size(text) - limit) // 2)]
+    return text
+
+
+def _shorten(name: str, limit: int, joint: str, size: Callable[[str], int] = len) -> str:
     """Keep the start and the (usually most telling) end of a long name."""
-    if len(name) <= limit:
+    if size(name) <= limit:
         return name
-    tail = (limit - len(joint)) // 2
-    head = limit - len(joint) - tail
-    return name[:head] + joint + name[-tail:]
+    tail = (limit - size(joint)) // 2
+    head = _head(name, limit - size(joint) - tail, size)
+    end = _head(name[::-1], tail, size)[::-1]
+    return head + joint + end
 
 
-def _uniquify(base: str, taken: set[str], limit: int, fold: bool, fmt: str) -> str:
+def _uniquify(
+    base: str, taken: set[str], limit: int, fold: bool, fmt: str, size: Callable[[str], int] = len
+) -> str:
     key = base.lower() if fold else base
     if key not in taken:
         taken.add(key)
@@ -61,7 +80,7 @@ def _uniquify(base: str, taken: set[str], limit: int, fold: bool, fmt: str) -> s
     n = 2
     while True:
         suffix = fmt.format(n)
-        candidate = base[: limit - len(suffix)] + suffix
+        candidate = _head(base, limit - size(suffix), size) + suffix
         key = candidate.lower() if fold else candidate
         if key not in taken:
             taken.add(key)
@@ -75,14 +94,27 @@ def sheet_names(tags: Iterable[str], reserved: Iterable[str] = ()) -> dict[str, 
     names: dict[str, str] = {}
     for tag in tags:
         clean = _SHEET_BAD.sub("_", tag).strip("'") or "tag"
-        names[tag] = _uniquify(_shorten(clean, SHEET_MAX, "~"), taken, SHEET_MAX, True, " ({})")
+        short = _shorten(clean, SHEET_MAX, "~", _utf16_units)
+        names[tag] = _uniquify(short, taken, SHEET_MAX, True, " ({})", _utf16_units)
     return names
 
 
 def sheet_continuation(name: str, part: int, taken: set[str]) -> str:
     """Name of the ``part``-th sheet (2, 3, …) of a tag too long for one sheet."""
     suffix = f" #{part}"
-    return _uniquify(name[: SHEET_MAX - len(suffix)] + suffix, taken, SHEET_MAX, True, "-{}")
+    base = _head(name, SHEET_MAX - len(suffix), _utf16_units) + suffix
+    return _uniquify(base, taken, SHEET_MAX, True, "-{}", _utf16_units)
+
+
+def file_names(texts: Iterable[str]) -> dict[str, str]:
+    """Map each text (a tag) to a file name stem that any file system takes, unique
+    ignoring case (as file systems on Windows and macOS compare names)."""
+    taken: set[str] = set()
+    names: dict[str, str] = {}
+    for text in texts:
+        clean = _FILE_BAD.sub("_", text).strip(" .") or "tag"
+        names[text] = _uniquify(_shorten(clean, FILE_MAX, "~"), taken, FILE_MAX, True, " ({})")
+    return names
 
 
 def matlab_name(text: str) -> str:

@@ -87,12 +87,12 @@ def _per_tag(
     log_y: bool,
     plt: Any,
 ) -> list[Path]:
-    from .names import sheet_names
+    from .names import file_names
 
     if directory.exists() and not directory.is_dir():
         raise InvalidOptionError(f"--plot-dir {directory} is a file, not a directory")
     directory.mkdir(parents=True, exist_ok=True)
-    names = sheet_names(tags)  # readable, unique, safe in file names
+    names = file_names(tags)  # readable, unique, safe in file names
     written = []
     for tag in tags:
         figure, ax = plt.subplots(figsize=(6, 4))

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import re
 
-from tbexport.names import matlab_names, sheet_continuation, sheet_names
+from tbexport.names import file_names, matlab_names, sheet_continuation, sheet_names
 
 VALID_SHEET = re.compile(r"^[^\[\]:*?/\\']([^\[\]:*?/\\]{0,29}[^\[\]:*?/\\'])?$")
 VALID_MATLAB = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
@@ -44,6 +44,31 @@ def test_sheet_continuation_names() -> None:
     taken = {"loss"}
     assert sheet_continuation("loss", 2, taken) == "loss #2"
     assert sheet_continuation("x" * 31, 2, taken) == "x" * 28 + " #2"
+
+
+def test_sheet_names_count_as_excel_does_and_hold_no_control_characters() -> None:
+    emoji = "x" * 29 + "\U0001f600\U0001f600"  # 31 characters, 33 UTF-16 units
+    names = sheet_names([emoji, "new\nline", "tab\there", "bell\x07"])
+    assert len(names[emoji].encode("utf-16-le")) // 2 == 31
+    assert names[emoji].endswith("\U0001f600\U0001f600")  # the telling end is kept
+    assert [names[t] for t in ("new\nline", "tab\there", "bell\x07")] == [
+        "new_line",
+        "tab_here",
+        "bell_",
+    ]
+    taken = {"loss"}
+    assert sheet_continuation("x" * 27 + "\U0001f600", 2, taken) == "x" * 27 + " #2"
+
+
+def test_file_names_are_safe_everywhere_and_unique_ignoring_case() -> None:
+    texts = ["train/loss", "Train/Loss", "new\nline", 'a<b>:c"d|e?f*', "..", " x ", "y" * 150]
+    names = file_names(texts)
+    assert names["train/loss"] == "train_loss"
+    assert names["Train/Loss"] == "Train_Loss (2)"
+    assert names["new\nline"] == "new_line"
+    assert names['a<b>:c"d|e?f*'] == "a_b__c_d_e_f_"
+    assert names[".."] == "tag" and names[" x "] == "x"
+    assert len(names["y" * 150]) == 100
 
 
 def test_matlab_names_are_valid_and_unique() -> None:

@@ -237,6 +237,21 @@ def test_wide_csv_layouts_carry_the_smoothed_values_and_keep_run_order(tmp_path:
     assert tbexport.to_wide(smoothed).columns.tolist() == list(tags.columns)
 
 
+def test_csv_quotes_tags_that_hold_line_breaks_commas_and_quotes(tmp_path: Path) -> None:
+    tags = ["new\nline", "cr\rx", "a,b", 'q"uote', "plain"]
+    run = tmp_path / "version_0"
+    write_events(run / "events.out.tfevents.1", [simple(t, i, i + 0.5) for i, t in enumerate(tags)])
+    back = pd.read_csv(tbexport.export(run, tmp_path / "t.csv").output, keep_default_na=False)
+    assert sorted(zip(back["tag"], back["value"], strict=True)) == sorted(
+        (t, i + 0.5) for i, t in enumerate(tags)
+    )
+    book = openpyxl.load_workbook(tbexport.export(run, tmp_path / "t.xlsx").output)
+    index = list(book["index"].iter_rows(values_only=True))
+    sheet = index[0].index("sheet")
+    assert sorted(row[sheet] for row in index[1:]) == sorted(book.sheetnames[2:])
+    assert "new_line" in book.sheetnames  # no line break in a sheet name
+
+
 def test_csv_writes_nan_and_inf(odd_values: Path, tmp_path: Path) -> None:
     text = tbexport.export(odd_values, tmp_path / "odd.csv").output.read_text().splitlines()
     assert [line.rsplit(",", 1)[1] for line in text[1:]] == ["1.5", "", "inf", "-inf", "2.5"]

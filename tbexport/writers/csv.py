@@ -103,7 +103,8 @@ def _number_texts(values: np.ndarray) -> list[str]:
 
 
 def _quoted(text: str) -> str:
-    """A CSV field, quoted only when it needs to be (commas, quotes, newlines)."""
+    """A CSV field, quoted only when it needs to be (commas, quotes, line breaks)."""
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow([text])
-    return buffer.getvalue()
+    # (the writer quotes the characters of its line terminator: both kinds of break)
+    csv.writer(buffer, lineterminator="\r\n").writerow([text])
+    return buffer.getvalue()[:-2]
