@@ -109,7 +109,7 @@ def _name_by(ctx: click.Context, param: click.Parameter, value: str) -> str:
     default="unix",
     show_default=True,
     help="Time column: unix seconds, datetime (Excel dates, ISO 8601, datenum), "
-    "or seconds since the run's first event.",
+    "or seconds since the run's first exported point.",
 )
 @click.option("--charts", is_flag=True, help="Excel: a native line chart on each tag sheet.")
 @click.option(

@@ -137,7 +137,7 @@ def with_time(frame: pd.DataFrame, mode: str) -> pd.DataFrame:
     ``unix``: ``wall_time``, seconds since 1970. ``datetime``: ``datetime``, the
     same seconds, written by each format as a date (Excel date cells, ISO 8601 in
     CSV, ``datenum`` in MATLAB). ``relative``: ``relative_time``, seconds since the
-    run's first event.
+    run's first point in ``frame`` (after any tag filter).
     """
     if mode not in TIME_MODES:
         raise InvalidOptionError(f"unknown time mode {mode!r}; choose from {', '.join(TIME_MODES)}")

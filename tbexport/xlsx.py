@@ -30,6 +30,7 @@ __all__ = [
     "MAX_ROWS",
     "Sheet",
     "Workbook",
+    "bool_cell",
     "column_letter",
     "number_cell",
     "string_cell",
@@ -70,6 +71,11 @@ def number_cell(ref: str, value: float | np.integer[Any] | np.floating[Any], sty
     text = repr(int(value)) if isinstance(value, int | np.integer) else repr(float(value))
     s = f' s="{style}"' if style else ""
     return f'<c r="{ref}"{s}><v>{text}</v></c>'
+
+
+def bool_cell(ref: str, value: bool) -> str:
+    """A TRUE/FALSE cell, as Excel holds a logical value."""
+    return f'<c r="{ref}" t="b"><v>{int(value)}</v></c>'
 
 
 def string_cell(ref: str, text: str, style: int = 0) -> str:

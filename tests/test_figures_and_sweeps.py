@@ -176,6 +176,10 @@ def test_lightning_hparams_come_out_as_given_not_as_tensorboard_copies_them(
     assert type(hparams["hidden"]) is int and type(hparams["flag"]) is bool
     frame = tbexport.read_hparams(tmp_path)
     assert list(frame.columns) == ["run", "flag", "hidden", "lr", "opt.name", "seed"]
+    book = openpyxl.load_workbook(tbexport.export(tmp_path, tmp_path / "h.xlsx").output)
+    row = list(book["hparams"].iter_rows(values_only=True))[1]
+    assert row == ("lightning_logs/version_0", True, 32, 1e-3, "adam", 7.0)
+    assert row[1] is True and type(row[2]) is int  # a logical cell, an integer
 
 
 def test_a_fifo_named_hparams_yaml_is_not_waited_on(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from ..xlsx import (
     MAX_ROWS,
     Sheet,
     Workbook,
+    bool_cell,
     column_letter,
     number_cell,
     string_cell,
@@ -291,7 +292,7 @@ def _write_frame(sheet: Sheet, frame: pd.DataFrame) -> None:
             if value is None or (isinstance(value, float) and math.isnan(value)):
                 continue
             if isinstance(value, bool | np.bool_):
-                cells.append(string_cell(ref, str(bool(value))))
+                cells.append(bool_cell(ref, bool(value)))
             elif isinstance(value, int | float | np.integer | np.floating):
                 finite = math.isfinite(float(value))
                 cells.append(number_cell(ref, value) if finite else string_cell(ref, str(value)))
