@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -239,7 +240,7 @@ def cli(
     except TbexportError as error:
         raise click.ClickException(str(error)) from error
     if list_only:
-        _list(data)
+        _list(data, filtered=bool(tags))
         _report_problems(data.corruptions, data.truncated)
         return
     _report_problems(result.corruptions, result.truncated)
@@ -286,12 +287,19 @@ def _progress(paths: tuple[Path, ...], quiet: bool) -> Iterator[Any]:
         bar.close()
 
 
-def _list(data: ScalarData) -> None:
+def _list(data: ScalarData, filtered: bool) -> None:
     stats = tag_stats(data.frame)
     for run in data.runs:
         rows = stats[stats["run"] == run.name]
+        if filtered and rows.empty:
+            continue  # none of the tags asked for
         files = len(run.files)
-        click.echo(f"{run.name}  ({files} event file{'s' if files != 1 else ''}, {len(rows)} tags)")
+        source = (
+            "CSVLogger metrics.csv"
+            if run.files[0].name == "metrics.csv"
+            else f"{files} event file{'s' if files != 1 else ''}"
+        )
+        click.echo(f"{run.name}  ({source}, {len(rows)} tag{'s' if len(rows) != 1 else ''})")
         hparams = data.hparams.get(run.name)
         if hparams:
             click.echo("  hparams: " + ", ".join(f"{k}={v}" for k, v in hparams.items()))
@@ -330,7 +338,14 @@ def _summary(result: ExportResult) -> str:
 
 def main() -> None:
     """Console-script entry point."""
+    # SIGTERM (kill, a batch scheduler's time limit) ends an export as Ctrl-C does:
+    # the temporary file is removed and an earlier output left as it was.
+    signal.signal(signal.SIGTERM, _terminated)
     cli(prog_name="tbexport")
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 __all__ = ["FORMAT_FLAGS", "cli", "main"]
