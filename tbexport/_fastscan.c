@@ -1498,8 +1498,9 @@ static PyObject *sheet_rows(PyObject *self, PyObject *args) {
         count = 0;
         goto done;
     }
-    /* the run and step columns, then these: up to Excel's last column */
-    if (count > EXCEL_COLUMNS - 2 || PyTuple_GET_SIZE(styles) != count ||
+    /* the run column (when run_text is given) and the step column, then these: up
+       to Excel's last column */
+    if (count > EXCEL_COLUMNS - 1 - (run.len ? 1 : 0) || PyTuple_GET_SIZE(styles) != count ||
         PyTuple_GET_SIZE(words) != count || !float_columns(tuple, views, count, n)) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "bad column description");
         count = 0;
@@ -1657,7 +1658,8 @@ static int list_one(const char *path, Buf *out) {
    entries of each directory, read in one release of the GIL for them all. files:
    every entry that is neither of the others; directories: its subdirectories; links:
    its links to directories; (device, inode): the directory's own, which tells a
-   directory met again through a link; None: the directory could not be read. */
+   directory met again through a link (None where the file system has no inode
+   numbers); None: the directory could not be read. */
 static PyObject *list_dirs(PyObject *self, PyObject *args) {
     PyObject *paths, *encoded = NULL, *result = NULL, *files = NULL, *dirs = NULL,
              *links = NULL;
@@ -1697,9 +1699,11 @@ static PyObject *list_dirs(PyObject *self, PyObject *args) {
             memcpy(identity, at, sizeof identity);
             at += sizeof identity;
             Py_DECREF(listing);
-            listing = Py_BuildValue("(OOO(KK))", files, dirs, links,
-                                    (unsigned long long)identity[0],
-                                    (unsigned long long)identity[1]);
+            /* no inode numbers (some network and FAT file systems): no identity */
+            listing = identity[1] ? Py_BuildValue("(OOO(KK))", files, dirs, links,
+                                                  (unsigned long long)identity[0],
+                                                  (unsigned long long)identity[1])
+                                  : PyTuple_Pack(4, files, dirs, links, Py_None);
         }
         Py_CLEAR(files);
         Py_CLEAR(dirs);

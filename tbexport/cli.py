@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -340,11 +342,15 @@ def main() -> None:
     """Console-script entry point."""
     # SIGTERM (kill, a batch scheduler's time limit) ends an export as Ctrl-C does:
     # the temporary file is removed and an earlier output left as it was.
-    signal.signal(signal.SIGTERM, _terminated)
+    signal.signal(signal.SIGTERM, functools.partial(_terminated, os.getpid()))
     cli(prog_name="tbexport")
 
 
-def _terminated(signum: int, frame: object) -> None:
+def _terminated(main_pid: int, signum: int, frame: object) -> None:
+    if os.getpid() != main_pid:  # a forked reader process: end as SIGTERM ends it
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     raise SystemExit(128 + signum)
 
 

@@ -69,6 +69,8 @@ def find_runs(paths: PathLike | Sequence[PathLike]) -> list[Run]:
                 seen.update(f.resolve() for f in run.files)
             if run.files:
                 found.append((root, relative, run))
+    if len(roots) > 1:
+        found = _one_run_per_directory(found)
     names = [run.name for _, _, run in found]
     if len(set(names)) < len(names):
         # Two roots hold runs of the same relative name, or a root that is a run holds
@@ -78,6 +80,26 @@ def find_runs(paths: PathLike | Sequence[PathLike]) -> list[Run]:
             for root, relative, run in found
         ]
     return sorted((run for _, _, run in found), key=run_order)
+
+
+def _one_run_per_directory(found: list[tuple[Path, str, Run]]) -> list[tuple[Path, str, Run]]:
+    """Runs of one directory found from several roots (its event files given one by
+    one, as a shell glob gives them) merged into one, named as first found."""
+    merged: dict[Path, tuple[Path, str, Run]] = {}
+    for root, relative, run in found:
+        directory = run.files[0].parent.resolve()
+        if directory not in merged:
+            merged[directory] = (root, relative, run)
+            continue
+        first_root, first_relative, first = merged[directory]
+        files = tuple(sorted({*first.files, *run.files}, key=str))
+        yaml = first.hparams_yaml if first.hparams_yaml is not None else run.hparams_yaml
+        merged[directory] = (
+            first_root,
+            first_relative,
+            replace(first, files=files, hparams_yaml=yaml),
+        )
+    return list(merged.values())
 
 
 def _runs(root: Path) -> Iterator[tuple[str, Run]]:
@@ -140,11 +162,16 @@ def _directories_with_runs(top: str) -> list[tuple[str, list[str], bool]]:
             files, below, linked, identity = listing
             if identity in seen:
                 continue
-            seen.add(identity)
+            if identity is not None:
+                seen.add(identity)
+            elif linked:  # no inode numbers here: a cycle of links could not be told
+                linked = []
             if run := _run_directory(directory, files):
                 found.append(run)
-            below_level += [os.path.join(directory, name) for name in below]
-            links += [os.path.join(directory, name) for name in sorted(linked)]
+            # in natural order, so that which link names a directory met twice is the
+            # same on every machine, whatever order the file system lists them in
+            below_level += [os.path.join(directory, n) for n in sorted(below, key=natural_key)]
+            links += [os.path.join(directory, n) for n in sorted(linked, key=natural_key)]
         level = below_level
     return found
 
@@ -158,7 +185,8 @@ def _run_directory(directory: str, files: list[str]) -> tuple[str, list[str], bo
     return (directory, names, HPARAMS_FILE in files) if names else None
 
 
-# files, subdirectories, links to directories, and the directory's identity
+# files, subdirectories, links to directories, and the directory's identity (device and
+# inode; None where the file system has no inode numbers)
 Listing = tuple[list[str], list[str], list[str], object]
 
 
@@ -189,8 +217,8 @@ def _list_dir(path: str) -> Listing | None:
         status = os.stat(path)
     except OSError:
         return None
-    # where a file system gives no inode numbers, every directory counts as new
-    identity = (status.st_dev, status.st_ino) if status.st_ino else path
+    # None where the file system gives no inode numbers (as the C listing)
+    identity = (status.st_dev, status.st_ino) if status.st_ino else None
     return files, below, linked, identity
 
 

@@ -162,8 +162,14 @@ def export(
     nothing to write. The reading options are those of :func:`tbexport.load_scalars`.
     """
     check_options(layout=layout, reduce=reduce, smoothing=smoothing, time=time, name_by=name_by)
+    paths = as_list(paths)  # once: a generator (Path.glob) can be read only once
     if plot is not None:
         check_plot_path(plot)  # before reading, like the table's format
+    if not write_table and (wide or layout == "wide" or charts or matlab_script):
+        raise InvalidOptionError(
+            "wide, layout='wide', charts and matlab_script (--wide, --layout wide, --charts, "
+            "--matlab-script) shape a table, and only figures are written"
+        )
     target = None
     if write_table:
         target = Path(output) if output is not None else default_output(paths, format)

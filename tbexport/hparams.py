@@ -112,8 +112,12 @@ def _flatten(mapping: Mapping[Any, Any], prefix: str = "") -> dict[str, HParam |
 
 
 def hparams_frame(hparams: Mapping[str, Mapping[str, HParam]]) -> pd.DataFrame:
-    """One row per run (column ``run``), one column per hyperparameter."""
-    rows = [{"run": run, **values} for run, values in hparams.items()]
+    """One row per run (column ``run``), one column per hyperparameter (one named
+    ``run`` becomes ``run (hparam)``)."""
+    rows = [
+        {"run": run, **{("run (hparam)" if k == "run" else k): v for k, v in values.items()}}
+        for run, values in hparams.items()
+    ]
     return pd.DataFrame(rows).reset_index(drop=True) if rows else pd.DataFrame(columns=["run"])
 
 

@@ -119,7 +119,8 @@ def load_scalars(
     """
     if jobs is not None and jobs < 1:
         raise InvalidOptionError(f"jobs must be 1 or more, not {jobs}")
-    if not as_list(paths):
+    paths = as_list(paths)  # once: a generator (Path.glob) can be read only once
+    if not paths:
         raise InputError("no paths given to read")
     tags = [tags] if isinstance(tags, str) else tags
     threads = scans_without_gil()

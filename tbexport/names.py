@@ -18,10 +18,15 @@ __all__ = [
 
 SHEET_MAX = 31  # UTF-16 code units, as Excel counts them
 MATLAB_MAX = 63
-FILE_MAX = 100  # characters of a file name's stem: well below every file system's limit
+# UTF-8 bytes of a file name's stem: file systems take 255, and the temporary name
+# of an atomic write adds ~20 to the whole name
+FILE_MAX = 200
 _SHEET_BAD = re.compile(r"[\[\]:*?/\\\x00-\x1f\x7f]")  # and control characters
 _FILE_BAD = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')  # what Windows refuses, and controls
 _MATLAB_BAD = re.compile(r"[^A-Za-z0-9_]+")
+_WINDOWS_DEVICES = {"con", "prn", "aux", "nul"} | {
+    f"{d}{n}" for d in ("com", "lpt") for n in range(10)
+}
 # Names Excel refuses (History) or that tbexport uses for its own sheets.
 _RESERVED_SHEETS = {"history", "index"}
 _MATLAB_KEYWORDS = {
@@ -106,14 +111,22 @@ def sheet_continuation(name: str, part: int, taken: set[str]) -> str:
     return _uniquify(base, taken, SHEET_MAX, True, "-{}", _utf16_units)
 
 
+def _utf8_bytes(text: str) -> int:
+    return len(text.encode("utf-8", errors="surrogateescape"))
+
+
 def file_names(texts: Iterable[str]) -> dict[str, str]:
-    """Map each text (a tag) to a file name stem that any file system takes, unique
-    ignoring case (as file systems on Windows and macOS compare names)."""
+    """Map each text (a tag) to a file name stem that file systems take: no spaces, no
+    characters Windows refuses, not a device name (``CON``), at most ``FILE_MAX`` bytes,
+    unique ignoring case (as file systems on Windows and macOS compare names)."""
     taken: set[str] = set()
     names: dict[str, str] = {}
     for text in texts:
-        clean = _FILE_BAD.sub("_", text).strip(" .") or "tag"
-        names[text] = _uniquify(_shorten(clean, FILE_MAX, "~"), taken, FILE_MAX, True, " ({})")
+        clean = (_FILE_BAD.sub("_", text).strip(" .") or "tag").replace(" ", "_")
+        if clean.split(".")[0].lower() in _WINDOWS_DEVICES:
+            clean += "_"
+        short = _shorten(clean, FILE_MAX, "~", _utf8_bytes)
+        names[text] = _uniquify(short, taken, FILE_MAX, True, "_{}", _utf8_bytes)
     return names
 
 

@@ -100,7 +100,7 @@ def _per_tag(
         if frame["run"].nunique() > 1:
             ax.legend(fontsize=8, frameon=False)
         figure.tight_layout()
-        path = directory / f"{names[tag].replace(' ', '_')}.png"
+        path = directory / f"{names[tag]}.png"
         _save(figure, path, plt)
         written.append(path)
     return written

@@ -208,17 +208,27 @@ class Workbook:
         tb: TracebackType | None,
     ) -> None:
         if kind is None:
-            self.close()
+            try:
+                self.close()
+            except BaseException:
+                self._abandon()
+                raise
             return
-        # Leave the (temporary) file to the caller to remove, and the error to go on:
-        # finishing the archive now (the disk is full, Ctrl-C) could only raise again.
+        self._abandon()
+
+    def _abandon(self) -> None:
+        """Close the archive unfinished, raising nothing: the (temporary) file is left
+        to the caller to remove, and the error that stopped the writing goes on
+        (finishing the archive now, the disk full or on Ctrl-C, could only raise again)."""
         with contextlib.suppress(Exception):
             if self._open is not None:
                 self._open._stream.close()
         with contextlib.suppress(Exception):
             self._zip.close()
-        if self._zip.fp is not None:  # (closed unless closing failed)
-            self._zip.fp.close()
+        if self._zip.fp is not None:  # closing failed: close the file all the same
+            with contextlib.suppress(Exception):
+                self._zip.fp.close()
+            self._zip.fp = None  # (and make ZipFile.__del__'s close a no-op)
 
     def _chart_parts(self) -> dict[str, str]:
         parts = {}

@@ -92,3 +92,12 @@ def test_bad_options_raise_the_documented_errors(tmp_path: Path) -> None:
         assert isinstance(raised.value, ValueError)  # what callers caught before
     with pytest.raises(tbexport.InputError, match=r"^no paths given to read$"):
         tbexport.read_scalars([])
+
+
+def test_paths_may_be_a_generator(tmp_path: Path) -> None:
+    for run in ("version_0", "version_1"):
+        write_events(tmp_path / run / "events.out.tfevents.1", [simple("loss", 0, 1.0)])
+    frame = tbexport.read_scalars(tmp_path.glob("version_*"))
+    assert sorted(frame["run"].astype(str)) == ["version_0", "version_1"]
+    out = tbexport.export(tmp_path.glob("version_*"), tmp_path / "o.csv").output
+    assert out.read_text().count("loss") == 2

@@ -199,6 +199,11 @@ def test_two_format_flags_are_a_usage_error(
             "layout='wide' (--layout wide) runs",
         ),
         (
+            ["--plot", "p.png", "--charts"],
+            "wide, layout='wide', charts and matlab_script (--wide, --layout wide, --charts, "
+            "--matlab-script) shape a table, and only figures are written",
+        ),
+        (
             ["--mat", "--layout", "wide", "--keep-duplicates"],
             "a wide table holds one point per step: keep_duplicates (--keep-duplicates) "
             "needs the long layout",

@@ -84,6 +84,33 @@ def test_links_to_directories_are_entered_once(tmp_path: Path) -> None:
     assert len(find_runs(tmp_path / "root_link")) == 3
 
 
+def test_event_files_of_one_directory_given_one_by_one_are_one_run(tmp_path: Path) -> None:
+    first = write_events(tmp_path / "r" / "events.out.tfevents.1", [simple("loss", 0, 1.0)])
+    second = write_events(tmp_path / "r" / "events.out.tfevents.2", [simple("loss", 1, 2.0)])
+    (run,) = find_runs([second, first])  # as a shell glob gives them, in any order
+    assert (run.name, run.files) == ("r", (first, second))
+    assert load_scalars([second, first]).frame["value"].tolist() == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("with_c", [True, False], ids=["c", "scandir"])
+def test_which_link_names_a_directory_does_not_depend_on_listing_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_c: bool
+) -> None:
+    from tbexport import discover
+
+    if not with_c:
+        monkeypatch.setattr(discover, "_fastscan", None)
+    _event_file(tmp_path / "elsewhere" / "run")
+    root = tmp_path / "picked"
+    for name in ("zeta", "alpha", "mid", "beta", "omega"):  # listed in no set order
+        (root / name).mkdir(parents=True)
+        (root / name / "best").symlink_to(tmp_path / "elsewhere" / "run")
+    assert [run.name for run in find_runs(root)] == ["alpha/best"]
+    # cycles end with either listing
+    (root / "alpha" / "loop").symlink_to(root)
+    assert [run.name for run in find_runs(root)] == ["alpha/best"]
+
+
 def test_two_roots_with_the_same_run_names_fall_back_to_the_given_paths(tmp_path: Path) -> None:
     _event_file(tmp_path / "a" / "version_0")
     _event_file(tmp_path / "b" / "version_0")

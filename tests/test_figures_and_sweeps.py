@@ -182,6 +182,19 @@ def test_lightning_hparams_come_out_as_given_not_as_tensorboard_copies_them(
     assert row[1] is True and type(row[2]) is int  # a logical cell, an integer
 
 
+def test_a_hyperparameter_named_run_does_not_replace_the_run_column(tmp_path: Path) -> None:
+    for version, seed in ((0, 7), (1, 8)):
+        run = tmp_path / f"version_{version}"
+        write_events(run / "events.out.tfevents.1", [simple("loss", 0, 1.0)])
+        (run / "hparams.yaml").write_text(f"run: {seed}\nlr: 0.1\n")
+    frame = tbexport.read_hparams(tmp_path)
+    assert frame.to_dict("list") == {
+        "run": ["version_0", "version_1"],
+        "run (hparam)": [7, 8],
+        "lr": [0.1, 0.1],
+    }
+
+
 def test_a_fifo_named_hparams_yaml_is_not_waited_on(tmp_path: Path) -> None:
     import os
     import threading

@@ -61,14 +61,18 @@ def test_sheet_names_count_as_excel_does_and_hold_no_control_characters() -> Non
 
 
 def test_file_names_are_safe_everywhere_and_unique_ignoring_case() -> None:
-    texts = ["train/loss", "Train/Loss", "new\nline", 'a<b>:c"d|e?f*', "..", " x ", "y" * 150]
+    texts = ["train/loss", "Train/Loss", "new\nline", 'a<b>:c"d|e?f*', "..", " x ", "y" * 250]
+    texts += ["a b", "a_b", "CON", "nul.txt", "\u4e2d" * 100]
     names = file_names(texts)
     assert names["train/loss"] == "train_loss"
-    assert names["Train/Loss"] == "Train_Loss (2)"
+    assert names["Train/Loss"] == "Train_Loss_2"
     assert names["new\nline"] == "new_line"
     assert names['a<b>:c"d|e?f*'] == "a_b__c_d_e_f_"
     assert names[".."] == "tag" and names[" x "] == "x"
-    assert len(names["y" * 150]) == 100
+    assert (names["a b"], names["a_b"]) == ("a_b", "a_b_2")  # spaces go before uniquifying
+    assert (names["CON"], names["nul.txt"]) == ("CON_", "nul.txt_")
+    assert len(names["y" * 250]) == 200
+    assert len(names["\u4e2d" * 100].encode()) <= 200  # bytes, as file systems count
 
 
 def test_matlab_names_are_valid_and_unique() -> None:

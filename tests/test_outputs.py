@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import zipfile
 from pathlib import Path
@@ -303,20 +304,32 @@ def test_xlsx_wide_layout_holds_hundreds_of_runs(
     assert cells["AAS1"].value == "version_359 (smoothed)" and cells["ZZ2"].value is not None
 
 
-def test_xlsx_wide_layout_past_excel_columns_is_an_error(tmp_path: Path) -> None:
-    runs = [f"r{i}" for i in range(16_384)]
-    frame = pd.DataFrame(
+def _runs_frame(runs: int) -> pd.DataFrame:
+    names = [f"r{i}" for i in range(runs)]
+    return pd.DataFrame(
         {
-            "run": pd.Categorical(runs),
-            "tag": pd.Categorical(["loss"] * len(runs)),
-            "step": np.zeros(len(runs), np.int64),
-            "wall_time": np.zeros(len(runs)),
-            "value": np.ones(len(runs)),
+            "run": pd.Categorical(names, categories=names),
+            "tag": pd.Categorical(["loss"] * runs),
+            "step": np.zeros(runs, np.int64),
+            "wall_time": np.zeros(runs),
+            "value": np.arange(runs, dtype=np.float64),
         }
     )
+
+
+def test_xlsx_wide_layout_fills_excel_columns_to_the_last(tmp_path: Path) -> None:
+    """step in A, then 16,383 runs: the last one in XFD, Excel's last column."""
+    out = tbexport.write_scalars(
+        _runs_frame(16_383), tmp_path / "w.xlsx", options=WriteOptions(layout="wide")
+    )
+    sheet = openpyxl.load_workbook(out, read_only=True)["loss"]
+    assert (sheet["XFD1"].value, sheet["XFD2"].value) == ("r16382", 16382.0)
+
+
+def test_xlsx_wide_layout_past_excel_columns_is_an_error(tmp_path: Path) -> None:
     options = WriteOptions(layout="wide")
     with pytest.raises(tbexport.OutputError) as raised:
-        tbexport.write_scalars(frame, tmp_path / "w.xlsx", options=options)
+        tbexport.write_scalars(_runs_frame(16_384), tmp_path / "w.xlsx", options=options)
     assert str(raised.value) == (
         "loss: 16384 run columns do not fit in an Excel sheet (16,384 columns at most); "
         "use the long layout or .csv"
@@ -343,3 +356,28 @@ def test_a_failing_xlsx_write_reports_its_own_error_and_keeps_the_old_file(
     assert str(raised.value) == f"cannot write {out}: No space left on device"
     assert out.read_bytes() == b"an earlier export"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lightning_logs", "out.xlsx"]
+
+
+def test_a_failure_while_finishing_an_xlsx_leaves_no_file_open(
+    two_runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    from tbexport import xlsx
+
+    def disk_full(self: xlsx.Workbook) -> dict[str, str]:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(xlsx.Workbook, "_package_parts", disk_full)
+    out = tmp_path / "out.xlsx"
+    with pytest.raises(tbexport.OutputWriteError) as raised:
+        tbexport.export(two_runs, out)
+    assert str(raised.value) == f"cannot write {out}: No space left on device"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lightning_logs"]
+    if os.path.isdir("/proc/self/fd"):  # the temporary file is closed, not just deleted
+        open_files = []
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):  # (the listing's own descriptor is gone)
+                open_files.append(os.readlink(f"/proc/self/fd/{fd}"))
+        assert not [f for f in open_files if ".out.xlsx." in f]
