@@ -243,9 +243,9 @@ def cli(
         raise click.ClickException(str(error)) from error
     if list_only:
         _list(data, filtered=bool(tags))
-        _report_problems(data.corruptions, data.truncated)
+        _report_problems(data.corruptions, data.truncated, data.notes)
         return
-    _report_problems(result.corruptions, result.truncated)
+    _report_problems(result.corruptions, result.truncated, result.notes)
     if not quiet:
         click.echo(_summary(result), err=True)
 
@@ -313,11 +313,15 @@ def _list(data: ScalarData, filtered: bool) -> None:
             )
 
 
-def _report_problems(corruptions: list[Corruption], truncated: dict[str, int]) -> None:
+def _report_problems(
+    corruptions: list[Corruption], truncated: dict[str, int], notes: list[str]
+) -> None:
     for corruption in corruptions:
         click.echo(f"warning: {corruption}", err=True)
     for path, size in truncated.items():
         click.echo(f"note: {path}: incomplete last record ({size} bytes) ignored", err=True)
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
 
 
 def _summary(result: ExportResult) -> str:

@@ -36,6 +36,7 @@ class ExportResult:
     corruptions: list[Corruption] = field(default_factory=list)
     truncated: dict[str, int] = field(default_factory=dict)
     plots: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # other inputs left out (hparams.yaml)
 
 
 def default_output(paths: Paths, format: str | None = None) -> Path:
@@ -212,6 +213,7 @@ def export(
         files=data.files,
         corruptions=data.corruptions,
         truncated=data.truncated,
+        notes=data.notes,
         plots=plots,
     )
 

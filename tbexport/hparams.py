@@ -40,24 +40,40 @@ def _lenient_loader() -> type[Any]:
     return LenientLoader
 
 
-def read_hparams_yaml(run_dir: Path, exists: bool | None = None) -> dict[str, HParam | None]:
+def read_hparams_yaml(
+    run_dir: Path, exists: bool | None = None, problems: list[str] | None = None
+) -> dict[str, HParam | None]:
     """``hparams.yaml`` in ``run_dir`` flattened to ``{"optimizer.lr": 0.001}``; {} if none.
 
     ``exists``: whether the directory's listing showed one (None: look). A key set to
-    null in the file comes out as None.
+    null in the file comes out as None. A file that is not a YAML mapping is left
+    out, and said so in ``problems``.
     """
     if exists is False:
         return {}
-    text = _regular_file_text(run_dir / HPARAMS_FILE)
+    path = run_dir / HPARAMS_FILE
+    text = _regular_file_text(path)
     if text is None:
         return {}
     import yaml
 
     try:
         loaded = yaml.load(text, Loader=_lenient_loader())
-    except yaml.YAMLError:
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        _note(problems, f"{path}: not valid YAML{line}, hyperparameters left out")
         return {}
-    return _flatten(loaded) if isinstance(loaded, dict) else {}
+    if isinstance(loaded, dict):
+        return _flatten(loaded)
+    if loaded is not None:  # (an empty file holds none)
+        _note(problems, f"{path}: not a mapping of names to values, left out")
+    return {}
+
+
+def _note(problems: list[str] | None, text: str) -> None:
+    if problems is not None:
+        problems.append(text)
 
 
 def merge_hparams(

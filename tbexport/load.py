@@ -55,6 +55,7 @@ class ScalarData:
     tags_seen: set[str] = field(default_factory=set)
     # run name -> hyperparameters (hparams.yaml, then the event files' hparams records)
     hparams: dict[str, dict[str, HParam]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # other inputs left out (hparams.yaml)
 
     @property
     def files(self) -> int:
@@ -87,6 +88,8 @@ def read_scalars(
     data = load_scalars(paths, tags=tags, keep_duplicates=keep_duplicates, strict=strict, jobs=jobs)
     for corruption in data.corruptions:
         warnings.warn(str(corruption), CorruptRecordWarning, stacklevel=2)
+    for note in data.notes:
+        warnings.warn(note, UserWarning, stacklevel=2)
     data.frame.attrs["corruptions"] = [str(c) for c in data.corruptions]
     return data.frame
 
@@ -156,6 +159,7 @@ def load_scalars(
     for result in ordered:
         data.corruptions.extend(result.corruptions)
         data.truncated.update(result.truncated)
+        data.notes.extend(result.notes)
         if result.hparams:
             data.hparams[result.run.name] = result.hparams
     names = [run.name for run in data.runs]
@@ -194,6 +198,7 @@ class RunScalars:
     hparams: dict[str, HParam]
     bytes_read: int = 0
     placed: Placed | None = None  # where its points went, when copied into shared columns
+    notes: list[str] = field(default_factory=list)
 
 
 def read_run(
@@ -222,7 +227,8 @@ def read_run(
         if result.truncated_tail:
             truncated[result.path] = result.truncated_tail
         from_events.update(result.hparams)
-    from_yaml = read_hparams_yaml(run.files[0].parent, run.hparams_yaml)
+    notes: list[str] = []
+    from_yaml = read_hparams_yaml(run.files[0].parent, run.hparams_yaml, notes)
     hparams = merge_hparams(from_yaml, from_events) if from_yaml else from_events
     series = {}
     for tag, merged in _merge_files(results).items():
@@ -236,7 +242,7 @@ def read_run(
             merged = Series(merged.steps[keep], merged.wall_times[keep], merged.values[keep])
         series[tag] = merged
     bytes_read = sum(result.size for result in results)
-    return RunScalars(run, series, corruptions, truncated, hparams, bytes_read)
+    return RunScalars(run, series, corruptions, truncated, hparams, bytes_read, notes=notes)
 
 
 def _then(

@@ -129,6 +129,21 @@ def test_sigterm_during_a_write_removes_the_temporary_file(run_dir: Path, tmp_pa
     assert list(tmp_path.glob(".out.csv.*")) == []
 
 
+def test_an_unusable_hparams_yaml_is_reported_not_dropped_silently(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    (run_dir / "hparams.yaml").write_text("lr: [unclosed\n")
+    result = invoke(run_dir, "-o", tmp_path / "o.csv", "-q")
+    assert result.exit_code == 0
+    yaml_file = run_dir / "hparams.yaml"
+    assert result.stderr == (
+        f"note: {yaml_file}: not valid YAML (line 2), hyperparameters left out\n"
+    )
+    (run_dir / "hparams.yaml").write_text("- 1\n- 2\n")
+    with pytest.warns(UserWarning, match="not a mapping of names to values, left out"):
+        tbexport.read_scalars(run_dir)
+
+
 def test_tags_filter(run_dir: Path, tmp_path: Path) -> None:
     result = invoke(run_dir, "-o", tmp_path / "v.csv", "--tags", "val_*", "-q")
     assert result.exit_code == 0
