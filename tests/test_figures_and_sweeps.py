@@ -282,6 +282,66 @@ def test_matlab_script(sweep: Path, tmp_path: Path) -> None:
     assert single.output is not None
 
 
+def _interleaved_runs(root: Path) -> Path:
+    """Two runs logged at alternate steps: every row of a wide table has a blank."""
+    for name, offset in (("even", 0), ("odd", 1)):
+        events = [
+            simple("loss", step + offset, 1 / (step + offset + 1)) for step in range(0, 20, 2)
+        ]
+        write_events(root / name / "events.out.tfevents.1", events)
+    return root
+
+
+def test_wide_charts_and_scripts_draw_runs_logged_at_different_steps(tmp_path: Path) -> None:
+    root = _interleaved_runs(tmp_path / "inter")
+    book = tbexport.export(root, tmp_path / "w.xlsx", layout="wide", charts=True).output
+    with zipfile.ZipFile(book) as archive:
+        chart = archive.read("xl/charts/chart1.xml").decode()
+    assert '<c:dispBlanksAs val="span"/>' in chart  # "gap" broke each line at every row
+    tbexport.export(root, tmp_path / "it's w.mat", layout="wide", matlab_script=True)
+    script = (tmp_path / "it's w.m").read_text()
+    assert "'it''s w.mat'" in script  # a quote in a MATLAB string literal is doubled
+    assert "ok = ~isnan(s.value(:, j));" in script
+
+
+def test_matlab_scripts_run_in_octave(tmp_path: Path) -> None:
+    """Where Octave is installed: each script loads its .mat and plots every run's points
+    (plot and the other drawing functions replaced by stubs: no display here)."""
+    import shutil
+    import subprocess
+
+    octave = shutil.which("octave-cli")
+    if octave is None:
+        pytest.skip("Octave is not installed")
+    root = _interleaved_runs(tmp_path / "inter")
+    tbexport.export(root, tmp_path / "it's w.mat", layout="wide", matlab_script=True)
+    tbexport.export(root, tmp_path / "runs.mat", matlab_script=True, smoothing=0.5)
+    shutil.copy(tmp_path / "it's w.m", tmp_path / "wide.m")  # (Octave's run() cannot take a quote)
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    for name in ("figure", "subplot", "hold", "title", "xlabel", "grid", "legend"):
+        (stubs / f"{name}.m").write_text(
+            f"function varargout = {name}(varargin)\n  varargout = cell(1, nargout);\nend\n"
+        )
+    (stubs / "plot.m").write_text(
+        "function plot(x, y, varargin)\n  printf('points %d\\n', numel(y));\nend\n"
+    )
+    for script in ("wide.m", "runs.m"):
+        done = subprocess.run(
+            [
+                octave,
+                "--no-gui",
+                "--quiet",
+                "--eval",
+                f"addpath('{stubs}'); run('{tmp_path / script}');",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.stdout.split("\n").count("points 10") == 2, (script, done.stdout, done.stderr)
+
+
 def test_plots(sweep: Path, tmp_path: Path) -> None:
     from PIL import Image
 

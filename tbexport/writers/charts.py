@@ -97,6 +97,8 @@ def line_chart(sheet: str, title: str, series: list[ChartSeries], y_title: str =
         f"{_axis(1, 2, 'b', 'step')}{_axis(2, 1, 'l', y_title)}"
         "</c:plotArea>"
         '<c:legend><c:legendPos val="b"/><c:overlay val="0"/></c:legend>'
-        '<c:plotVisOnly val="1"/><c:dispBlanksAs val="gap"/>'
+        # span: in the wide layout, runs logged at other steps leave every other cell
+        # blank, and a line broken at each blank would draw nothing
+        '<c:plotVisOnly val="1"/><c:dispBlanksAs val="span"/>'
         "</c:chart></c:chartSpace>"
     )

@@ -34,7 +34,11 @@ _RUNS = """\
         run = data.(runs{j, 2});
         if isfield(run, tags{k, 2})
             s = run.(tags{k, 2});
-            plot(s.step, s.value, 'DisplayName', runs{j, 1});
+            if isfield(s, 'value_smoothed')
+                plot(s.step, s.value_smoothed, 'LineWidth', 1.5, 'DisplayName', runs{j, 1});
+            else
+                plot(s.step, s.value, 'DisplayName', runs{j, 1});
+            end
         end
     end
     legend('show', 'Interpreter', 'none', 'Location', 'best');
@@ -42,8 +46,11 @@ _RUNS = """\
 
 _WIDE = """\
     s = data.(tags{k, 2});
-    plot(s.step, s.value);              % one column per run; NaN where a run has no point
-    legend(s.runs, 'Interpreter', 'none', 'Location', 'best');
+    for j = 1:size(s.value, 2)          % one column per run; NaN where a run has no point
+        ok = ~isnan(s.value(:, j));     % (left out: runs logged at other steps would
+        plot(s.step(ok), s.value(ok, j), 'DisplayName', s.runs{j});  % draw nothing)
+    end
+    legend('show', 'Interpreter', 'none', 'Location', 'best');
 """
 
 _END = """\
@@ -63,4 +70,5 @@ def script(mat_path: Path, runs: int, options: WriteOptions) -> str:
         body = _RUNS
     else:
         body = _SINGLE
-    return _LOAD.format(mat=mat_path.name) + body + _END
+    # the name goes into MATLAB string literals, where a quote is written twice
+    return _LOAD.format(mat=mat_path.name.replace("'", "''")) + body + _END
