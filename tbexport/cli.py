@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .discover import find_runs
-from .exceptions import TbexportError
+from .exceptions import InvalidOptionError, TbexportError
 from .export import ExportResult, export
 from .hparams import check_name_by
 from .load import ScalarData, load_scalars
@@ -206,6 +206,8 @@ def cli(
       tbexport lightning_logs --list
     """
     format = _choose_format(output, xlsx=xlsx_flag, mat=mat_flag, csv=csv_flag)
+    if list_only:
+        _check_list_only(click.get_current_context())
     reading: dict[str, Any] = {
         "tags": tags or None,
         "verify": not no_verify,
@@ -239,6 +241,8 @@ def cli(
                     progress=progress,
                     **reading,
                 )
+    except InvalidOptionError as error:  # options that do not go together: exit 2
+        raise click.UsageError(str(error)) from error
     except TbexportError as error:
         raise click.ClickException(str(error)) from error
     if list_only:
@@ -248,6 +252,31 @@ def cli(
     _report_problems(result.corruptions, result.truncated, result.notes)
     if not quiet:
         click.echo(_summary(result), err=True)
+
+
+# What --list reads with; every other option shapes or writes an output it does not write.
+_LIST_OPTIONS = {
+    "paths",
+    "list_only",
+    "tags",
+    "keep_duplicates",
+    "strict",
+    "jobs",
+    "no_verify",
+    "quiet",
+}
+
+
+def _check_list_only(ctx: click.Context) -> None:
+    given = [
+        param.opts[-1]
+        for param in ctx.command.params
+        if param.name not in _LIST_OPTIONS
+        and param.name is not None
+        and ctx.get_parameter_source(param.name) == click.core.ParameterSource.COMMANDLINE
+    ]
+    if given:
+        raise click.UsageError(f"--list writes nothing: {', '.join(given)} would be ignored")
 
 
 def _choose_format(output: Path | None, **flags: bool) -> str | None:

@@ -77,6 +77,7 @@ def check_format_options(
     *,
     wide: bool,
     layout: str,
+    time: str,
     charts: bool,
     matlab_script: bool,
     keep_duplicates: bool,
@@ -94,6 +95,10 @@ def check_format_options(
         raise InvalidOptionError(
             "choose one wide table: wide (--wide) puts tags side by side, "
             "layout='wide' (--layout wide) runs"
+        )
+    if time != "unix" and (wide or layout == "wide"):
+        raise InvalidOptionError(
+            "a wide table has no time column: time (--time) needs the long layout"
         )
     if keep_duplicates and (wide or layout == "wide"):
         raise InvalidOptionError(
@@ -166,10 +171,14 @@ def export(
     paths = as_list(paths)  # once: a generator (Path.glob) can be read only once
     if plot is not None:
         check_plot_path(plot)  # before reading, like the table's format
-    if not write_table and (wide or layout == "wide" or charts or matlab_script):
+    if not write_table and (wide or layout == "wide" or charts or matlab_script or time != "unix"):
         raise InvalidOptionError(
-            "wide, layout='wide', charts and matlab_script (--wide, --layout wide, --charts, "
-            "--matlab-script) shape a table, and only figures are written"
+            "wide, layout='wide', charts, matlab_script and time (--wide, --layout wide, "
+            "--charts, --matlab-script, --time) shape a table, and only figures are written"
+        )
+    if reduce and name_by != "dir":
+        raise InvalidOptionError(
+            "name_by (--name-by) labels runs, and reduce (--reduce) puts statistics in their place"
         )
     target = None
     if write_table:
@@ -179,6 +188,7 @@ def export(
             suffix,
             wide=wide,
             layout=layout,
+            time=time,
             charts=charts,
             matlab_script=matlab_script,
             keep_duplicates=keep_duplicates,

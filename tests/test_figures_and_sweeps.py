@@ -400,9 +400,9 @@ def test_cli_plot_only_writes_no_table(sweep: Path, tmp_path: Path) -> None:
     assert (tmp_path / "p.png").exists()
     assert not (tmp_path / "lightning_logs.xlsx").exists()
     unknown = CliRunner().invoke(cli, [str(sweep), "--name-by", "hparam:beta", "-q"])
-    assert unknown.exit_code == 1
-    assert (
-        unknown.stderr == "Error: no run has the hyperparameter 'beta'; known: lr, optimizer.name\n"
+    assert unknown.exit_code == 2  # a bad option value: a usage error
+    assert unknown.stderr.endswith(
+        "\n\nError: no run has the hyperparameter 'beta'; known: lr, optimizer.name\n"
     )
 
 
