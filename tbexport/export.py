@@ -176,6 +176,11 @@ def export(
             "wide, layout='wide', charts, matlab_script and time (--wide, --layout wide, "
             "--charts, --matlab-script, --time) shape a table, and only figures are written"
         )
+    if plot is None and plot_dir is None and (plot_x != "step" or plot_log_y):
+        raise InvalidOptionError(
+            "plot_x and plot_log_y (--x, --log-y) shape figures: give plot or plot_dir "
+            "(--plot, --plot-dir)"
+        )
     if reduce and name_by != "dir":
         raise InvalidOptionError(
             "name_by (--name-by) labels runs, and reduce (--reduce) puts statistics in their place"

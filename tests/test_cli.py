@@ -228,6 +228,11 @@ def test_two_format_flags_are_a_usage_error(
         ),
         (["--list", "--name-by", "hparam:lr"], "--list writes nothing: --name-by would be ignored"),
         (
+            ["--csv", "--log-y"],
+            "plot_x and plot_log_y (--x, --log-y) shape figures: give plot or plot_dir "
+            "(--plot, --plot-dir)",
+        ),
+        (
             ["--list", "--csv", "--smooth", "0.5"],
             "--list writes nothing: --csv, --smooth would be ignored",
         ),
