@@ -82,3 +82,25 @@ def test_cpu_training_is_deterministic_for_a_seed(tmp_path: Path) -> None:
         logged.append(frame[["tag", "step", "value"]].astype(str).values.tolist())
     assert logged[0] == logged[1]
     assert len(logged[0]) == 4 + 1
+
+
+def test_a_resume_logs_into_the_checkpoints_own_run_unless_told(tmp_path: Path) -> None:
+    from tbexport.reference.__main__ import logs_root
+
+    checkpoint = tmp_path / "exp" / "lightning_logs" / "version_3" / "checkpoints" / "last.ckpt"
+    assert logs_root(checkpoint) == (tmp_path / "exp").resolve()
+    assert logs_root(tmp_path / "elsewhere" / "model.ckpt") == Path(".")
+
+
+def test_train_command_rejects_bad_values_in_one_line() -> None:
+    from click.testing import CliRunner
+
+    from tbexport.reference.__main__ import main
+
+    for option, value, message in (
+        ("--batch-size", "0", "0 is not in the range x>=1."),
+        ("--lr", "-1", "-1.0 is not in the range x>0."),
+    ):
+        result = CliRunner().invoke(main, [option, value])
+        assert result.exit_code == 2
+        assert result.stderr.endswith(f"Error: Invalid value for '{option}': {message}\n")

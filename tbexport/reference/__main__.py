@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 @click.option(
     "--max-epochs",
     default=12,
+    type=click.IntRange(min=0),
     show_default=True,
     help="Upper bound on epochs (EarlyStopping on val_loss may stop sooner).",
 )
@@ -23,16 +25,23 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 @click.option(
     "--lr",
     default=1e-3,
+    type=click.FloatRange(min=0, min_open=True),
     show_default=True,
     help="AdamW learning rate (StepLR halves it every 4 epochs).",
 )
-@click.option("--batch-size", default=32, show_default=True, help="Training batch size.")
+@click.option(
+    "--batch-size",
+    default=32,
+    type=click.IntRange(min=1),
+    show_default=True,
+    help="Training batch size.",
+)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="Logs go to OUT/lightning_logs/version_N.",
+    default=None,
+    help="Logs go to OUT/lightning_logs/version_N.  [default: the current directory; "
+    "with --resume, the one holding the checkpoint's lightning_logs]",
 )
 @click.option(
     "--accelerator",
@@ -48,7 +57,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 )
 @click.option(
     "--stop-at-step",
-    type=int,
+    type=click.IntRange(min=1),
     default=None,
     help="Interrupt training at this global step (simulates a crash, for resume demos).",
 )
@@ -57,7 +66,7 @@ def main(
     seed: int,
     lr: float,
     batch_size: int,
-    out: Path,
+    out: Path | None,
     accelerator: str,
     resume: Path | None,
     stop_at_step: int | None,
@@ -73,19 +82,26 @@ def main(
       tbexport-train --out runs --seed 1 --lr 3e-3
       tbexport-train --out runs --resume runs/lightning_logs/version_0/checkpoints/last.ckpt
     """
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+
     from .train import train  # deferred: importing Lightning takes seconds
 
+    if out is None:
+        out = logs_root(resume) if resume is not None else Path(".")
     started = time.perf_counter()
-    result = train(
-        out,
-        max_epochs=max_epochs,
-        seed=seed,
-        lr=lr,
-        batch_size=batch_size,
-        accelerator=accelerator,
-        resume=resume,
-        stop_at_step=stop_at_step,
-    )
+    try:
+        result = train(
+            out,
+            max_epochs=max_epochs,
+            seed=seed,
+            lr=lr,
+            batch_size=batch_size,
+            accelerator=accelerator,
+            resume=resume,
+            stop_at_step=stop_at_step,
+        )
+    except MisconfigurationException as error:  # e.g. --accelerator gpu without one
+        raise click.ClickException(str(error)) from error
     elapsed = time.perf_counter() - started
     state = "interrupted" if result.interrupted else "finished"
     click.echo(f"\nTraining {state} on {result.device} in {elapsed:.0f} s.")
@@ -93,6 +109,21 @@ def main(
     if result.last_checkpoint:
         click.echo(f"Last checkpoint:  {result.last_checkpoint}")
     click.echo(f"Export them:      tbexport {result.log_dir} -o {Path(result.log_dir).name}.xlsx")
+
+
+def logs_root(checkpoint: Path) -> Path:
+    """The directory holding ``lightning_logs`` for ``…/lightning_logs/version_N/
+    checkpoints/x.ckpt``, so that a resumed run logs into its own version_N; else the
+    current directory."""
+    parts = checkpoint.resolve().parents
+    if (
+        len(parts) > 3
+        and parts[0].name == "checkpoints"
+        and re.fullmatch(r"version_\d+", parts[1].name)
+        and parts[2].name == "lightning_logs"
+    ):
+        return parts[3]
+    return Path(".")
 
 
 if __name__ == "__main__":
