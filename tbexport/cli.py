@@ -336,8 +336,9 @@ def _list(data: ScalarData, filtered: bool) -> None:
             click.echo("  hparams: " + ", ".join(f"{k}={v}" for k, v in hparams.items()))
         width = max((len(t) for t in rows["tag"]), default=0)
         for row in rows.itertuples(index=False):
+            points = "point" if row.points == 1 else "points"
             click.echo(
-                f"  {row.tag:<{width}}  {row.points:>9,} points  "
+                f"  {row.tag:<{width}}  {row.points:>9,} {points:<6}  "
                 f"steps {row.first_step}..{row.last_step}"
             )
 
@@ -353,6 +354,11 @@ def _report_problems(
         click.echo(f"note: {note}", err=True)
 
 
+def _count(n: int, thing: str) -> str:
+    """``1 point``, ``1,455 points``."""
+    return f"{n:,} {thing}{'' if n == 1 else 's'}"
+
+
 def _summary(result: ExportResult) -> str:
     written = [str(result.output)] if result.output is not None else []
     if result.plots:
@@ -360,9 +366,9 @@ def _summary(result: ExportResult) -> str:
         more = len(result.plots) - len(shown)
         written += shown + ([f"{more} more figure{'s' if more != 1 else ''}"] if more > 0 else [])
     text = (
-        f"wrote {', '.join(written)}: {result.runs} run{'s' if result.runs != 1 else ''}, "
-        f"{result.tags} tag{'s' if result.tags != 1 else ''}, {result.points:,} points "
-        f"from {result.files} event file{'s' if result.files != 1 else ''}"
+        f"wrote {', '.join(written)}: {_count(result.runs, 'run')}, "
+        f"{_count(result.tags, 'tag')}, {_count(result.points, 'point')} "
+        f"from {_count(result.files, 'event file')}"
     )
     if result.corruptions:
         skipped = sum(c.skipped for c in result.corruptions)

@@ -91,9 +91,9 @@ def test_list_with_a_tag_filter_leaves_out_runs_without_those_tags(tmp_path: Pat
     assert result.exit_code == 0
     assert result.stdout.splitlines() == [
         "a  (1 event file, 1 tag)",
-        "  val_loss          1 points  steps 0..0",
+        "  val_loss          1 point   steps 0..0",
         "c  (CSVLogger metrics.csv, 1 tag)",
-        "  val_loss          1 points  steps 0..0",
+        "  val_loss          1 point   steps 0..0",
     ]
 
 

@@ -220,6 +220,16 @@ def torch_tb():  # type: ignore[no-untyped-def]
     return pytest.importorskip("torch.utils.tensorboard", reason="needs torch (test extra)")
 
 
+def test_mat_hparams_of_a_run_without_scalars_get_a_valid_name(tmp_path: Path) -> None:
+    with torch_tb().SummaryWriter(tmp_path / "edge" / "hponly") as writer:
+        writer.add_hparams({"lr": 0.1, "opt": "adam"}, {}, run_name="1795805409.9")
+    write_events(tmp_path / "edge" / "scal" / "events.out.tfevents.1", [simple("x", 0, 1.0)])
+    out = tbexport.export(tmp_path / "edge", tmp_path / "e.mat").output
+    hparams = scipy.io.loadmat(out, simplify_cells=True)["hparams"]
+    # not the one scalar run's own: kept under its run's (valid MATLAB) name
+    assert hparams == {"hponly_1795805409_9": {"lr": 0.1, "opt": "adam"}}
+
+
 def test_summary_matches_an_independent_computation(sweep: Path) -> None:
     frame = tbexport.read_scalars(sweep)
     summary = tbexport.summarize(frame)

@@ -78,10 +78,14 @@ def _wide_struct(group: pd.DataFrame) -> dict[str, Any]:
 
 def _hparams_struct(hparams: pd.DataFrame, run_vars: dict[str, str], single: bool) -> Any:
     names = matlab_names([str(c) for c in hparams.columns if c != "run"])
+    # runs with hyperparameters but no scalars get valid names too, unlike the others'
+    others = [str(r) for r in hparams["run"] if str(r) not in run_vars]
+    single = single and not others  # (the one run's own hyperparameters, not another's)
+    run_vars = run_vars | matlab_names(others, reserved=[*OWN_VARIABLES, *run_vars.values()])
     structs = {}
     for row in hparams.to_dict("records"):
         run = str(row.pop("run"))
-        structs[run_vars.get(run, run)] = {
+        structs[run_vars[run]] = {
             names[str(k)]: v for k, v in row.items() if v is not None and v == v
         }
     return next(iter(structs.values())) if single and len(structs) == 1 else structs
