@@ -274,6 +274,7 @@ def _check_list_only(ctx: click.Context) -> None:
         if param.name not in _LIST_OPTIONS
         and param.name is not None
         and ctx.get_parameter_source(param.name) == click.core.ParameterSource.COMMANDLINE
+        and ctx.params[param.name] != param.default  # (--layout long changes nothing)
     ]
     if given:
         raise click.UsageError(f"--list writes nothing: {', '.join(given)} would be ignored")

@@ -17,7 +17,8 @@ The tree, so callers can catch as broadly or narrowly as they need::
 
 ``CorruptRecordWarning`` is not an error: it is the warning emitted (and the
 record kept in ``DataFrame.attrs["corruptions"]``) when a damaged record is skipped.
-The CLI turns every ``TbexportError`` into a one-line message and exit code 1.
+The CLI turns every ``TbexportError`` into a one-line message and exit code 1, but
+``InvalidOptionError`` into a usage error, exit code 2.
 """
 
 from __future__ import annotations

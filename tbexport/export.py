@@ -209,7 +209,13 @@ def export(
     )
     if data.frame.empty:
         raise NoScalarsError(f"no scalar data found in {_describe(paths)}")
-    frame, hparams = shape(data, reduce=reduce, smoothing=smoothing, name_by=name_by)
+    try:
+        frame, hparams = shape(data, reduce=reduce, smoothing=smoothing, name_by=name_by)
+    except InvalidOptionError as error:
+        if not data.notes:
+            raise
+        # a left-out hparams.yaml may be why --name-by finds no such hyperparameter
+        raise InvalidOptionError(f"{error} ({'; '.join(data.notes)})") from error
     if target is not None:
         options = WriteOptions(
             layout="wide" if layout == "wide" else "long",

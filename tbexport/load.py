@@ -101,7 +101,10 @@ def read_hparams(paths: Paths) -> pd.DataFrame:
     with ``.``) and hparams-plugin records in the event files
     (``SummaryWriter.add_hparams``, Lightning's ``log_hyperparams``).
     """
-    return hparams_frame(load_scalars(paths).hparams)
+    data = load_scalars(paths)
+    for note in data.notes:
+        warnings.warn(note, UserWarning, stacklevel=2)
+    return hparams_frame(data.hparams)
 
 
 def load_scalars(

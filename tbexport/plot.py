@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .exceptions import InvalidOptionError, UnknownFormatError
+from .exceptions import InvalidOptionError, OutputWriteError, UnknownFormatError
 from .write import atomic_path
 
 __all__ = ["PLOT_FORMATS", "X_AXES", "plot_scalars"]
@@ -91,7 +91,10 @@ def _per_tag(
 
     if directory.exists() and not directory.is_dir():
         raise InvalidOptionError(f"--plot-dir {directory} is a file, not a directory")
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputWriteError(f"cannot write {directory}: {error.strerror or error}") from None
     names = file_names(tags)  # readable, unique, safe in file names
     written = []
     for tag in tags:

@@ -139,9 +139,29 @@ def test_an_unusable_hparams_yaml_is_reported_not_dropped_silently(
     assert result.stderr == (
         f"note: {yaml_file}: not valid YAML (line 2), hyperparameters left out\n"
     )
+    named = invoke(run_dir, "--csv", "--name-by", "hparam:lr")  # the note says why
+    assert named.exit_code == 2
+    assert named.stderr.endswith(
+        "Error: no run has the hyperparameter 'lr'; known: none "
+        f"({yaml_file}: not valid YAML (line 2), hyperparameters left out)\n"
+    )
     (run_dir / "hparams.yaml").write_text("- 1\n- 2\n")
     with pytest.warns(UserWarning, match="not a mapping of names to values, left out"):
         tbexport.read_scalars(run_dir)
+    with pytest.warns(UserWarning, match="not a mapping of names to values, left out"):
+        tbexport.read_hparams(run_dir)
+
+
+def test_list_takes_options_given_at_their_defaults(run_dir: Path) -> None:
+    result = invoke(run_dir, "--list", "--layout", "long", "--name-by", "dir", "--time", "unix")
+    assert result.exit_code == 0 and result.stdout.startswith("version_0  (1 event file, 2 tags)")
+
+
+def test_an_unwritable_plot_dir_is_one_line(run_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    result = invoke(run_dir, "--plot-dir", tmp_path / "file" / "figures", "-q")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: cannot write {tmp_path / 'file' / 'figures'}: ")
 
 
 def test_tags_filter(run_dir: Path, tmp_path: Path) -> None:

@@ -44,9 +44,13 @@ class _StopAtStep(Callback):
 
 
 def _version_of(checkpoint: Path) -> int | None:
-    """``…/version_N/checkpoints/x.ckpt`` -> N, so a resume logs into the same run."""
-    match = re.fullmatch(r"version_(\d+)", checkpoint.resolve().parent.parent.name)
-    return int(match.group(1)) if match else None
+    """``…/lightning_logs/version_N/checkpoints/x.ckpt`` -> N, so a resume logs into the
+    same run (None for a checkpoint kept anywhere else: a new version)."""
+    parents = checkpoint.resolve().parents
+    if len(parents) < 4 or parents[0].name != "checkpoints":
+        return None
+    match = re.fullmatch(r"version_(\d+)", parents[1].name)
+    return int(match.group(1)) if match and parents[2].name == "lightning_logs" else None
 
 
 def train(
