@@ -119,6 +119,11 @@ def test_wide_layout_xlsx_csv_mat(sweep: Path, tmp_path: Path) -> None:
     assert loss["value"].shape == (10, 3)
     assert list(loss["runs"]) == ["version_0", "version_1", "version_2"]
     assert loss["value"][2].tolist()[:1] == [3.0] and math.isnan(loss["value"][1][1])
+    steps, logged = loss["step"].tolist(), loss["logged"]
+    assert logged.shape == (10, 3)  # (MATLAB logicals load as uint8)
+    assert not logged[1, 1]  # version_1 logs even steps only: no point at step 1
+    four = steps.index(4)  # version_2 logged NaN at step 4: a point all the same
+    assert logged[four, 2] and math.isnan(loss["value"][four][2])
 
 
 def test_name_by_hyperparameter(sweep: Path, tmp_path: Path) -> None:
@@ -311,7 +316,7 @@ def test_wide_charts_and_scripts_draw_runs_logged_at_different_steps(tmp_path: P
     tbexport.export(root, tmp_path / "it's w.mat", layout="wide", matlab_script=True)
     script = (tmp_path / "it's w.m").read_text()
     assert "'it''s w.mat'" in script  # a quote in a MATLAB string literal is doubled
-    assert "ok = ~isnan(s.value(:, j));" in script
+    assert "ok = logical(s.logged(:, j));" in script
 
 
 def test_matlab_scripts_run_in_octave(tmp_path: Path) -> None:

@@ -66,9 +66,12 @@ def _tag_structs(frame: pd.DataFrame, tag_vars: dict[str, str]) -> dict[str, dic
 
 def _wide_struct(group: pd.DataFrame) -> dict[str, Any]:
     table = runs_side_by_side(group)
+    # which cells hold a point: a NaN logged is not a step the run skipped
+    logged = runs_side_by_side(group.assign(logged=1.0), "logged").notna()
     struct: dict[str, Any] = {
         "step": table.index.to_numpy(dtype=np.float64),
         "value": table.to_numpy(dtype=np.float64),
+        "logged": logged.to_numpy(dtype=bool),
         "runs": _row_cell(list(table.columns)),
     }
     if "value_smoothed" in group:

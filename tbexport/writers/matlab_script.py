@@ -47,8 +47,8 @@ _RUNS = """\
 _WIDE = """\
     s = data.(tags{k, 2});
     for j = 1:size(s.value, 2)          % one column per run; NaN where a run has no point
-        ok = ~isnan(s.value(:, j));     % (left out: runs logged at other steps would
-        plot(s.step(ok), s.value(ok, j), 'DisplayName', s.runs{j});  % draw nothing)
+        ok = logical(s.logged(:, j));   % its own points (runs logged at other steps
+        plot(s.step(ok), s.value(ok, j), 'DisplayName', s.runs{j});  % would draw nothing)
     end
     legend('show', 'Interpreter', 'none', 'Location', 'best');
 """
