@@ -85,15 +85,14 @@ def test_cpu_training_is_deterministic_for_a_seed(tmp_path: Path) -> None:
 
 
 def test_a_resume_logs_into_the_checkpoints_own_run_unless_told(tmp_path: Path) -> None:
-    from tbexport.reference.__main__ import logs_root
-    from tbexport.reference.train import _version_of
+    from tbexport.reference.checkpoints import checkpoint_run
 
     checkpoint = tmp_path / "exp" / "lightning_logs" / "version_3" / "checkpoints" / "last.ckpt"
-    assert (logs_root(checkpoint), _version_of(checkpoint)) == ((tmp_path / "exp").resolve(), 3)
-    assert logs_root(tmp_path / "elsewhere" / "model.ckpt") == Path(".")
+    assert checkpoint_run(checkpoint) == ((tmp_path / "exp").resolve(), 3)
+    assert checkpoint_run(tmp_path / "elsewhere" / "model.ckpt") is None
     # a copy kept elsewhere starts a new version rather than log into another run's
     backup = tmp_path / "backup" / "version_3" / "checkpoints" / "last.ckpt"
-    assert (logs_root(backup), _version_of(backup)) == (Path("."), None)
+    assert checkpoint_run(backup) is None
 
 
 def test_train_command_rejects_bad_values_in_one_line() -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
 import click
+
+from .checkpoints import checkpoint_run
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 
@@ -87,7 +88,8 @@ def main(
     from .train import train  # deferred: importing Lightning takes seconds
 
     if out is None:
-        out = logs_root(resume) if resume is not None else Path(".")
+        found = checkpoint_run(resume) if resume is not None else None
+        out = found[0] if found else Path(".")
     started = time.perf_counter()
     try:
         result = train(
@@ -109,21 +111,6 @@ def main(
     if result.last_checkpoint:
         click.echo(f"Last checkpoint:  {result.last_checkpoint}")
     click.echo(f"Export them:      tbexport {result.log_dir} -o {Path(result.log_dir).name}.xlsx")
-
-
-def logs_root(checkpoint: Path) -> Path:
-    """The directory holding ``lightning_logs`` for ``…/lightning_logs/version_N/
-    checkpoints/x.ckpt``, so that a resumed run logs into its own version_N; else the
-    current directory."""
-    parts = checkpoint.resolve().parents
-    if (
-        len(parts) > 3
-        and parts[0].name == "checkpoints"
-        and re.fullmatch(r"version_\d+", parts[1].name)
-        and parts[2].name == "lightning_logs"
-    ):
-        return parts[3]
-    return Path(".")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from pytorch_lightning.callbacks import (
 )
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
+from .checkpoints import checkpoint_run
 from .data import DigitsDataModule
 from .model import DigitsClassifier
 
@@ -43,16 +43,6 @@ class _StopAtStep(Callback):
             raise KeyboardInterrupt  # Lightning shuts down as on Ctrl-C; no checkpoint is saved
 
 
-def _version_of(checkpoint: Path) -> int | None:
-    """``…/lightning_logs/version_N/checkpoints/x.ckpt`` -> N, so a resume logs into the
-    same run (None for a checkpoint kept anywhere else: a new version)."""
-    parents = checkpoint.resolve().parents
-    if len(parents) < 4 or parents[0].name != "checkpoints":
-        return None
-    match = re.fullmatch(r"version_(\d+)", parents[1].name)
-    return int(match.group(1)) if match and parents[2].name == "lightning_logs" else None
-
-
 def train(
     out: Path = Path("."),
     *,
@@ -70,7 +60,8 @@ def train(
     """Train the digits CNN, logging to ``out/lightning_logs/version_N`` with TensorBoardLogger."""
     pl.seed_everything(seed, workers=True)
     on_gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-    version = _version_of(resume) if resume else None
+    found = checkpoint_run(resume) if resume else None
+    version = found[1] if found else None
     # default_hp_metric=False: hp_metric is logged for real in validation_step; the
     # default would add a placeholder -1 at step 0 to every new event file.
     loggers: list[pl.loggers.Logger] = [
