@@ -16,7 +16,15 @@ from .load import Paths, ScalarData, load_scalars
 from .options import LAYOUTS, WriteOptions
 from .plot import check_plot_path
 from .records import Corruption
-from .transform import TIME_MODES, check_statistics, reduce_runs, relabel_runs, smooth, with_time
+from .transform import (
+    check_statistics,
+    check_time_mode,
+    check_weight,
+    reduce_runs,
+    relabel_runs,
+    smooth,
+    with_time,
+)
 from .write import format_for, write_scalars
 
 __all__ = ["ExportResult", "check_format_options", "default_output", "export", "shape"]
@@ -66,10 +74,9 @@ def check_options(
     if reduce is not None:
         check_statistics(reduce)
     check_name_by(name_by)
-    if smoothing is not None and not 0 <= smoothing < 1:
-        raise InvalidOptionError(f"smoothing weight must be in [0, 1), not {smoothing:g}")
-    if time not in TIME_MODES:
-        raise InvalidOptionError(f"unknown time mode {time!r}; choose from {', '.join(TIME_MODES)}")
+    if smoothing is not None:
+        check_weight(smoothing)
+    check_time_mode(time)
 
 
 def check_format_options(

@@ -18,6 +18,8 @@ __all__ = [
     "REDUCTIONS",
     "TIME_MODES",
     "check_statistics",
+    "check_time_mode",
+    "check_weight",
     "reduce_runs",
     "relabel_runs",
     "smooth",
@@ -48,6 +50,18 @@ def check_statistics(statistics: str | Sequence[str]) -> None:
         )
 
 
+def check_weight(weight: float) -> None:
+    """Raise :class:`InvalidOptionError` unless ``weight`` is a smoothing weight (0 <= W < 1)."""
+    if not 0 <= weight < 1:
+        raise InvalidOptionError(f"smoothing weight must be in [0, 1), not {weight:g}")
+
+
+def check_time_mode(mode: str) -> None:
+    """Raise :class:`InvalidOptionError` unless ``mode`` is one of ``TIME_MODES``."""
+    if mode not in TIME_MODES:
+        raise InvalidOptionError(f"unknown time mode {mode!r}; choose from {', '.join(TIME_MODES)}")
+
+
 def smooth_values(values: np.ndarray, weight: float) -> np.ndarray:
     """TensorBoard's scalar-chart smoothing of one series.
 
@@ -56,8 +70,7 @@ def smooth_values(values: np.ndarray, weight: float) -> np.ndarray:
     values pass through and are not counted; a constant series is left unchanged.
     """
     values = np.asarray(values, dtype=np.float64)
-    if not 0 <= weight < 1:
-        raise InvalidOptionError(f"smoothing weight must be in [0, 1), not {weight:g}")
+    check_weight(weight)
     finite = np.isfinite(values)
     if len(values) == 0 or np.all(values == values[0]) or not finite.any():
         return values.copy()
@@ -139,8 +152,7 @@ def with_time(frame: pd.DataFrame, mode: str) -> pd.DataFrame:
     CSV, ``datenum`` in MATLAB). ``relative``: ``relative_time``, seconds since the
     run's first point in ``frame`` (after any tag filter).
     """
-    if mode not in TIME_MODES:
-        raise InvalidOptionError(f"unknown time mode {mode!r}; choose from {', '.join(TIME_MODES)}")
+    check_time_mode(mode)
     if mode == "unix":
         return frame
     result = frame.rename(columns={"wall_time": TIME_COLUMNS[mode]})
