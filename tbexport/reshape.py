@@ -7,7 +7,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["SMOOTHED", "runs_side_by_side", "summarize", "tag_stats", "to_wide", "wide_column"]
+__all__ = [
+    "SMOOTHED",
+    "runs_side_by_side",
+    "summarize",
+    "tag_stats",
+    "to_wide",
+    "value_columns",
+    "wide_column",
+]
 
 
 def to_wide(frame: pd.DataFrame) -> pd.DataFrame:
@@ -19,7 +27,7 @@ def to_wide(frame: pd.DataFrame) -> pd.DataFrame:
     """
     if frame.empty:
         return pd.DataFrame(columns=["run", "step"])
-    values = [c for c in ("value", SMOOTHED) if c in frame]
+    values = value_columns(frame)
     last = frame.drop_duplicates(["run", "tag", "step"], keep="last")
     wide = last.pivot_table(
         index=["run", "step"],
@@ -39,6 +47,11 @@ def to_wide(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 SMOOTHED = "value_smoothed"  # the column tbexport.smooth adds
+
+
+def value_columns(frame: pd.DataFrame) -> list[str]:
+    """The frame's value columns: ``value``, and ``value_smoothed`` when smoothed."""
+    return [c for c in ("value", SMOOTHED) if c in frame]
 
 
 def wide_column(name: str, column: str) -> str:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import InvalidOptionError
+from .reshape import SMOOTHED, value_columns
 
 __all__ = [
     "REDUCTIONS",
@@ -91,7 +92,7 @@ def smooth(frame: pd.DataFrame, weight: float) -> pd.DataFrame:
     smoothed = np.empty(len(frame), dtype=np.float64)
     for _, rows in frame.groupby(["run", "tag"], observed=True, sort=False).indices.items():
         smoothed[rows] = smooth_values(frame["value"].to_numpy()[rows], weight)
-    result["value_smoothed"] = smoothed
+    result[SMOOTHED] = smoothed
     return result
 
 
@@ -105,7 +106,7 @@ def reduce_runs(frame: pd.DataFrame, statistics: str | Sequence[str]) -> pd.Data
     """
     statistics = statistics_list(statistics)
     check_statistics(statistics)
-    columns = [c for c in ("value", "value_smoothed") if c in frame]
+    columns = value_columns(frame)
     grouped = frame.groupby(["tag", "step"], observed=True, sort=True)
     wall_time = grouped["wall_time"].median()
     parts = []

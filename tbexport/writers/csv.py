@@ -22,7 +22,7 @@ import pandas as pd
 
 from ..decode import _fastscan
 from ..options import WriteOptions
-from ..reshape import SMOOTHED, runs_side_by_side, to_wide, wide_column
+from ..reshape import runs_side_by_side, to_wide, value_columns, wide_column
 from ..transform import time_column
 from .render import BLOCK_ROWS, render
 
@@ -45,7 +45,7 @@ def write(frame: pd.DataFrame, path: Path, options: WriteOptions | None = None) 
 def _runs_side_by_side(frame: pd.DataFrame) -> pd.DataFrame:
     """``tag,step,<run>,…`` (then ``<run> (smoothed),…`` when smoothed), runs in the
     frame's order: each tag's table holds only the runs that logged it."""
-    values = [c for c in ("value", SMOOTHED) if c in frame]
+    values = value_columns(frame)
     parts = []
     for tag, group in frame.groupby("tag", observed=True, sort=True):
         tables = [runs_side_by_side(group, column) for column in values]
@@ -63,9 +63,7 @@ def _runs_side_by_side(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _write_long(frame: pd.DataFrame, path: Path) -> None:
-    numbers = [time_column(frame), "value"] + (
-        ["value_smoothed"] if "value_smoothed" in frame else []
-    )
+    numbers = [time_column(frame), *value_columns(frame)]
     with path.open("wb") as handle:
         handle.write((",".join(["run", "tag", "step", *numbers]) + "\n").encode())
         for text in render(_csv_rows, _all_blocks(frame, numbers), len(frame)):

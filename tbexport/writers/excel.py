@@ -23,7 +23,7 @@ from ..decode import _fastscan
 from ..exceptions import OutputError
 from ..names import sheet_continuation, sheet_names
 from ..options import WriteOptions
-from ..reshape import SMOOTHED, runs_side_by_side, summarize, wide_column
+from ..reshape import SMOOTHED, runs_side_by_side, summarize, value_columns, wide_column
 from ..transform import time_column
 from ..xlsx import (
     DATE_STYLE,
@@ -111,7 +111,7 @@ class _Table:
 
 
 def _tag_table(group: pd.DataFrame, options: WriteOptions) -> _Table:
-    values = [c for c in ("value", SMOOTHED) if c in group]
+    values = value_columns(group)
     if options.layout == "wide":
         tables = [runs_side_by_side(group, c) for c in values]
         steps = tables[0].index.to_numpy()
@@ -161,7 +161,7 @@ def _chart_series(table: _Table, part: int) -> list[ChartSeries]:
         ]
     offset = 1 if table.run_column else 0
     step = column_letter(offset)
-    smoothed = "value_smoothed" in table.headers
+    smoothed = SMOOTHED in table.headers
     lines = []
     for first, last in _run_segments(table.runs, start, stop):
         run = str(table.runs[first]) if table.runs is not None else "value"
@@ -170,7 +170,7 @@ def _chart_series(table: _Table, part: int) -> list[ChartSeries]:
             ChartSeries(run, step, column_letter(offset + 2), *rows, faint=smoothed, key=run)
         )
         if smoothed:
-            name = f"{run} (smoothed)" if table.runs is not None else "value_smoothed"
+            name = wide_column(run, SMOOTHED) if table.runs is not None else SMOOTHED
             lines.append(ChartSeries(name, step, column_letter(offset + 3), *rows, key=run))
     return lines
 

@@ -21,7 +21,7 @@ import scipy.io
 
 from ..names import matlab_names
 from ..options import WriteOptions
-from ..reshape import runs_side_by_side
+from ..reshape import runs_side_by_side, value_columns
 from ..transform import time_column
 
 OWN_VARIABLES = ("tbexport_tags", "tbexport_runs", "hparams")
@@ -54,7 +54,7 @@ def write(frame: pd.DataFrame, path: Path, options: WriteOptions | None = None) 
 
 def _tag_structs(frame: pd.DataFrame, tag_vars: dict[str, str]) -> dict[str, dict[str, Any]]:
     time = time_column(frame)
-    fields = ["step", time] + [c for c in ("value", "value_smoothed") if c in frame]
+    fields = ["step", time, *value_columns(frame)]
     structs = {}
     for tag, group in frame.groupby("tag", observed=True, sort=True):
         struct = {f: group[f].to_numpy(dtype=np.float64) for f in fields}
