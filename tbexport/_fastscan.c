@@ -22,6 +22,7 @@
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <pthread.h>
 #endif
 
 /* ---------- CRC32C (Castagnoli), slicing-by-8 ---------- */
@@ -1563,6 +1564,32 @@ static PyObject *increasing(PyObject *self, PyObject *args) {
 }
 
 #ifndef _WIN32
+/* Reads the file `name` whole into `contents` when it holds fewer than `limit` bytes
+   (*big is set when it holds more). Returns 0, or the errno of the failing call. Needs
+   no GIL. */
+static int read_whole(const char *name, Py_ssize_t limit, Buf *contents, int *big) {
+    int error = 0;
+    struct stat st;
+    int fd = open(name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) error = errno;
+    else if (fstat(fd, &st) < 0) error = errno;
+    else if (st.st_size >= limit) *big = 1;
+    else if (!(contents->data = malloc(st.st_size ? (size_t)st.st_size : 1))) error = ENOMEM;
+    else {
+        /* up to the size fstat gave: a file being written is read as it was then */
+        contents->cap = (size_t)st.st_size;
+        while (contents->used < contents->cap) {
+            ssize_t n = read(fd, contents->data + contents->used, contents->cap - contents->used);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) { error = errno; break; }
+            if (n == 0) break; /* shrunk meanwhile */
+            contents->used += (size_t)n;
+        }
+    }
+    if (fd >= 0) close(fd);
+    return error;
+}
+
 /* read_small(path, limit) -> Block | None: the whole file when it holds fewer than `limit`
    bytes; None when it holds more (the caller maps it instead). Opening, sizing, reading
    and closing take one release of the GIL. With threads reading many small files, each
@@ -1577,24 +1604,7 @@ static PyObject *read_small(PyObject *self, PyObject *args) {
     int error = 0, big = 0;
     Buf contents = {0};
     Py_BEGIN_ALLOW_THREADS
-    struct stat st;
-    int fd = open(name, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) error = errno;
-    else if (fstat(fd, &st) < 0) error = errno;
-    else if (st.st_size >= limit) big = 1;
-    else if (!(contents.data = malloc(st.st_size ? (size_t)st.st_size : 1))) error = ENOMEM;
-    else {
-        /* up to the size fstat gave: a file being written is read as it was then */
-        contents.cap = (size_t)st.st_size;
-        while (contents.used < contents.cap) {
-            ssize_t n = read(fd, contents.data + contents.used, contents.cap - contents.used);
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0) { error = errno; break; }
-            if (n == 0) break; /* shrunk meanwhile */
-            contents.used += (size_t)n;
-        }
-    }
-    if (fd >= 0) close(fd);
+    error = read_whole(name, limit, &contents, &big);
     Py_END_ALLOW_THREADS
     Py_DECREF(encoded);
     if (error) {
@@ -1607,6 +1617,256 @@ static PyObject *read_small(PyObject *self, PyObject *args) {
     free(contents.data); /* NULL once the block owns it */
     return block;
 }
+
+/* ---------- prefetching: small files read and scanned ahead on C threads ----------
+
+   With many small runs read on Python threads, every file costs the threads a few
+   hand-overs of the GIL (each C call releases it and takes it back), and on a virtual
+   machine a hand-over to a sleeping thread is slow. Here C threads that never take the
+   GIL read and scan the files, in the order given, while one Python thread turns the
+   results into series: the two overlap, and nothing waits for the GIL. */
+
+/* One file of the list, as a worker left it. */
+typedef struct {
+    char *path;
+    int done;    /* set under the lock */
+    int error;   /* errno of opening or reading it: the caller reads it again and reports */
+    int big;     /* `limit` bytes or more: the caller maps it instead */
+    int status;  /* DECODED, or NO_MEMORY */
+    int grouped; /* read whole and undamaged, with no record for protobuf: grouped by tag */
+    Buf contents, bounds;
+    Reader rd; /* pos, failed, record, fallbacks, tags (pointing into contents) */
+    Out out;
+    size_t held; /* bytes the result holds */
+} Fetched;
+
+typedef struct {
+    PyObject_HEAD
+    pthread_mutex_t lock;
+    pthread_cond_t changed; /* a file done or taken, or closing */
+    Fetched *files;
+    Py_ssize_t count, claimed, taken;
+    size_t held, budget; /* bytes of files done and not taken; the most held ahead */
+    Py_ssize_t limit;
+    int verify, stop, workers, started;
+    pthread_t *threads;
+} Prefetch;
+
+/* Reads and scans one file, without the GIL; a file read whole and undamaged is grouped
+   by tag, tags in the order they first appear. */
+static void fetch_one(Fetched *f, int verify, Py_ssize_t limit) {
+    f->error = read_whole(f->path, limit, &f->contents, &f->big);
+    if (f->error || f->big) return;
+    Reader *rd = &f->rd;
+    rd->base = (const unsigned char *)(f->contents.data);
+    rd->size = (uint64_t)f->contents.used;
+    rd->verify = verify;
+    rd->report_every = rd->size + 1;
+    rd->progress = Py_None; /* (compared, never called) */
+    rd->tags.last = -1;
+    if (!tags_grow(&rd->tags)) { f->status = NO_MEMORY; return; }
+    f->status = read_records(rd, &f->out, NULL);
+    if (f->status == DECODED && !rd->failed && rd->pos == rd->size && !rd->fallbacks.used) {
+        int32_t k = rd->tags.count;
+        int32_t *ranks = malloc((size_t)(k ? k : 1) * sizeof(int32_t));
+        for (int32_t i = 0; ranks && i < k; i++) ranks[i] = i;
+        if (ranks && group_out(&f->out, ranks, k, &f->bounds)) f->grouped = 1;
+        else f->status = NO_MEMORY;
+        free(ranks);
+    }
+    f->held = f->contents.used + f->out.points * 29 + f->rd.fallbacks.used + f->bounds.used;
+}
+
+static void fetched_free(Fetched *f) {
+    free(f->path);
+    free(f->contents.data);
+    free(f->bounds.data);
+    tags_free(&f->rd.tags);
+    free(f->rd.fallbacks.data);
+    out_free(&f->out);
+    memset(f, 0, sizeof *f);
+}
+
+static void *prefetch_worker(void *arg) {
+    Prefetch *p = arg;
+    pthread_mutex_lock(&p->lock);
+    while (!p->stop && p->claimed < p->count) {
+        /* ahead by the budget: wait, unless the file claimed next is the one taken next */
+        if (p->held >= p->budget && p->claimed > p->taken) {
+            pthread_cond_wait(&p->changed, &p->lock);
+            continue;
+        }
+        Fetched *f = &p->files[p->claimed++];
+        pthread_mutex_unlock(&p->lock);
+        fetch_one(f, p->verify, p->limit);
+        pthread_mutex_lock(&p->lock);
+        f->done = 1;
+        p->held += f->held;
+        pthread_cond_broadcast(&p->changed);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+/* Stops the workers (each finishes its file) and waits for them; no GIL needed. */
+static void prefetch_stop(Prefetch *p) {
+    if (!p->started) return;
+    pthread_mutex_lock(&p->lock);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->lock);
+    for (int i = 0; i < p->workers; i++) pthread_join(p->threads[i], NULL);
+    p->workers = 0;
+}
+
+static PyObject *prefetch_close(PyObject *self, PyObject *noargs) {
+    Prefetch *p = (Prefetch *)self;
+    Py_BEGIN_ALLOW_THREADS
+    prefetch_stop(p);
+    Py_END_ALLOW_THREADS
+    for (Py_ssize_t i = 0; p->files && i < p->count; i++) fetched_free(&p->files[i]);
+    p->taken = p->claimed = p->count; /* nothing left to take */
+    Py_RETURN_NONE;
+}
+
+static void prefetch_dealloc(PyObject *self) {
+    Prefetch *p = (Prefetch *)self;
+    Py_XDECREF(prefetch_close(self, NULL));
+    if (p->started) {
+        pthread_cond_destroy(&p->changed);
+        pthread_mutex_destroy(&p->lock);
+    }
+    free(p->files);
+    free(p->threads);
+    Py_TYPE(self)->tp_free(self);
+}
+
+/* Prefetch(paths, verify, workers, limit, budget): starts `workers` threads reading and
+   scanning the files in order, at most `budget` bytes of results ahead of take(). */
+static PyObject *prefetch_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    PyObject *paths;
+    int verify, workers;
+    Py_ssize_t limit, budget;
+    if (!PyArg_ParseTuple(args, "O!pinn", &PyList_Type, &paths, &verify, &workers, &limit,
+                          &budget))
+        return NULL;
+    Prefetch *p = (Prefetch *)type->tp_alloc(type, 0);
+    if (!p) return NULL;
+    p->count = PyList_GET_SIZE(paths);
+    p->verify = verify;
+    p->limit = limit;
+    p->budget = budget > 0 ? (size_t)budget : 0;
+    p->files = calloc((size_t)(p->count ? p->count : 1), sizeof(Fetched));
+    p->threads = calloc((size_t)(workers > 0 ? workers : 1), sizeof(pthread_t));
+    if (!p->files || !p->threads) {
+        Py_DECREF(p);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < p->count; i++) {
+        PyObject *encoded = NULL;
+        if (!PyUnicode_FSConverter(PyList_GET_ITEM(paths, i), &encoded)) {
+            Py_DECREF(p);
+            return NULL;
+        }
+        p->files[i].path = strdup(PyBytes_AS_STRING(encoded));
+        Py_DECREF(encoded);
+        if (!p->files[i].path) {
+            Py_DECREF(p);
+            return PyErr_NoMemory();
+        }
+    }
+    if (pthread_mutex_init(&p->lock, NULL) != 0) {
+        Py_DECREF(p);
+        return PyErr_NoMemory();
+    }
+    if (pthread_cond_init(&p->changed, NULL) != 0) {
+        pthread_mutex_destroy(&p->lock);
+        Py_DECREF(p);
+        return PyErr_NoMemory();
+    }
+    p->started = 1;
+    /* threads that cannot start are no error: take() reads what no worker claimed */
+    for (int i = 0; i < workers; i++) {
+        if (pthread_create(&p->threads[p->workers], NULL, prefetch_worker, p) != 0) break;
+        p->workers++;
+    }
+    return (PyObject *)p;
+}
+
+/* take() -> tuple | None: the next file's scan, as scan() returns it, from position 0
+   with no tags known, and the file's bytes and tag names: (contents, pos, failed,
+   record, steps, wall times, values, tags, flags, fallback, bounds, names). When
+   grouped, tags is None and names[r]'s rows are bounds[r]:bounds[r + 1]. None: a file
+   to read as usual (a big one, or one that could not be read: reading it again reports
+   why). A file no worker has claimed yet is read here. */
+static PyObject *prefetch_take(PyObject *self, PyObject *noargs) {
+    Prefetch *p = (Prefetch *)self;
+    if (!p->started || p->taken >= p->count) {
+        PyErr_SetString(PyExc_IndexError, "take: no file left");
+        return NULL;
+    }
+    Fetched *f = &p->files[p->taken];
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&p->lock);
+    int mine = p->claimed == p->taken;
+    if (mine) p->claimed++;
+    pthread_mutex_unlock(&p->lock);
+    if (mine) fetch_one(f, p->verify, p->limit);
+    pthread_mutex_lock(&p->lock);
+    if (mine) f->done = 1;
+    while (!f->done) pthread_cond_wait(&p->changed, &p->lock);
+    p->taken++;
+    if (!mine) p->held -= f->held;
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->lock);
+    Py_END_ALLOW_THREADS
+    PyObject *result = NULL, *names = NULL, *fallback_items = NULL, *contents = NULL;
+    if (f->status == NO_MEMORY) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (f->error || f->big) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    Reader *rd = &f->rd;
+    /* names first: new tags point into the contents */
+    if (!(names = PyList_New(0)) || !tags_to_list(&rd->tags, names)) goto done;
+    if (!(fallback_items = fallback_list(&rd->fallbacks))) goto done;
+    if (!(contents = buf_block(&f->contents))) goto done;
+    Out *out = &f->out;
+    result = Py_BuildValue("(NKOLNNNNNNNN)", contents, (unsigned long long)rd->pos,
+                           rd->failed ? Py_True : Py_False, rd->record, buf_block(&out->steps),
+                           buf_block(&out->walls), buf_block(&out->values),
+                           f->grouped ? Py_NewRef(Py_None) : buf_block(&out->tags),
+                           out->unusual ? buf_block(&out->flags) : Py_NewRef(Py_None),
+                           fallback_items,
+                           f->grouped ? buf_block(&f->bounds) : Py_NewRef(Py_None), names);
+    contents = fallback_items = names = NULL; /* the tuple owns them now */
+done:
+    Py_XDECREF(contents);
+    Py_XDECREF(fallback_items);
+    Py_XDECREF(names);
+    fetched_free(f);
+    return result;
+}
+
+static PyMethodDef prefetch_methods[] = {
+    {"take", prefetch_take, METH_NOARGS, "The next file's scan, in order (see the source)."},
+    {"close", prefetch_close, METH_NOARGS, "Stop the workers and free what was not taken."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject PrefetchType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tbexport._fastscan.Prefetch",
+    .tp_basicsize = sizeof(Prefetch),
+    .tp_dealloc = prefetch_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Small event files read and scanned ahead on C threads, taken in order.",
+    .tp_methods = prefetch_methods,
+    .tp_new = prefetch_new,
+};
 
 /* What a directory entry is to the walk: 'd' a directory, 'l' a link to one (entered
    too, as TensorBoard's walk enters it), 'f' anything else. Errors make a file, as
@@ -1754,6 +2014,9 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastscan",
 
 PyMODINIT_FUNC PyInit__fastscan(void) {
     if (PyType_Ready(&BlockType) < 0) return NULL;
+#ifndef _WIN32
+    if (PyType_Ready(&PrefetchType) < 0) return NULL;
+#endif
     crc_init();
     crc_choose();
 #ifdef HAVE_FAST_REPR
@@ -1765,7 +2028,11 @@ PyMODINIT_FUNC PyInit__fastscan(void) {
         "tbexport._fastscan.RecordsChanged",
         "The records differ from the ones counted (the file changed between the passes).",
         NULL, NULL);
-    if (!RecordsChanged || PyModule_AddObjectRef(m, "RecordsChanged", RecordsChanged) < 0) {
+    if (!RecordsChanged || PyModule_AddObjectRef(m, "RecordsChanged", RecordsChanged) < 0
+#ifndef _WIN32
+        || PyModule_AddObjectRef(m, "Prefetch", (PyObject *)&PrefetchType) < 0
+#endif
+    ) {
         Py_DECREF(m);
         return NULL;
     }

@@ -162,12 +162,14 @@ def read_event_file(
     *,
     verify: bool = True,
     progress: Callable[[int], None] | None = None,
+    prefetched: Prefetcher | None = None,
 ) -> FileScalars:
     """Read every scalar point of one event file, skipping (and reporting) damaged records.
 
     A Lightning CSVLogger ``metrics.csv`` is read too (see :mod:`tbexport.csvlogger`).
+    ``prefetched``: where the file may already have been read and scanned.
     """
-    if os.path.basename(path) == "metrics.csv":
+    if _is_metrics_csv(path):
         from .csvlogger import read_metrics_csv
 
         result = read_metrics_csv(path, accept)
@@ -176,8 +178,11 @@ def read_event_file(
         return result
     scan = RecordScan(path, verify=verify)
     points = _Points()
-    small = _read_small(scan.path)
-    if small is not None:
+    fetched = prefetched.take(scan.path) if prefetched is not None else None
+    small = _read_small(scan.path) if fetched is None else None
+    if fetched is not None:
+        size, fast = _scan_fetched(fetched, scan, points, progress)
+    elif small is not None:
         size, fast = len(small), _scan(small, scan, points, progress)
     else:
         with _file_bytes(scan.path) as buf:
@@ -198,6 +203,89 @@ def read_event_file(
         points.hparams,
         size,
     )
+
+
+def _is_metrics_csv(path: str | os.PathLike[str]) -> bool:
+    return os.path.basename(path) == "metrics.csv"
+
+
+class Prefetcher:
+    """Small event files read and scanned ahead on C threads, for one thread to take in
+    the order given (``Prefetch`` in ``_fastscan.c``).
+
+    With many small runs read on Python threads, each file costs a few hand-overs of
+    the GIL, and they, not the cores, set the pace. The C threads never take the GIL:
+    the thread taking the files does the Python part meanwhile. At most
+    ``_PREFETCH_BUDGET`` bytes of results wait to be taken.
+    """
+
+    def __init__(self, paths: list[str], *, verify: bool, workers: int) -> None:
+        assert _fastscan is not None
+        self._paths = paths
+        self._next = 0
+        self._prefetch = _fastscan.Prefetch(
+            paths, verify, workers, _MAP_MIN_BYTES, _PREFETCH_BUDGET
+        )
+
+    def take(self, path: str) -> tuple[Any, ...] | None:
+        """The scan of ``path``, the next file in order; None: read it as usual."""
+        if self._next >= len(self._paths) or self._paths[self._next] != path:
+            return None  # not the file expected: this one is read as usual
+        self._next += 1
+        fetched: tuple[Any, ...] | None = self._prefetch.take()
+        return fetched
+
+    def close(self) -> None:
+        """Stop the C threads and free the results not taken."""
+        self._prefetch.close()
+
+
+_PREFETCH_BUDGET = 32 << 20
+
+
+def prefetcher(files: list[str], *, verify: bool, workers: int) -> Prefetcher | None:
+    """A :class:`Prefetcher` for the event files among ``files`` (to be read in this
+    order), when ``workers`` threads would gain from one: several files, none of them
+    big (big files are read on Python threads, one each, as they release the GIL)."""
+    if workers < 2 or not scans_without_gil() or not hasattr(_fastscan, "Prefetch"):
+        return None
+    files = [f for f in files if not _is_metrics_csv(f)]
+    if len(files) < 2 or any(_size(f) >= _MAP_MIN_BYTES for f in files):
+        return None
+    return Prefetcher(files, verify=verify, workers=workers)
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:  # gone since the walk: its reader reports it
+        return 0
+
+
+def _scan_fetched(
+    fetched: tuple[Any, ...],
+    scan: RecordScan,
+    points: _Points,
+    progress: Callable[[int], None] | None,
+) -> tuple[int, _Scanned]:
+    """A prefetched file's scan carried on as ``_scan_fast`` would (see ``Prefetch.take``)."""
+    contents, *first = fetched
+    buf = memoryview(contents)
+    if not len(buf):
+        return 0, _Scanned()
+    advance = _Advance(buf, progress, passes=1)
+    _, _, record, steps, walls, values, _, flags, _, bounds, names = first
+    if bounds is None:  # damaged, or records left to protobuf: the general path goes on
+        table = _TagTable()
+        table.names = names
+        return len(buf), _scan_in_order(buf, scan, points, table, advance, first=first[:-1])
+    steps, walls, values, _, flags = _arrays([steps, walls, values, None, flags])
+    assert steps is not None and walls is not None and values is not None
+    advance(len(buf))
+    scan.valid_records, scan.position = record, len(buf)
+    decoded = [n.decode("utf-8", errors="replace") for n in names]  # in the order met
+    grouped = _Grouped(decoded, np.frombuffer(bounds, np.int64), steps, walls, values, flags)
+    return len(buf), _Scanned(grouped=grouped)
 
 
 # Larger files are mapped, and their scanned pages dropped as the scan goes, so memory
@@ -441,9 +529,17 @@ def _only_hparams(
 
 
 def _scan_in_order(
-    buf: FileBuffer, scan: RecordScan, points: _Points, table: _TagTable, advance: _Advance
+    buf: FileBuffer,
+    scan: RecordScan,
+    points: _Points,
+    table: _TagTable,
+    advance: _Advance,
+    first: list[Any] | None = None,
 ) -> _Scanned:
-    """The general path: points in record order, a scan call per undamaged stretch."""
+    """The general path: points in record order, a scan call per undamaged stretch.
+
+    ``first``: the first call's result, when it was made already (a prefetched file).
+    """
     assert _fastscan is not None
     table.update()  # names a first pass, or a scan an exception stopped, appended
     size = len(buf)
@@ -458,9 +554,13 @@ def _scan_in_order(
     while pos < size:
         # a call from the start may cover the whole file: then it can group it too
         rank = table.rank if pos == 0 else None
-        pos, failed, record, *columns, fallback, bounds = _fastscan.scan(
-            buf, pos, scan.verify, table.names, record, _CHUNK_BYTES, advance, rank
-        )
+        if first is not None:
+            called, first = first, None
+        else:
+            called = _fastscan.scan(
+                buf, pos, scan.verify, table.names, record, _CHUNK_BYTES, advance, rank
+            )
+        pos, failed, record, *columns, fallback, bounds = called
         steps, *others = _arrays(columns)
         assert steps is not None
         fallbacks.extend(

@@ -17,7 +17,9 @@ from .decode import (
     FileScalars,
     GlobFilter,
     HParam,
+    Prefetcher,
     Series,
+    prefetcher,
     read_event_file,
     scans_without_gil,
     strictly_increasing,
@@ -132,6 +134,8 @@ def load_scalars(
     threads = scans_without_gil()
     found = find_runs(paths)
     placer = RunPlacer(found) if threads else None  # threads share the frame's memory
+    # Many small files: C threads read and scan them, this thread takes them in order.
+    prefetched = _prefetcher(found, jobs, verify) if threads else None
     # On threads each file reports its bytes as the scan goes, so that one big run moves
     # the bar while it is read; worker processes report a run once it is back.
     read: Callable[[Run], RunScalars] = partial(
@@ -142,21 +146,26 @@ def load_scalars(
         strict=strict,
         explicit_files=_explicit_files(paths),
         progress=_serialized(progress) if progress is not None and threads else None,
+        prefetched=prefetched,
     )
     if placer is not None:
         read = _then(read, placer.place)
     done = None
     if progress is not None and not threads:
         done = lambda result: progress(result.bytes_read)  # noqa: E731
-    results = map_in_order(
-        read,
-        found,
-        jobs=jobs,
-        threads=threads,
-        sizes=lambda runs: [sum(os.path.getsize(f) for f in run.files) for run in runs],
-        done=done,
-    )
-    ordered = list(results)  # in find_runs' order, which the placed columns follow
+    try:
+        results = map_in_order(
+            read,
+            found,
+            jobs=1 if prefetched is not None else jobs,
+            threads=threads,
+            sizes=lambda runs: [sum(os.path.getsize(f) for f in run.files) for run in runs],
+            done=done,
+        )
+        ordered = list(results)  # in find_runs' order, which the placed columns follow
+    finally:
+        if prefetched is not None:
+            prefetched.close()
     placed = placer.joined() if placer is not None else None
     data = ScalarData(frame=pd.DataFrame(), runs=[result.run for result in ordered])
     for result in ordered:
@@ -213,13 +222,15 @@ def read_run(
     strict: bool = False,
     explicit_files: frozenset[str] = frozenset(),
     progress: Callable[[int], None] | None = None,
+    prefetched: Prefetcher | None = None,
 ) -> RunScalars:
     """Read one run's files, merge them in order and resolve restarts (one worker's job).
 
     ``progress`` is called with the bytes read since its last call, as the files are read.
     """
     results = [
-        read_event_file(path, accept, verify=verify, progress=progress) for path in run.files
+        read_event_file(path, accept, verify=verify, progress=progress, prefetched=prefetched)
+        for path in run.files
     ]
     corruptions: list[Corruption] = []
     truncated: dict[str, int] = {}
@@ -246,6 +257,12 @@ def read_run(
         series[tag] = merged
     bytes_read = sum(result.size for result in results)
     return RunScalars(run, series, corruptions, truncated, hparams, bytes_read, notes=notes)
+
+
+def _prefetcher(runs: list[Run], jobs: int | None, verify: bool) -> Prefetcher | None:
+    """C threads reading the runs' files ahead, in the order ``read_run`` takes them."""
+    files = [os.fspath(path) for run in runs for path in run.files]
+    return prefetcher(files, verify=verify, workers=(default_jobs() if jobs is None else jobs))
 
 
 def _then(

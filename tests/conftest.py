@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,23 @@ def _isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def sample_runs() -> Path:
     return SAMPLE_RUNS
+
+
+@pytest.fixture
+def prefetch_takes(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each file taken from a prefetcher had been read ahead (False: read as usual)."""
+    from tbexport import decode
+
+    taken: list[bool] = []
+    real_take = decode.Prefetcher.take
+
+    def take(self: decode.Prefetcher, path: str) -> tuple[Any, ...] | None:
+        fetched = real_take(self, path)
+        taken.append(fetched is not None)
+        return fetched
+
+    monkeypatch.setattr(decode.Prefetcher, "take", take)
+    return taken
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -31,13 +31,17 @@ def sweep(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.mark.parametrize("workers", ["threads", "processes"])
+@pytest.mark.parametrize("workers", ["prefetch", "threads", "processes"])
 def test_parallel_read_equals_serial(
-    sweep: Path, workers: str, monkeypatch: pytest.MonkeyPatch
+    sweep: Path, workers: str, monkeypatch: pytest.MonkeyPatch, prefetch_takes: list[bool]
 ) -> None:
+    """prefetch: small files scanned on C threads, taken by this one; threads: each run
+    read on a Python thread (as big files are); processes: without the C scanner."""
     serial = tbexport.read_scalars(sweep, jobs=1)
     monkeypatch.setattr(parallel, "PROCESSES_MIN_BYTES", 0)
-    monkeypatch.setattr(load, "scans_without_gil", lambda: workers == "threads")
+    monkeypatch.setattr(load, "scans_without_gil", lambda: workers != "processes")
+    if workers == "threads":
+        monkeypatch.setattr(load, "prefetcher", lambda *args, **kwargs: None)
     pools: list[int] = []
     real_pool = parallel._process_pool
 
@@ -53,7 +57,7 @@ def test_parallel_read_equals_serial(
         readers.add(threading.current_thread().name)
         return real_read_run(*args, **kwargs)
 
-    if workers == "threads":  # (processes would have to pickle it)
+    if workers != "processes":  # (processes would have to pickle it)
         monkeypatch.setattr(load, "read_run", read_run)
     seen: list[int] = []
     data = tbexport.load_scalars(sweep, jobs=2, progress=seen.append)
@@ -61,7 +65,10 @@ def test_parallel_read_equals_serial(
     assert len(serial) == 12 * 200 * 3
     assert list(serial["run"].cat.categories) == [f"version_{v}" for v in range(12)]
     assert sum(seen) == sum(f.stat().st_size for f in sweep.rglob("events.out.*"))
-    if workers == "threads":
+    if workers == "prefetch":  # every file was scanned ahead; this thread took them
+        assert pools == [] and readers == {threading.current_thread().name}
+        assert prefetch_takes == [True] * 12
+    elif workers == "threads":
         assert pools == [] and readers and readers <= {"tbexport-0", "tbexport-1"}
     else:  # the reads ran in the pool's processes
         assert pools == [2] and readers == set()

@@ -1,0 +1,155 @@
+"""Small files read and scanned ahead on C threads give exactly what one reader reads."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import tbexport
+from tbexport import decode, load
+
+from .builders import (
+    content_tensor,
+    record_bytes,
+    scalars_metadata,
+    session_start,
+    simple,
+    tensor_event,
+    write_events,
+)
+from .test_fast_path import _lightning_like_file
+
+fastscan = pytest.importorskip("tbexport._fastscan", reason="needs the C extension")
+if not hasattr(fastscan, "Prefetch"):
+    pytest.skip("no prefetching on this platform", allow_module_level=True)
+
+
+def _mixed_sweep(root: Path) -> Path:
+    """Runs of every kind the general path handles: plain, damaged, truncated, with
+    records only protobuf decodes (hparams, restarts, TF2 tensors), empty, several files."""
+    for version in range(6):
+        events = [simple(f"m{t}", s, version + s / 7 + t) for s in range(300) for t in range(3)]
+        write_events(root / f"version_{version}" / "events.out.tfevents.1", events)
+    damaged = record_bytes(simple("loss", s, s / 3) for s in range(50))
+    middle = len(damaged) // 2
+    flipped = damaged[:middle] + bytes([damaged[middle] ^ 0xFF]) + damaged[middle + 1 :]
+    (root / "version_2" / "events.out.tfevents.1").write_bytes(flipped + b"\x07" * 9)
+    second = _lightning_like_file(root / "lightning")  # a second file for version_3
+    second.rename(root / "version_3" / second.name)
+    (root / "lightning").rmdir()
+    restarted = [simple("loss", s, s) for s in range(20)] + [session_start(10)]
+    restarted += [simple("loss", s, -s) for s in range(10, 15)]
+    tensors = (content_tensor(s / 4, "double") for s in range(5))
+    restarted += [
+        tensor_event("acc", s, t, metadata=scalars_metadata()) for s, t in enumerate(tensors)
+    ]
+    write_events(root / "version_4" / "events.out.tfevents.2", restarted)
+    (root / "version_5" / "events.out.tfevents.0").write_bytes(b"")
+    return root
+
+
+@pytest.mark.parametrize("budget", [decode._PREFETCH_BUDGET, 1])
+def test_prefetched_read_equals_serial_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefetch_takes: list[bool], budget: int
+) -> None:
+    """Budget 1: the C threads wait for each file to be taken before reading the next."""
+    root = _mixed_sweep(tmp_path / "logs")
+    serial = load.load_scalars(root, jobs=1)
+    monkeypatch.setattr(decode, "_PREFETCH_BUDGET", budget)
+    seen: list[int] = []
+    data = load.load_scalars(root, jobs=2, progress=seen.append)
+    assert prefetch_takes == [True] * 9  # 6 runs, version_4 and version_5 with two files more
+    pd.testing.assert_frame_equal(serial.frame, data.frame)
+    assert data.corruptions == serial.corruptions and len(data.corruptions) == 1
+    assert data.truncated == serial.truncated and list(data.truncated.values()) == [9]
+    assert data.hparams == serial.hparams and data.hparams["version_3"]["lr"] == 0.01
+    assert sum(seen) == sum(f.stat().st_size for f in root.rglob("events.out.*"))
+    restarted = data.frame[data.frame["run"] == "version_4"]
+    loss = restarted[restarted["tag"] == "loss"]
+    assert loss["step"].tolist() == list(range(15))  # steps 10.. of the first session went
+    assert loss["value"].tolist()[10:] == [-10.0, -11.0, -12.0, -13.0, -14.0]
+    assert restarted[restarted["tag"] == "acc"]["value"].tolist() == [0, 0.25, 0.5, 0.75, 1.0]
+
+
+def test_strict_stops_at_a_damaged_prefetched_file(tmp_path: Path) -> None:
+    root = _mixed_sweep(tmp_path / "logs")
+    threads = _threads()
+    with pytest.raises(
+        tbexport.CorruptEventFileError, match=r"version_2/events.out.tfevents.1: .* at byte \d+"
+    ):
+        load.load_scalars(root, jobs=2, strict=True)
+    assert _threads() == threads  # the C threads were stopped and joined
+
+
+def test_a_file_gone_since_the_walk_fails_as_in_a_serial_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefetch_takes: list[bool]
+) -> None:
+    root = _mixed_sweep(tmp_path / "logs")
+    going = root / "version_1" / "events.out.tfevents.1"
+    contents = going.read_bytes()
+    real_find_runs = load.find_runs
+
+    def find_then_remove(paths: Any) -> list[Any]:
+        runs = real_find_runs(paths)
+        going.unlink()
+        return runs
+
+    monkeypatch.setattr(load, "find_runs", find_then_remove)
+    with pytest.raises(FileNotFoundError) as serial:
+        load.load_scalars(root, jobs=1)
+    going.write_bytes(contents)
+    with pytest.raises(FileNotFoundError) as prefetched:
+        load.load_scalars(root, jobs=2)
+    assert str(prefetched.value) == str(serial.value)
+    assert prefetch_takes == [True, False]  # version_0, then version_1 read as usual, to report it
+
+
+def test_big_files_are_read_on_python_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _mixed_sweep(tmp_path / "logs")
+    files = [os.fspath(f) for f in sorted(root.rglob("events.out.*"))]
+    assert decode.prefetcher(files, verify=True, workers=2) is not None
+    assert decode.prefetcher(files, verify=True, workers=1) is None
+    assert decode.prefetcher(files[:1], verify=True, workers=2) is None
+    monkeypatch.setattr(decode, "_MAP_MIN_BYTES", 1000)  # the bigger files mapped
+    assert decode.prefetcher(files, verify=True, workers=2) is None
+
+
+def test_prefetch_takes_in_order_and_reads_unclaimed_files_itself(tmp_path: Path) -> None:
+    threads = _threads()
+    paths = []
+    for n in range(5):
+        path = tmp_path / f"events.out.tfevents.{n}"
+        path.write_bytes(record_bytes(simple("x", s, n * 100 + s) for s in range(10)))
+        paths.append(os.fspath(path))
+    for workers in (0, 3):  # 0: no thread, every file read by take()
+        prefetch = fastscan.Prefetch(paths, True, workers, 1 << 20, 1 << 20)
+        for n in range(5):
+            contents, pos, failed, records, steps, _, values, *rest = prefetch.take()
+            assert len(memoryview(contents)) == pos == os.path.getsize(paths[n])
+            assert (failed, records) == (False, 10)
+            assert np.frombuffer(values, np.float64).tolist() == [n * 100 + s for s in range(10)]
+            assert np.frombuffer(steps, np.int64).tolist() == list(range(10))
+            assert rest[-1] == [b"x"] and np.frombuffer(rest[-2], np.int64).tolist() == [0, 10]
+        with pytest.raises(IndexError, match="no file left"):
+            prefetch.take()
+        prefetch.close()
+        prefetch.close()  # (twice is harmless)
+    big = fastscan.Prefetch(paths, True, 2, 10, 1 << 20)  # every file over the limit
+    assert big.take() is None
+    del big  # (files not taken are freed, the threads joined)
+    assert _threads() == threads
+
+
+def _threads() -> int:
+    """Threads of this process, C ones included (as Linux counts them; 0 elsewhere)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 0
