@@ -798,9 +798,25 @@ static void scatter_rows(char *to, const char *from, size_t size, size_t n, cons
 #undef SCATTER
 }
 
-/* Groups the scanned columns by rank[tag]; bounds gets int64[k+1] row starts. Each
-   column is moved to new memory and its source freed at once (one extra column at most). */
-static int group_out(Out *out, const int32_t *ranks, int64_t k, Buf *bounds) {
+/* Copies column `from` (n items of `item` bytes) grouped by rank[tag] into new memory
+   `to`; cursor is scratch for k ranks, bound their row starts (from count_ranks). */
+static int group_column(const Buf *from, size_t item, size_t n, const int32_t *tag,
+                        const int32_t *ranks, int64_t k, const int64_t *bound, int64_t *cursor,
+                        Buf *to) {
+    char *data = malloc(from->used ? from->used : 1);
+    if (!data) return 0;
+    memcpy(cursor, bound, (size_t)k * sizeof(int64_t));
+    scatter_rows(data, from->data, item, n, tag, ranks, cursor);
+    to->data = data;
+    to->used = to->cap = from->used;
+    return 1;
+}
+
+/* Groups the columns of `out` by rank[tag] (steps, wall times, values, and flags when
+   unusual) into `into` (new memory, the sources left as they are; NULL: in place, each
+   source freed once copied, so one extra column at most); bounds gets int64[k+1] row
+   starts. */
+static int group_columns(Out *out, const int32_t *ranks, int64_t k, Buf *bounds, Buf *into) {
     size_t n = out->tags.used / 4;
     const int32_t *tag = (const int32_t *)out->tags.data;
     int64_t *cursor = malloc((size_t)(k ? k : 1) * sizeof(int64_t));
@@ -811,18 +827,27 @@ static int group_out(Out *out, const int32_t *ranks, int64_t k, Buf *bounds) {
     size_t items[] = {8, 8, 8, 1};
     for (int c = 0; c < 4; c++) {
         if (!columns[c]) continue;
-        char *to = malloc(columns[c]->used ? columns[c]->used : 1);
-        if (!to) { free(cursor); free(bound); return 0; }
-        memcpy(cursor, bound, (size_t)k * sizeof(int64_t));
-        scatter_rows(to, columns[c]->data, items[c], n, tag, ranks, cursor);
-        free(columns[c]->data);
-        columns[c]->data = to;
-        columns[c]->cap = columns[c]->used ? columns[c]->used : 1;
+        Buf grouped = {0};
+        if (!group_column(columns[c], items[c], n, tag, ranks, k, bound, cursor, &grouped)) {
+            free(cursor);
+            free(bound);
+            return 0;
+        }
+        if (into) {
+            into[c] = grouped;
+        } else {
+            free(columns[c]->data);
+            *columns[c] = grouped;
+        }
     }
     free(cursor);
     bounds->data = (char *)bound;
     bounds->used = bounds->cap = ((size_t)k + 1) * sizeof(int64_t);
     return 1;
+}
+
+static int group_out(Out *out, const int32_t *ranks, int64_t k, Buf *bounds) {
+    return group_columns(out, ranks, k, bounds, NULL);
 }
 
 /* scan()'s second pass found other records than count() did: an exception of its own,
@@ -1564,22 +1589,28 @@ static PyObject *increasing(PyObject *self, PyObject *args) {
 }
 
 #ifndef _WIN32
-/* Reads the file `name` whole into `contents` when it holds fewer than `limit` bytes
-   (*big is set when it holds more). Returns 0, or the errno of the failing call. Needs
-   no GIL. */
+/* Reads the file `name` whole into `contents` (reusing its memory when big enough) when
+   it holds fewer than `limit` bytes (*big is set when it holds more). Returns 0, or the
+   errno of the failing call. Needs no GIL. */
 static int read_whole(const char *name, Py_ssize_t limit, Buf *contents, int *big) {
     int error = 0;
     struct stat st;
+    contents->used = 0;
     int fd = open(name, O_RDONLY | O_CLOEXEC);
     if (fd < 0) error = errno;
     else if (fstat(fd, &st) < 0) error = errno;
     else if (st.st_size >= limit) *big = 1;
-    else if (!(contents->data = malloc(st.st_size ? (size_t)st.st_size : 1))) error = ENOMEM;
-    else {
+    else if (contents->cap < (size_t)st.st_size || !contents->data) {
+        free(contents->data);
+        contents->cap = 0;
+        if (!(contents->data = malloc(st.st_size ? (size_t)st.st_size : 1))) error = ENOMEM;
+        else contents->cap = (size_t)st.st_size;
+    }
+    if (!error && !*big && fd >= 0) {
         /* up to the size fstat gave: a file being written is read as it was then */
-        contents->cap = (size_t)st.st_size;
-        while (contents->used < contents->cap) {
-            ssize_t n = read(fd, contents->data + contents->used, contents->cap - contents->used);
+        size_t size = (size_t)st.st_size;
+        while (contents->used < size) {
+            ssize_t n = read(fd, contents->data + contents->used, size - contents->used);
             if (n < 0 && errno == EINTR) continue;
             if (n < 0) { error = errno; break; }
             if (n == 0) break; /* shrunk meanwhile */
@@ -1634,11 +1665,29 @@ typedef struct {
     int big;     /* `limit` bytes or more: the caller maps it instead */
     int status;  /* DECODED, or NO_MEMORY */
     int grouped; /* read whole and undamaged, with no record for protobuf: grouped by tag */
-    Buf contents, bounds;
-    Reader rd; /* pos, failed, record, fallbacks, tags (pointing into contents) */
+    /* grouped: steps, wall times, values, flags (when unusual); bounds; the tag names,
+       each as its uint64 length and bytes, in the order they first appear */
+    Buf columns[4], bounds, names;
+    /* not grouped: the file's bytes and the scan as it stopped, for Python to go on */
+    Buf contents;
+    Reader rd; /* pos, failed, record (also when grouped), fallbacks, tags */
     Out out;
     size_t held; /* bytes the result holds */
 } Fetched;
+
+/* A reading thread's buffers, reused from file to file: memory freed and allocated
+   again by another thread costs page faults (the allocator gives it back to the
+   system), so only the grouped columns, which are handed over, are new for each file. */
+typedef struct {
+    Buf contents;
+    Out out;
+} Scratch;
+
+static void scratch_free(Scratch *s) {
+    free(s->contents.data);
+    out_free(&s->out);
+    memset(s, 0, sizeof *s);
+}
 
 typedef struct {
     PyObject_HEAD
@@ -1650,37 +1699,71 @@ typedef struct {
     Py_ssize_t limit;
     int verify, stop, workers, started;
     pthread_t *threads;
+    Scratch own; /* for the files take() reads itself */
 } Prefetch;
 
-/* Reads and scans one file, without the GIL; a file read whole and undamaged is grouped
-   by tag, tags in the order they first appear. */
-static void fetch_one(Fetched *f, int verify, Py_ssize_t limit) {
-    f->error = read_whole(f->path, limit, &f->contents, &f->big);
+/* The names of the tags, as Fetched.names holds them. */
+static int names_copy(const Tags *tags, Buf *names) {
+    for (int32_t i = 0; i < tags->count; i++) {
+        uint64_t length = tags->order[i].len;
+        if (!buf_push(names, &length, sizeof length) ||
+            !buf_push(names, tags->order[i].ptr, (size_t)length))
+            return 0;
+    }
+    return 1;
+}
+
+/* The grouped part of a file read whole: columns, bounds and names; 0: out of memory. */
+static int fetched_group(Fetched *f, Out *out) {
+    int32_t k = f->rd.tags.count;
+    int32_t *ranks = malloc((size_t)(k ? k : 1) * sizeof(int32_t));
+    if (!ranks) return 0;
+    for (int32_t i = 0; i < k; i++) ranks[i] = i;
+    int ok = group_columns(out, ranks, k, &f->bounds, f->columns) &&
+             names_copy(&f->rd.tags, &f->names);
+    free(ranks);
+    return ok;
+}
+
+/* Reads and scans one file, without the GIL, in `scratch`'s buffers. A file read whole
+   and undamaged is grouped by tag (tags in the order they first appear) into new
+   memory; any other keeps the buffers (the scratch starts afresh). */
+static void fetch_one(Fetched *f, Scratch *scratch, int verify, Py_ssize_t limit) {
+    f->error = read_whole(f->path, limit, &scratch->contents, &f->big);
     if (f->error || f->big) return;
+    Out *out = &scratch->out;
+    out->steps.used = out->walls.used = out->values.used = out->tags.used = 0;
+    out->flags.used = out->staged.used = out->points = 0;
+    out->unusual = 0;
     Reader *rd = &f->rd;
-    rd->base = (const unsigned char *)(f->contents.data);
-    rd->size = (uint64_t)f->contents.used;
+    rd->base = (const unsigned char *)(scratch->contents.data);
+    rd->size = (uint64_t)scratch->contents.used;
     rd->verify = verify;
     rd->report_every = rd->size + 1;
     rd->progress = Py_None; /* (compared, never called) */
     rd->tags.last = -1;
     if (!tags_grow(&rd->tags)) { f->status = NO_MEMORY; return; }
-    f->status = read_records(rd, &f->out, NULL);
+    f->status = read_records(rd, out, NULL);
     if (f->status == DECODED && !rd->failed && rd->pos == rd->size && !rd->fallbacks.used) {
-        int32_t k = rd->tags.count;
-        int32_t *ranks = malloc((size_t)(k ? k : 1) * sizeof(int32_t));
-        for (int32_t i = 0; ranks && i < k; i++) ranks[i] = i;
-        if (ranks && group_out(&f->out, ranks, k, &f->bounds)) f->grouped = 1;
-        else f->status = NO_MEMORY;
-        free(ranks);
+        f->grouped = 1;
+        if (!fetched_group(f, out)) f->status = NO_MEMORY;
+        f->held = out->points * 25 + f->bounds.used + f->names.used;
+        tags_free(&rd->tags); /* (they point into the scratch's contents) */
+        memset(&rd->tags, 0, sizeof rd->tags);
+        return;
     }
-    f->held = f->contents.used + f->out.points * 29 + f->rd.fallbacks.used + f->bounds.used;
+    f->contents = scratch->contents; /* handed over with the scan as it stopped */
+    f->out = *out;
+    memset(scratch, 0, sizeof *scratch);
+    f->held = f->contents.used + f->out.points * 29 + rd->fallbacks.used;
 }
 
 static void fetched_free(Fetched *f) {
     free(f->path);
-    free(f->contents.data);
+    for (int c = 0; c < 4; c++) free(f->columns[c].data);
     free(f->bounds.data);
+    free(f->names.data);
+    free(f->contents.data);
     tags_free(&f->rd.tags);
     free(f->rd.fallbacks.data);
     out_free(&f->out);
@@ -1689,6 +1772,7 @@ static void fetched_free(Fetched *f) {
 
 static void *prefetch_worker(void *arg) {
     Prefetch *p = arg;
+    Scratch scratch = {0};
     pthread_mutex_lock(&p->lock);
     while (!p->stop && p->claimed < p->count) {
         /* ahead by the budget: wait, unless the file claimed next is the one taken next */
@@ -1698,13 +1782,14 @@ static void *prefetch_worker(void *arg) {
         }
         Fetched *f = &p->files[p->claimed++];
         pthread_mutex_unlock(&p->lock);
-        fetch_one(f, p->verify, p->limit);
+        fetch_one(f, &scratch, p->verify, p->limit);
         pthread_mutex_lock(&p->lock);
         f->done = 1;
         p->held += f->held;
         pthread_cond_broadcast(&p->changed);
     }
     pthread_mutex_unlock(&p->lock);
+    scratch_free(&scratch);
     return NULL;
 }
 
@@ -1725,6 +1810,7 @@ static PyObject *prefetch_close(PyObject *self, PyObject *noargs) {
     prefetch_stop(p);
     Py_END_ALLOW_THREADS
     for (Py_ssize_t i = 0; p->files && i < p->count; i++) fetched_free(&p->files[i]);
+    scratch_free(&p->own);
     p->taken = p->claimed = p->count; /* nothing left to take */
     Py_RETURN_NONE;
 }
@@ -1793,10 +1879,57 @@ static PyObject *prefetch_new(PyTypeObject *type, PyObject *args, PyObject *kwar
     return (PyObject *)p;
 }
 
+/* The tag names of a grouped file, as a list of bytes. */
+static PyObject *names_list(const Buf *names) {
+    PyObject *list = PyList_New(0);
+    for (size_t at = 0; list && at < names->used;) {
+        uint64_t length;
+        memcpy(&length, names->data + at, sizeof length);
+        at += sizeof length;
+        PyObject *name = PyBytes_FromStringAndSize(names->data + at, (Py_ssize_t)length);
+        at += (size_t)length;
+        if (!name || PyList_Append(list, name) < 0) Py_CLEAR(list);
+        Py_XDECREF(name);
+    }
+    return list;
+}
+
+static PyObject *fetched_grouped(Fetched *f) {
+    PyObject *names = names_list(&f->names), *fallback_items = PyList_New(0);
+    if (!names || !fallback_items) {
+        Py_XDECREF(names);
+        Py_XDECREF(fallback_items);
+        return NULL;
+    }
+    Buf *c = f->columns;
+    return Py_BuildValue("(OKOLNNNONNNN)", Py_None, (unsigned long long)f->rd.pos, Py_False,
+                         f->rd.record, buf_block(&c[0]), buf_block(&c[1]), buf_block(&c[2]),
+                         Py_None, c[3].data ? buf_block(&c[3]) : Py_NewRef(Py_None),
+                         fallback_items, buf_block(&f->bounds), names);
+}
+
+static PyObject *fetched_scan(Fetched *f) {
+    Reader *rd = &f->rd;
+    Out *out = &f->out;
+    /* names before the contents move: new tags point into them */
+    PyObject *names = PyList_New(0), *fallback_items = NULL;
+    if (!names || !tags_to_list(&rd->tags, names) ||
+        !(fallback_items = fallback_list(&rd->fallbacks))) {
+        Py_XDECREF(names);
+        return NULL;
+    }
+    return Py_BuildValue("(NKOLNNNNNNON)", buf_block(&f->contents), (unsigned long long)rd->pos,
+                         rd->failed ? Py_True : Py_False, rd->record, buf_block(&out->steps),
+                         buf_block(&out->walls), buf_block(&out->values), buf_block(&out->tags),
+                         out->unusual ? buf_block(&out->flags) : Py_NewRef(Py_None),
+                         fallback_items, Py_None, names);
+}
+
 /* take() -> tuple | None: the next file's scan, as scan() returns it, from position 0
    with no tags known, and the file's bytes and tag names: (contents, pos, failed,
-   record, steps, wall times, values, tags, flags, fallback, bounds, names). When
-   grouped, tags is None and names[r]'s rows are bounds[r]:bounds[r + 1]. None: a file
+   record, steps, wall times, values, tags, flags, fallback, bounds, names). A file read
+   whole, undamaged, with no record left for protobuf is grouped: contents and tags are
+   None, pos is its size, and names[r]'s rows are bounds[r]:bounds[r + 1]. None: a file
    to read as usual (a big one, or one that could not be read: reading it again reports
    why). A file no worker has claimed yet is read here. */
 static PyObject *prefetch_take(PyObject *self, PyObject *noargs) {
@@ -1811,7 +1944,7 @@ static PyObject *prefetch_take(PyObject *self, PyObject *noargs) {
     int mine = p->claimed == p->taken;
     if (mine) p->claimed++;
     pthread_mutex_unlock(&p->lock);
-    if (mine) fetch_one(f, p->verify, p->limit);
+    if (mine) fetch_one(f, &p->own, p->verify, p->limit);
     pthread_mutex_lock(&p->lock);
     if (mine) f->done = 1;
     while (!f->done) pthread_cond_wait(&p->changed, &p->lock);
@@ -1820,33 +1953,10 @@ static PyObject *prefetch_take(PyObject *self, PyObject *noargs) {
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->lock);
     Py_END_ALLOW_THREADS
-    PyObject *result = NULL, *names = NULL, *fallback_items = NULL, *contents = NULL;
-    if (f->status == NO_MEMORY) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    if (f->error || f->big) {
-        result = Py_NewRef(Py_None);
-        goto done;
-    }
-    Reader *rd = &f->rd;
-    /* names first: new tags point into the contents */
-    if (!(names = PyList_New(0)) || !tags_to_list(&rd->tags, names)) goto done;
-    if (!(fallback_items = fallback_list(&rd->fallbacks))) goto done;
-    if (!(contents = buf_block(&f->contents))) goto done;
-    Out *out = &f->out;
-    result = Py_BuildValue("(NKOLNNNNNNNN)", contents, (unsigned long long)rd->pos,
-                           rd->failed ? Py_True : Py_False, rd->record, buf_block(&out->steps),
-                           buf_block(&out->walls), buf_block(&out->values),
-                           f->grouped ? Py_NewRef(Py_None) : buf_block(&out->tags),
-                           out->unusual ? buf_block(&out->flags) : Py_NewRef(Py_None),
-                           fallback_items,
-                           f->grouped ? buf_block(&f->bounds) : Py_NewRef(Py_None), names);
-    contents = fallback_items = names = NULL; /* the tuple owns them now */
-done:
-    Py_XDECREF(contents);
-    Py_XDECREF(fallback_items);
-    Py_XDECREF(names);
+    PyObject *result = NULL;
+    if (f->status == NO_MEMORY) PyErr_NoMemory();
+    else if (f->error || f->big) result = Py_NewRef(Py_None);
+    else result = f->grouped ? fetched_grouped(f) : fetched_scan(f);
     fetched_free(f);
     return result;
 }

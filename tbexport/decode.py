@@ -269,23 +269,23 @@ def _scan_fetched(
     progress: Callable[[int], None] | None,
 ) -> tuple[int, _Scanned]:
     """A prefetched file's scan carried on as ``_scan_fast`` would (see ``Prefetch.take``)."""
-    contents, *first = fetched
-    buf = memoryview(contents)
-    if not len(buf):
-        return 0, _Scanned()
-    advance = _Advance(buf, progress, passes=1)
-    _, _, record, steps, walls, values, _, flags, _, bounds, names = first
-    if bounds is None:  # damaged, or records left to protobuf: the general path goes on
+    contents, size, _, record, steps, walls, values, _, flags, _, bounds, names = fetched
+    if contents is not None:  # damaged, or records left to protobuf: the general path goes on
+        buf = memoryview(contents)
+        if not len(buf):
+            return 0, _Scanned()
         table = _TagTable()
         table.names = names
-        return len(buf), _scan_in_order(buf, scan, points, table, advance, first=first[:-1])
+        advance = _Advance(buf, progress, passes=1)
+        return len(buf), _scan_in_order(buf, scan, points, table, advance, first=[*fetched[1:-1]])
     steps, walls, values, _, flags = _arrays([steps, walls, values, None, flags])
     assert steps is not None and walls is not None and values is not None
-    advance(len(buf))
-    scan.valid_records, scan.position = record, len(buf)
+    if progress is not None:
+        progress(size)
+    scan.valid_records, scan.position = record, size
     decoded = [n.decode("utf-8", errors="replace") for n in names]  # in the order met
     grouped = _Grouped(decoded, np.frombuffer(bounds, np.int64), steps, walls, values, flags)
-    return len(buf), _Scanned(grouped=grouped)
+    return size, _Scanned(grouped=grouped)
 
 
 # Larger files are mapped, and their scanned pages dropped as the scan goes, so memory

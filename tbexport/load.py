@@ -133,9 +133,9 @@ def load_scalars(
     tags = [tags] if isinstance(tags, str) else tags
     threads = scans_without_gil()
     found = find_runs(paths)
-    placer = RunPlacer(found) if threads else None  # threads share the frame's memory
     # Many small files: C threads read and scan them, this thread takes them in order.
     prefetched = _prefetcher(found, jobs, verify) if threads else None
+    placer = RunPlacer(found) if threads else None  # threads share the frame's memory
     # On threads each file reports its bytes as the scan goes, so that one big run moves
     # the bar while it is read; worker processes report a run once it is back.
     read: Callable[[Run], RunScalars] = partial(
@@ -261,8 +261,11 @@ def read_run(
 
 def _prefetcher(runs: list[Run], jobs: int | None, verify: bool) -> Prefetcher | None:
     """C threads reading the runs' files ahead, in the order ``read_run`` takes them."""
+    workers = default_jobs() if jobs is None else jobs
+    if workers < 2:
+        return None
     files = [os.fspath(path) for run in runs for path in run.files]
-    return prefetcher(files, verify=verify, workers=(default_jobs() if jobs is None else jobs))
+    return prefetcher(files, verify=verify, workers=workers)
 
 
 def _then(
