@@ -243,22 +243,31 @@ class Prefetcher:
 _PREFETCH_BUDGET = 32 << 20
 
 
-def prefetcher(files: list[str], *, verify: bool, workers: int) -> Prefetcher | None:
-    """A :class:`Prefetcher` for the event files among ``files`` (to be read in this
-    order), when ``workers`` threads would gain from one: several files, none of them
-    big (big files are read on Python threads, one each, as they release the GIL)."""
+def prefetcher(sizes: dict[str, int], *, verify: bool, workers: int) -> Prefetcher | None:
+    """A :class:`Prefetcher` for the event files among ``sizes`` (path: bytes, in the
+    order they are to be read), when ``workers`` threads would gain from one: several
+    files, none of them big (big files are read on Python threads, one each, as they
+    release the GIL)."""
     if workers < 2 or not scans_without_gil() or not hasattr(_fastscan, "Prefetch"):
         return None
-    files = [f for f in files if not _is_metrics_csv(f)]
-    if len(files) < 2 or any(_size(f) >= _MAP_MIN_BYTES for f in files):
+    files = [f for f in sizes if not _is_metrics_csv(f)]
+    if len(files) < 2 or any(sizes[f] >= _MAP_MIN_BYTES for f in files):
         return None
     return Prefetcher(files, verify=verify, workers=workers)
+
+
+def file_sizes(paths: list[str]) -> dict[str, int]:
+    """Each file's size in bytes, 0 for a file gone since the walk (its reader reports it)."""
+    if _fastscan is not None and hasattr(_fastscan, "file_sizes"):
+        sizes: list[int] = _fastscan.file_sizes(paths)  # one release of the GIL
+        return {path: max(size, 0) for path, size in zip(paths, sizes, strict=True)}
+    return {path: _size(path) for path in paths}
 
 
 def _size(path: str) -> int:
     try:
         return os.path.getsize(path)
-    except OSError:  # gone since the walk: its reader reports it
+    except OSError:
         return 0
 
 

@@ -19,6 +19,7 @@ from .decode import (
     HParam,
     Prefetcher,
     Series,
+    file_sizes,
     prefetcher,
     read_event_file,
     scans_without_gil,
@@ -133,9 +134,10 @@ def load_scalars(
     tags = [tags] if isinstance(tags, str) else tags
     threads = scans_without_gil()
     found = find_runs(paths)
+    sizes = file_sizes([os.fspath(f) for run in found for f in run.files]) if threads else {}
     # Many small files: C threads read and scan them, this thread takes them in order.
-    prefetched = _prefetcher(found, jobs, verify) if threads else None
-    placer = RunPlacer(found) if threads else None  # threads share the frame's memory
+    prefetched = _prefetcher(sizes, jobs, verify) if threads else None
+    placer = RunPlacer(found, sizes) if threads else None  # threads share the frame's memory
     # On threads each file reports its bytes as the scan goes, so that one big run moves
     # the bar while it is read; worker processes report a run once it is back.
     read: Callable[[Run], RunScalars] = partial(
@@ -259,13 +261,10 @@ def read_run(
     return RunScalars(run, series, corruptions, truncated, hparams, bytes_read, notes=notes)
 
 
-def _prefetcher(runs: list[Run], jobs: int | None, verify: bool) -> Prefetcher | None:
-    """C threads reading the runs' files ahead, in the order ``read_run`` takes them."""
-    workers = default_jobs() if jobs is None else jobs
-    if workers < 2:
-        return None
-    files = [os.fspath(path) for run in runs for path in run.files]
-    return prefetcher(files, verify=verify, workers=workers)
+def _prefetcher(sizes: dict[str, int], jobs: int | None, verify: bool) -> Prefetcher | None:
+    """C threads reading the files ahead (``sizes``: path: bytes, in the order
+    ``read_run`` takes them)."""
+    return prefetcher(sizes, verify=verify, workers=default_jobs() if jobs is None else jobs)
 
 
 def _then(

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -76,10 +75,12 @@ class RunPlacer:
     """Places each run read in columns shared by all runs, in order, as soon as it can.
 
     ``runs`` are in frame order; columns are reserved for them when there are two or
-    more. ``place()`` takes each run read, on the reader's thread.
+    more, as big as their files' ``sizes`` (path: bytes) allow. ``place()`` takes each
+    run read, on the reader's thread.
     """
 
-    def __init__(self, runs: list[Run]) -> None:
+    def __init__(self, runs: list[Run], sizes: dict[str, int]) -> None:
+        self._sizes = sizes
         self._lock = threading.Lock()
         self._index = {run: i for i, run in enumerate(runs)}
         self._waiting: dict[int, _ReadRun] = {}  # read, not placed yet
@@ -124,14 +125,17 @@ class RunPlacer:
 
     def _reserve(self) -> None:
         """Reserve the columns, on the thread of the first run read: the others read on
-        meanwhile, and queue their runs (the files' sizes take a system call each)."""
+        meanwhile, and queue their runs."""
         if not self._reserving.acquire(blocking=False):
             return  # another thread reserves
         try:
             runs, self._to_reserve = self._to_reserve, []
             if not runs:
                 return
-            rows = sum(max_points(path, _size(path)) for run in runs for path in run.files)
+            sizes = self._sizes
+            rows = sum(
+                max_points(path, sizes[os.fspath(path)]) for run in runs for path in run.files
+            )
             columns: tuple[np.ndarray, ...] | None = None
             if rows * _BYTES_PER_ROW <= _RESERVE_MAX_BYTES:
                 columns = _reserved(rows, code_dtype(len(runs)))
@@ -199,10 +203,3 @@ def _reserved(rows: int, run_codes: type[np.signedinteger[Any]]) -> tuple[np.nda
         return steps, walls, values, np.empty(rows, run_codes), np.empty(rows, np.int8)
     except MemoryError:  # address space refused (a strict overcommit policy, ulimit -v)
         return None
-
-
-def _size(path: Path) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:  # gone since the walk: its reader reports it
-        return 0

@@ -114,11 +114,14 @@ def test_big_files_are_read_on_python_threads(
 ) -> None:
     root = _mixed_sweep(tmp_path / "logs")
     files = [os.fspath(f) for f in sorted(root.rglob("events.out.*"))]
-    assert decode.prefetcher(files, verify=True, workers=2) is not None
-    assert decode.prefetcher(files, verify=True, workers=1) is None
-    assert decode.prefetcher(files[:1], verify=True, workers=2) is None
+    sizes = decode.file_sizes([*files, os.fspath(root / "gone")])
+    assert list(sizes.values()) == [os.path.getsize(f) for f in files] + [0]
+    del sizes[os.fspath(root / "gone")]
+    assert decode.prefetcher(sizes, verify=True, workers=2) is not None
+    assert decode.prefetcher(sizes, verify=True, workers=1) is None
+    assert decode.prefetcher({files[0]: sizes[files[0]]}, verify=True, workers=2) is None
     monkeypatch.setattr(decode, "_MAP_MIN_BYTES", 1000)  # the bigger files mapped
-    assert decode.prefetcher(files, verify=True, workers=2) is None
+    assert decode.prefetcher(sizes, verify=True, workers=2) is None
 
 
 def test_prefetch_takes_in_order_and_reads_unclaimed_files_itself(tmp_path: Path) -> None:
