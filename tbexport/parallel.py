@@ -2,7 +2,9 @@
 
 With the C scanner, workers are threads: the scan releases the GIL, and threads
 share the results without copying them between processes. The pure-Python reader
-holds the GIL, so without the extension workers are processes.
+holds the GIL, so without the extension workers are processes. (Many small files
+are read otherwise: C threads read and scan them ahead, and one Python thread takes
+them; see ``Prefetcher`` in ``decode.py``.)
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ Joining the runs of a sweep after reading them copies every point into fresh mem
 on one core while the other cores wait, and fresh memory is slow to fault in. Here
 one set of columns is reserved before reading, big enough for as many points as the
 files can hold (only the part filled is ever touched). Each run read is copied to its
-place by the thread that read it, with its rows' run and tag codes, while the others
-go on reading, and its own buffers are freed at once for the next scans to reuse.
+place by the thread that read it (or, when C threads read ahead, by the one thread
+that takes their files), with its rows' run and tag codes, while the others go on
+reading, and its own buffers are freed at once for the next scans to reuse.
 The frame then views the filled part.
 
 A run's place is known once every run before it has been read. When a file grew past
