@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -39,6 +40,9 @@ def is_event_file(name: str) -> bool:
     return "tfevents" in name
 
 
+_DIGIT_RUNS = re.compile(r"(\d+)")
+
+
 @functools.lru_cache(maxsize=1 << 16)  # the same tags recur in every file and run
 def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
     """Sort key that orders ``version_2`` before ``version_10``.
@@ -46,8 +50,11 @@ def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
     Names equal but for leading zeros (``a1``, ``a01``) are ordered by the text itself,
     so the order never depends on which was met first.
     """
+    # The split alternates text and digit runs: the runs are at odd places. (Telling
+    # them by str.isdigit() would take "²", a digit that int() refuses, for a number.)
     parts = tuple(
-        (0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", text)
+        (0, int(part)) if odd else (1, part)
+        for part, odd in zip(_DIGIT_RUNS.split(text), itertools.cycle((False, True)))
     )
     return (*parts, (-1, text))  # -1: a name that is a prefix of another still sorts first
 

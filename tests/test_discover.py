@@ -151,6 +151,19 @@ def test_natural_order_is_total() -> None:
     assert sorted(reversed(names), key=natural_key) == expected
 
 
+def test_digits_int_refuses_are_text_in_the_natural_order(tmp_path: Path) -> None:
+    """ "²" is a digit to str.isdigit() but no number to int(); "٣" is both."""
+    from tbexport.discover import natural_key
+
+    names = ["x1²", "x10", "x2", "x٣", "x1"]
+    assert sorted(names, key=natural_key) == ["x1", "x1²", "x2", "x٣", "x10"]
+    events = [simple(tag, 0, float(i)) for i, tag in enumerate(["x1²", "x2"])]
+    write_events(tmp_path / "run1²" / "events.out.tfevents.1", events)
+    frame = load_scalars(tmp_path).frame
+    assert list(frame["tag"].cat.categories) == ["x1²", "x2"]
+    assert frame["run"].tolist() == ["run1²", "run1²"]
+
+
 def test_the_walk_notes_which_runs_have_an_hparams_yaml(tmp_path: Path) -> None:
     from tbexport.discover import Run
     from tbexport.hparams import read_hparams_yaml
