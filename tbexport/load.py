@@ -85,8 +85,8 @@ def read_scalars(
     ``>= s`` (what TensorBoard shows after a resume) unless ``keep_duplicates``.
     Damaged records are skipped with a :class:`CorruptRecordWarning` and listed in
     ``frame.attrs["corruptions"]``; with ``strict=True`` they raise
-    :class:`CorruptEventFileError` instead. ``jobs`` runs are read in parallel,
-    on threads (default: one per core; 1 reads on the calling thread).
+    :class:`CorruptEventFileError` instead. ``jobs``: threads to read on (default:
+    one per core; 1 reads on the calling thread alone).
     """
     data = load_scalars(paths, tags=tags, keep_duplicates=keep_duplicates, strict=strict, jobs=jobs)
     for corruption in data.corruptions:
@@ -123,7 +123,7 @@ def load_scalars(
     """Like :func:`read_scalars`, returning the frame together with the read report.
 
     ``verify=False`` skips the CRC checks (damage then goes unnoticed).
-    ``jobs`` is how many runs are read in parallel (default: one per core);
+    ``jobs`` is how many threads read (default: one per core);
     ``progress`` is called with the number of bytes read since its last call.
     """
     if jobs is not None and jobs < 1:
@@ -403,11 +403,17 @@ def _frame(
     tag_codes: np.ndarray,
     columns: dict[str, np.ndarray],
 ) -> pd.DataFrame:
+    # (the codes are positions in the names by construction: checking each row's code
+    # is a pass over the whole column, on one core)
     return pd.DataFrame(
         copy=False,
         data={
-            "run": pd.Categorical.from_codes(run_codes, categories=pd.Index(run_names)),
-            "tag": pd.Categorical.from_codes(tag_codes, categories=pd.Index(tag_names)),
+            "run": pd.Categorical.from_codes(
+                run_codes, categories=pd.Index(run_names), validate=False
+            ),
+            "tag": pd.Categorical.from_codes(
+                tag_codes, categories=pd.Index(tag_names), validate=False
+            ),
             **columns,
         },
     )
