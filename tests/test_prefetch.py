@@ -76,6 +76,20 @@ def test_prefetched_read_equals_serial_read(
     assert restarted[restarted["tag"] == "acc"]["value"].tolist() == [0, 0.25, 0.5, 0.75, 1.0]
 
 
+def test_csvlogger_runs_among_prefetched_ones_are_read_in_place(
+    tmp_path: Path, prefetch_takes: list[bool]
+) -> None:
+    root = _mixed_sweep(tmp_path / "logs")
+    (root / "version_1" / "events.out.tfevents.1").unlink()
+    (root / "version_1" / "metrics.csv").write_text("step,val_loss\n0,2.5\n1,1.5\n")
+    serial = load.load_scalars(root, jobs=1)
+    data = load.load_scalars(root, jobs=2)
+    assert prefetch_takes == [True] * 8  # the event files; metrics.csv is read as usual
+    pd.testing.assert_frame_equal(serial.frame, data.frame)
+    csv_run = data.frame[data.frame["run"] == "version_1"]
+    assert csv_run["value"].tolist() == [2.5, 1.5]
+
+
 def test_strict_stops_at_a_damaged_prefetched_file(tmp_path: Path) -> None:
     root = _mixed_sweep(tmp_path / "logs")
     threads = _threads()
