@@ -157,7 +157,8 @@ def _name_by(ctx: click.Context, param: click.Parameter, value: str) -> str:
     "--jobs",
     type=click.IntRange(min=1),
     default=None,
-    help="Runs read in parallel (threads; a run is read by one).  [default: all cores]",
+    help="Threads to read on (small files: C threads read ahead; big ones: a run per"
+    " thread).  [default: all cores]",
 )
 @click.option(
     "--no-verify",
