@@ -253,7 +253,7 @@ def prefetcher(sizes: dict[str, int], *, verify: bool, workers: int) -> Prefetch
     files = [f for f in sizes if not _is_metrics_csv(f)]
     if len(files) < 2 or any(sizes[f] >= _MAP_MIN_BYTES for f in files):
         return None
-    return Prefetcher(files, verify=verify, workers=workers)
+    return Prefetcher(files, verify=verify, workers=min(workers, len(files)))
 
 
 def file_sizes(paths: list[str]) -> dict[str, int]:
