@@ -1589,6 +1589,27 @@ static PyObject *increasing(PyObject *self, PyObject *args) {
 }
 
 #ifndef _WIN32
+/* The paths of a list encoded for the file system, as a new list of bytes. The list is
+   copied first: encoding a path-like object runs its __fspath__, which could change
+   the list under the loop. */
+static PyObject *encode_paths(PyObject *paths) {
+    PyObject *given = PySequence_Tuple(paths), *encoded = NULL;
+    if (!given) return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(given);
+    if (!(encoded = PyList_New(n))) goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *bytes = NULL;
+        if (!PyUnicode_FSConverter(PyTuple_GET_ITEM(given, i), &bytes)) {
+            Py_CLEAR(encoded);
+            goto done;
+        }
+        PyList_SET_ITEM(encoded, i, bytes);
+    }
+done:
+    Py_DECREF(given);
+    return encoded;
+}
+
 /* Reads the file `name` whole into `contents` (reusing its memory when big enough) when
    it holds fewer than `limit` bytes (*big is set when it holds more). Returns 0, or the
    errno of the failing call. Needs no GIL. */
@@ -1700,6 +1721,7 @@ typedef struct {
     int verify, stop, workers, started;
     pthread_t *threads;
     Scratch own; /* for the files take() reads itself */
+    int busy;    /* a take() is running (set and read with the GIL held) */
 } Prefetch;
 
 /* The names of the tags, as Fetched.names holds them. */
@@ -1804,8 +1826,17 @@ static void prefetch_stop(Prefetch *p) {
     p->workers = 0;
 }
 
+/* take() and close() are for one thread at a time: another thread's call while a
+   take() waits (without the GIL) would free or take the file it is reading. */
+static int prefetch_idle(Prefetch *p) {
+    if (p->busy)
+        PyErr_SetString(PyExc_RuntimeError, "Prefetch: another thread is taking a file");
+    return !p->busy;
+}
+
 static PyObject *prefetch_close(PyObject *self, PyObject *noargs) {
     Prefetch *p = (Prefetch *)self;
+    if (!prefetch_idle(p)) return NULL;
     Py_BEGIN_ALLOW_THREADS
     prefetch_stop(p);
     Py_END_ALLOW_THREADS
@@ -1836,30 +1867,26 @@ static PyObject *prefetch_new(PyTypeObject *type, PyObject *args, PyObject *kwar
     if (!PyArg_ParseTuple(args, "O!pinn", &PyList_Type, &paths, &verify, &workers, &limit,
                           &budget))
         return NULL;
+    PyObject *encoded = encode_paths(paths);
+    if (!encoded) return NULL;
     Prefetch *p = (Prefetch *)type->tp_alloc(type, 0);
-    if (!p) return NULL;
-    p->count = PyList_GET_SIZE(paths);
+    if (!p) {
+        Py_DECREF(encoded);
+        return NULL;
+    }
+    p->count = PyList_GET_SIZE(encoded);
     p->verify = verify;
     p->limit = limit;
     p->budget = budget > 0 ? (size_t)budget : 0;
     p->files = calloc((size_t)(p->count ? p->count : 1), sizeof(Fetched));
     p->threads = calloc((size_t)(workers > 0 ? workers : 1), sizeof(pthread_t));
-    if (!p->files || !p->threads) {
+    for (Py_ssize_t i = 0; p->files && i < p->count; i++)
+        if (!(p->files[i].path = strdup(PyBytes_AS_STRING(PyList_GET_ITEM(encoded, i))))) break;
+    int complete = p->files && p->threads && (!p->count || p->files[p->count - 1].path);
+    Py_DECREF(encoded);
+    if (!complete) {
         Py_DECREF(p);
         return PyErr_NoMemory();
-    }
-    for (Py_ssize_t i = 0; i < p->count; i++) {
-        PyObject *encoded = NULL;
-        if (!PyUnicode_FSConverter(PyList_GET_ITEM(paths, i), &encoded)) {
-            Py_DECREF(p);
-            return NULL;
-        }
-        p->files[i].path = strdup(PyBytes_AS_STRING(encoded));
-        Py_DECREF(encoded);
-        if (!p->files[i].path) {
-            Py_DECREF(p);
-            return PyErr_NoMemory();
-        }
     }
     if (pthread_mutex_init(&p->lock, NULL) != 0) {
         Py_DECREF(p);
@@ -1934,11 +1961,13 @@ static PyObject *fetched_scan(Fetched *f) {
    why). A file no worker has claimed yet is read here. */
 static PyObject *prefetch_take(PyObject *self, PyObject *noargs) {
     Prefetch *p = (Prefetch *)self;
+    if (!prefetch_idle(p)) return NULL;
     if (!p->started || p->taken >= p->count) {
         PyErr_SetString(PyExc_IndexError, "take: no file left");
         return NULL;
     }
     Fetched *f = &p->files[p->taken];
+    p->busy = 1;
     Py_BEGIN_ALLOW_THREADS
     pthread_mutex_lock(&p->lock);
     int mine = p->claimed == p->taken;
@@ -1953,6 +1982,7 @@ static PyObject *prefetch_take(PyObject *self, PyObject *noargs) {
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->lock);
     Py_END_ALLOW_THREADS
+    p->busy = 0;
     PyObject *result = NULL;
     if (f->status == NO_MEMORY) PyErr_NoMemory();
     else if (f->error || f->big) result = Py_NewRef(Py_None);
@@ -1983,15 +2013,10 @@ static PyTypeObject PrefetchType = {
 static PyObject *file_sizes(PyObject *self, PyObject *args) {
     PyObject *paths, *encoded, *result = NULL;
     if (!PyArg_ParseTuple(args, "O!", &PyList_Type, &paths)) return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(paths);
-    if (!(encoded = PyList_New(n))) return NULL;
+    if (!(encoded = encode_paths(paths))) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(encoded);
     long long *sizes = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(long long));
     if (!sizes) { PyErr_NoMemory(); goto done; }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *bytes = NULL;
-        if (!PyUnicode_FSConverter(PyList_GET_ITEM(paths, i), &bytes)) goto done;
-        PyList_SET_ITEM(encoded, i, bytes);
-    }
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < n; i++) {
         struct stat st;
@@ -2068,13 +2093,8 @@ static PyObject *list_dirs(PyObject *self, PyObject *args) {
     PyObject *paths, *encoded = NULL, *result = NULL, *files = NULL, *dirs = NULL,
              *links = NULL;
     if (!PyArg_ParseTuple(args, "O!", &PyList_Type, &paths)) return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(paths);
-    if (!(encoded = PyList_New(n))) return NULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *bytes = NULL;
-        if (!PyUnicode_FSConverter(PyList_GET_ITEM(paths, i), &bytes)) goto done;
-        PyList_SET_ITEM(encoded, i, bytes);
-    }
+    if (!(encoded = encode_paths(paths))) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(encoded);
     Buf out = {0};
     int ok = 1;
     Py_BEGIN_ALLOW_THREADS

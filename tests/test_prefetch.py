@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +164,47 @@ def test_prefetch_takes_in_order_and_reads_unclaimed_files_itself(tmp_path: Path
     assert big.take() is None
     del big  # (files not taken are freed, the threads joined)
     assert _threads() == threads
+
+
+def test_paths_that_change_the_list_while_encoded_are_safe(tmp_path: Path) -> None:
+    """Encoding a path-like object runs its __fspath__, which could empty the list."""
+    path = write_events(tmp_path / "events.out.tfevents.1", [simple("x", 0, 1.0)])
+    paths: list[Any] = []
+
+    class Emptying:
+        def __fspath__(self) -> str:
+            paths.clear()
+            return os.fspath(path)
+
+    for call in (
+        lambda: fastscan.Prefetch(paths, True, 1, 1 << 20, 1 << 20).take(),
+        lambda: fastscan.file_sizes(paths),
+        lambda: fastscan.list_dirs(paths),
+    ):
+        paths[:] = [Emptying(), Emptying()]
+        result = call()
+        assert result is not None  # (and no crash: both paths were encoded first)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs a FIFO")
+def test_one_thread_at_a_time_takes_or_closes(tmp_path: Path) -> None:
+    """A take() waiting without the GIL (here: opening a FIFO nobody writes yet) keeps
+    other threads from closing, or taking the same file."""
+    fifo = tmp_path / "events.out.tfevents.1"
+    os.mkfifo(fifo)
+    prefetch = fastscan.Prefetch([os.fspath(fifo)], True, 0, 1 << 20, 1 << 20)
+    taken: list[Any] = []
+    taker = threading.Thread(target=lambda: taken.append(prefetch.take()))
+    taker.start()
+    time.sleep(0.2)  # (the taker waits in open() meanwhile)
+    for call in (prefetch.close, prefetch.take):
+        with pytest.raises(RuntimeError, match="another thread is taking a file"):
+            call()
+    with open(fifo, "wb"):  # a writer: the taker's open() returns, and it reads nothing
+        pass
+    taker.join(timeout=10)
+    assert taken and taken[0][1] == 0  # an empty file
+    prefetch.close()
 
 
 def _threads() -> int:
