@@ -23,6 +23,7 @@ from .exceptions import (
     PathNotFoundError,
     TbexportError,
     UnknownFormatError,
+    UnreadableFileError,
 )
 from .export import ExportResult, export
 from .load import ScalarData, load_scalars, read_hparams, read_scalars
@@ -55,6 +56,7 @@ __all__ = [
     "ScalarData",
     "TbexportError",
     "UnknownFormatError",
+    "UnreadableFileError",
     "__version__",
     "export",
     "find_runs",

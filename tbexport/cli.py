@@ -302,7 +302,7 @@ def _progress(paths: tuple[Path, ...], quiet: bool) -> Iterator[Any]:
         yield None
         return
     try:
-        total = sum(f.stat().st_size for run in find_runs(list(paths)) for f in run.files)
+        total = sum(_size(f) for run in find_runs(list(paths)) for f in run.files)
     except TbexportError:
         total = None  # let the export raise the real error
     bar = tqdm(
@@ -345,6 +345,13 @@ def _list(data: ScalarData, filtered: bool) -> None:
             )
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:  # unreadable: the export reports it
+        return 0
+
+
 def _report_problems(
     corruptions: list[Corruption], truncated: dict[str, int], notes: list[str]
 ) -> None:
@@ -372,10 +379,15 @@ def _summary(result: ExportResult) -> str:
         f"{_count(result.tags, 'tag')}, {_count(result.points, 'point')} "
         f"from {_count(result.files, 'event file')}"
     )
-    if result.corruptions:
-        skipped = sum(c.skipped for c in result.corruptions)
-        count = len(result.corruptions)
-        text += f"; skipped {count} damaged stretch{'es' if count != 1 else ''} ({skipped} bytes)"
+    stretches = [c for c in result.corruptions if c.unit != "file"]
+    if stretches:
+        skipped = sum(c.skipped for c in stretches)
+        count = len(stretches)
+        text += f"; skipped {count} damaged stretch{'es' if count != 1 else ''}"
+        text += f" ({_count(skipped, 'byte')})"
+    unreadable = len(result.corruptions) - len(stretches)
+    if unreadable:
+        text += f"; skipped {_count(unreadable, 'unreadable file')}"
     return text
 
 

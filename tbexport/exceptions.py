@@ -7,6 +7,7 @@ The tree, so callers can catch as broadly or narrowly as they need::
     │   ├── PathNotFoundError
     │   ├── NoEventFilesError
     │   ├── NotAnEventFileError
+    │   ├── UnreadableFileError
     │   ├── NoScalarsError
     │   └── NoMatchingTagsError
     ├── CorruptEventFileError
@@ -37,6 +38,7 @@ __all__ = [
     "PathNotFoundError",
     "TbexportError",
     "UnknownFormatError",
+    "UnreadableFileError",
 ]
 
 
@@ -58,6 +60,10 @@ class NoEventFilesError(InputError):
 
 class NotAnEventFileError(InputError):
     """A file given to read holds no valid TensorBoard record at all."""
+
+
+class UnreadableFileError(InputError):
+    """An event file named to read, or any with ``strict``, cannot be opened or read."""
 
 
 class NoScalarsError(InputError):

@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,7 @@ from .exceptions import (
     InvalidOptionError,
     NoMatchingTagsError,
     NotAnEventFileError,
+    UnreadableFileError,
 )
 from .hparams import hparams_frame, merge_hparams, read_hparams_yaml
 from .parallel import default_jobs, map_in_order
@@ -230,10 +232,15 @@ def read_run(
 
     ``progress`` is called with the bytes read since its last call, as the files are read.
     """
-    results = [
-        read_event_file(path, accept, verify=verify, progress=progress, prefetched=prefetched)
-        for path in run.files
-    ]
+    results: list[FileScalars] = []
+    for path in run.files:
+        try:
+            result = read_event_file(
+                path, accept, verify=verify, progress=progress, prefetched=prefetched
+            )
+        except OSError as error:  # a broken link, no permission, gone since the walk
+            result = _unreadable(path, error, strict=strict, explicit=explicit_files)
+        results.append(result)
     corruptions: list[Corruption] = []
     truncated: dict[str, int] = {}
     from_events: dict[str, HParam] = {}
@@ -293,6 +300,18 @@ def _serialized(callback: Callable[[int], None]) -> Callable[[int], None]:
 
 def _explicit_files(paths: Paths) -> frozenset[str]:
     return frozenset(os.fspath(p) for p in as_list(paths) if os.path.isfile(p))
+
+
+def _unreadable(
+    path: Path, error: OSError, *, strict: bool, explicit: frozenset[str]
+) -> FileScalars:
+    """A file that cannot be read, as read: no points, reported as skipped whole. An
+    error if it was named to read, or with ``strict``."""
+    name, reason = os.fspath(path), error.strerror or str(error)
+    if strict or name in explicit:
+        raise UnreadableFileError(f"cannot read {name}: {reason}") from error
+    skipped = Corruption(name, 0, 0, f"cannot be read ({reason})", unit="file")
+    return FileScalars(name, {}, [skipped], truncated_tail=0, valid_records=0)
 
 
 def _check_file(result: FileScalars, *, strict: bool, explicit: bool) -> None:

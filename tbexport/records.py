@@ -56,15 +56,18 @@ def masked_crc32c(data: bytes | memoryview) -> int:
 
 @dataclass(frozen=True)
 class Corruption:
-    """A stretch of an event file that was skipped because it held no valid record."""
+    """A stretch of an event file that was skipped because it held no valid record (or
+    the whole file, when it could not be read at all)."""
 
     path: str
     offset: int
     skipped: int
     reason: str
-    unit: str = "byte"  # "line" for text inputs (CSVLogger files)
+    unit: str = "byte"  # "line" for text inputs (CSVLogger files); "file": all of it
 
     def __str__(self) -> str:
+        if self.unit == "file":
+            return f"{self.path}: {self.reason}, skipped"
         if self.unit == "line":
             return f"{self.path}: {self.reason} at line {self.offset}, skipped"
         return (

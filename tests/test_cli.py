@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import openpyxl
 import pytest
@@ -12,6 +13,7 @@ import scipy.io
 from click.testing import CliRunner
 
 import tbexport
+from tbexport import load
 from tbexport.cli import cli
 
 from .builders import simple, write_events
@@ -314,6 +316,37 @@ def test_failure_never_clobbers_an_earlier_output(
     assert result.stderr == f"Error: cannot write {target}: No space left on device\n"
     assert target.read_text() == "precious\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.csv", "logs"]  # no temp file left
+
+
+def test_an_unreadable_event_file_is_reported_and_export_goes_on(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = run_dir / "events.out.tfevents.9"
+    broken.symlink_to(tmp_path / "gone")  # found by the walk, but nothing to open
+    result = invoke(run_dir, "-o", tmp_path / "x.csv")
+    assert result.exit_code == 0
+    assert result.stderr.splitlines()[0] == (
+        f"warning: {broken}: cannot be read (No such file or directory), skipped"
+    )
+    assert result.stderr.rstrip().endswith("; skipped 1 unreadable file")
+    assert len((tmp_path / "x.csv").read_text().splitlines()) > 1  # the other file's points
+    strict = invoke(run_dir, "-o", tmp_path / "y.csv", "--strict")
+    assert strict.exit_code == 1
+    assert strict.stderr == f"Error: cannot read {broken}: No such file or directory\n"
+    # a file named to read is an error even without --strict (root reads past chmod 000)
+    named = run_dir / "events.out.tfevents.1"
+    real_read = load.read_event_file
+
+    def denied(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if os.fspath(path) == str(named):
+            raise PermissionError(13, "Permission denied", str(named))
+        return real_read(path, *args, **kwargs)
+
+    monkeypatch.setattr(load, "read_event_file", denied)
+    alone = invoke(named, "-o", tmp_path / "z.csv")
+    assert alone.exit_code == 1
+    assert alone.stderr == f"Error: cannot read {named}: Permission denied\n"
+    assert not (tmp_path / "z.csv").exists()
 
 
 def test_corruption_is_reported_and_export_goes_on(run_dir: Path, tmp_path: Path) -> None:

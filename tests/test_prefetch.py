@@ -14,6 +14,7 @@ import pytest
 
 import tbexport
 from tbexport import decode, load
+from tbexport.records import Corruption
 
 from .builders import (
     content_tensor,
@@ -102,7 +103,7 @@ def test_strict_stops_at_a_damaged_prefetched_file(tmp_path: Path) -> None:
     assert _threads() == threads  # the C threads were stopped and joined
 
 
-def test_a_file_gone_since_the_walk_fails_as_in_a_serial_read(
+def test_a_file_gone_since_the_walk_is_reported_as_in_a_serial_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefetch_takes: list[bool]
 ) -> None:
     root = _mixed_sweep(tmp_path / "logs")
@@ -116,13 +117,18 @@ def test_a_file_gone_since_the_walk_fails_as_in_a_serial_read(
         return runs
 
     monkeypatch.setattr(load, "find_runs", find_then_remove)
-    with pytest.raises(FileNotFoundError) as serial:
-        load.load_scalars(root, jobs=1)
+    serial = load.load_scalars(root, jobs=1)
     going.write_bytes(contents)
-    with pytest.raises(FileNotFoundError) as prefetched:
-        load.load_scalars(root, jobs=2)
-    assert str(prefetched.value) == str(serial.value)
-    assert prefetch_takes == [True, False]  # version_0, then version_1 read as usual, to report it
+    data = load.load_scalars(root, jobs=2)
+    assert prefetch_takes == [True, False] + [True] * 7  # version_1 read as usual, to report it
+    gone = Corruption(str(going), 0, 0, "cannot be read (No such file or directory)", "file")
+    assert data.corruptions[0] == serial.corruptions[0] == gone
+    assert str(gone) == f"{going}: cannot be read (No such file or directory), skipped"
+    pd.testing.assert_frame_equal(serial.frame, data.frame)
+    assert "version_1" not in set(data.frame["run"])  # its only file is gone
+    going.write_bytes(contents)
+    with pytest.raises(tbexport.UnreadableFileError, match=r"cannot read .*version_1.*: No such"):
+        load.load_scalars(root, jobs=2, strict=True)
 
 
 def test_big_files_are_read_on_python_threads(
