@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #ifndef _WIN32
 #include <errno.h>
+#include <time.h>
 #include <fcntl.h>
 #include <dirent.h>
 #include <sys/stat.h>
@@ -1610,16 +1611,37 @@ done:
     return encoded;
 }
 
+/* read_whole()'s error for anything but a regular file (a FIFO, a device). */
+#define NOT_REGULAR (-1)
+
+/* The OSError of read_whole()'s error for `path`. */
+static PyObject *read_error(int error, PyObject *path) {
+    if (error == NOT_REGULAR) {
+        PyObject *raised =
+            PyObject_CallFunction(PyExc_OSError, "isO", EINVAL, "not a regular file", path);
+        if (raised) {
+            PyErr_SetObject(PyExc_OSError, raised);
+            Py_DECREF(raised);
+        }
+        return NULL;
+    }
+    errno = error;
+    return PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+}
+
 /* Reads the file `name` whole into `contents` (reusing its memory when big enough) when
-   it holds fewer than `limit` bytes (*big is set when it holds more). Returns 0, or the
-   errno of the failing call. Needs no GIL. */
+   it holds fewer than `limit` bytes (*big is set when it holds more). Returns 0, the
+   errno of the failing call, or NOT_REGULAR. Needs no GIL. */
 static int read_whole(const char *name, Py_ssize_t limit, Buf *contents, int *big) {
     int error = 0;
     struct stat st;
     contents->used = 0;
-    int fd = open(name, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO named like an event file would block open() until a writer
+       came (it changes nothing for a regular file) */
+    int fd = open(name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) error = errno;
     else if (fstat(fd, &st) < 0) error = errno;
+    else if (!S_ISREG(st.st_mode)) error = NOT_REGULAR;
     else if (st.st_size >= limit) *big = 1;
     else if (contents->cap < (size_t)st.st_size || !contents->data) {
         free(contents->data);
@@ -1661,8 +1683,7 @@ static PyObject *read_small(PyObject *self, PyObject *args) {
     Py_DECREF(encoded);
     if (error) {
         free(contents.data);
-        errno = error;
-        return PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+        return read_error(error, path);
     }
     if (big) Py_RETURN_NONE;
     PyObject *block = buf_block(&contents);
@@ -1967,6 +1988,7 @@ static PyObject *prefetch_take(PyObject *self, PyObject *noargs) {
         return NULL;
     }
     Fetched *f = &p->files[p->taken];
+    int interrupted = 0;
     p->busy = 1;
     Py_BEGIN_ALLOW_THREADS
     pthread_mutex_lock(&p->lock);
@@ -1976,13 +1998,32 @@ static PyObject *prefetch_take(PyObject *self, PyObject *noargs) {
     if (mine) fetch_one(f, &p->own, p->verify, p->limit);
     pthread_mutex_lock(&p->lock);
     if (mine) f->done = 1;
-    while (!f->done) pthread_cond_wait(&p->changed, &p->lock);
-    p->taken++;
-    if (!mine) p->held -= f->held;
-    pthread_cond_broadcast(&p->changed);
+    while (!f->done && !interrupted) {
+        /* a file slow to read (a network mount): Ctrl-C must still stop the wait */
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 100 * 1000 * 1000;
+        if (until.tv_nsec >= 1000 * 1000 * 1000) {
+            until.tv_sec += 1;
+            until.tv_nsec -= 1000 * 1000 * 1000;
+        }
+        if (pthread_cond_timedwait(&p->changed, &p->lock, &until) != ETIMEDOUT || f->done)
+            continue;
+        pthread_mutex_unlock(&p->lock);
+        Py_BLOCK_THREADS
+        interrupted = PyErr_CheckSignals() < 0;
+        Py_UNBLOCK_THREADS
+        pthread_mutex_lock(&p->lock);
+    }
+    if (!interrupted) {
+        p->taken++;
+        if (!mine) p->held -= f->held;
+        pthread_cond_broadcast(&p->changed);
+    }
     pthread_mutex_unlock(&p->lock);
     Py_END_ALLOW_THREADS
     p->busy = 0;
+    if (interrupted) return NULL; /* (the file is freed by close()) */
     PyObject *result = NULL;
     if (f->status == NO_MEMORY) PyErr_NoMemory();
     else if (f->error || f->big) result = Py_NewRef(Py_None);

@@ -12,8 +12,10 @@ common simple_value and tensor events itself and hands every other record to
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
+import stat
 import threading
 from array import array
 from collections.abc import Callable, Iterator
@@ -172,6 +174,7 @@ def read_event_file(
     if _is_metrics_csv(path):
         from .csvlogger import read_metrics_csv
 
+        os.close(_open_regular(os.fspath(path)))  # (a FIFO would block the reader)
         result = read_metrics_csv(path, accept)
         if progress is not None:
             progress(result.size)
@@ -312,9 +315,22 @@ def _read_small(path: str) -> memoryview | None:
     return None if small is None else memoryview(small)
 
 
+def _open_regular(path: str) -> int:
+    """A descriptor of ``path`` open for reading; OSError unless it is a regular file.
+
+    (Opened without blocking: a FIFO named like an event file would block open() until
+    a writer came. O_NONBLOCK changes nothing for a regular file.)
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", path)
+    return fd
+
+
 @contextmanager
 def _file_bytes(path: str) -> Iterator[FileBuffer]:
-    with open(path, "rb") as handle:
+    with open(_open_regular(path), "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         if size < _MAP_MIN_BYTES or not size:  # (an empty file cannot be mapped)
             yield handle.read()

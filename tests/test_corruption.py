@@ -164,10 +164,31 @@ def test_a_file_that_grew_since_its_size_was_taken_is_read_to_the_end(
     real_fstat = os.fstat
 
     def fstat_before_the_last_records(fd: int) -> SimpleNamespace:
-        return SimpleNamespace(st_size=real_fstat(fd).st_size - 100)
+        status = real_fstat(fd)
+        return SimpleNamespace(st_size=status.st_size - 100, st_mode=status.st_mode)
 
     with monkeypatch.context() as patch:
         patch.setattr(os, "fstat", fstat_before_the_last_records)
         result = decode.read_event_file(path)
     assert result.truncated_tail == 0 and result.corruptions == []
     assert result.series["loss"].steps.tolist() == list(range(50))
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs a FIFO")
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_fifo_named_like_an_event_file_is_skipped_not_waited_for(
+    tmp_path: Path, reader: str, jobs: int
+) -> None:
+    """Opening a FIFO for reading waits for a writer: it must not hang the read."""
+    for run in ("a", "b"):
+        write_events(tmp_path / run / "events.out.tfevents.1", [simple("loss", 0, 1.0)])
+    fifo = tmp_path / "b" / "events.out.tfevents.2"
+    os.mkfifo(fifo)
+    (tmp_path / "c").mkdir()
+    os.mkfifo(tmp_path / "c" / "metrics.csv")
+    data = tbexport.load_scalars(tmp_path, jobs=jobs)
+    assert [str(c) for c in data.corruptions] == [
+        f"{fifo}: cannot be read (not a regular file), skipped",
+        f"{tmp_path / 'c' / 'metrics.csv'}: cannot be read (not a regular file), skipped",
+    ]
+    assert data.frame["value"].tolist() == [1.0, 1.0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -192,25 +193,37 @@ def test_paths_that_change_the_list_while_encoded_are_safe(tmp_path: Path) -> No
         assert result is not None  # (and no crash: both paths were encoded first)
 
 
-@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs a FIFO")
 def test_one_thread_at_a_time_takes_or_closes(tmp_path: Path) -> None:
-    """A take() waiting without the GIL (here: opening a FIFO nobody writes yet) keeps
+    """A take() waiting without the GIL (here: for a C thread scanning a big file) keeps
     other threads from closing, or taking the same file."""
-    fifo = tmp_path / "events.out.tfevents.1"
-    os.mkfifo(fifo)
-    prefetch = fastscan.Prefetch([os.fspath(fifo)], True, 0, 1 << 20, 1 << 20)
-    taken: list[Any] = []
-    taker = threading.Thread(target=lambda: taken.append(prefetch.take()))
-    taker.start()
-    time.sleep(0.2)  # (the taker waits in open() meanwhile)
-    for call in (prefetch.close, prefetch.take):
-        with pytest.raises(RuntimeError, match="another thread is taking a file"):
-            call()
-    with open(fifo, "wb"):  # a writer: the taker's open() returns, and it reads nothing
-        pass
-    taker.join(timeout=10)
-    assert taken and taken[0][1] == 0  # an empty file
-    prefetch.close()
+    record = record_bytes([simple("x", 1, 1.0)])
+    big = tmp_path / "events.out.tfevents.1"
+    big.write_bytes(record * (15 * 2**20 // len(record)))  # valid records, quick to make
+    for _ in range(20):  # until the close() below comes while the take() waits
+        prefetch = fastscan.Prefetch([os.fspath(big)], True, 1, 16 << 20, 1 << 20)
+        started, taken = threading.Event(), []
+
+        def take(
+            prefetch: Any = prefetch, taken: list[Any] = taken, started: Any = started
+        ) -> None:
+            started.set()
+            with contextlib.suppress(IndexError):  # (closed before it took)
+                taken.append(prefetch.take())
+
+        taker = threading.Thread(target=take)
+        taker.start()
+        started.wait()
+        time.sleep(0.002)
+        try:
+            prefetch.close()
+        except RuntimeError as error:
+            assert str(error) == "Prefetch: another thread is taking a file"
+            taker.join()
+            assert taken[0][3] == 15 * 2**20 // len(record)  # every record, whole
+            prefetch.close()
+            return
+        taker.join()
+    pytest.fail("no close() came while a take() waited")
 
 
 def _threads() -> int:
