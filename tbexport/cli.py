@@ -322,9 +322,15 @@ def _progress(paths: tuple[Path, ...], quiet: bool) -> Iterator[Any]:
 
 def _list(data: ScalarData, filtered: bool) -> None:
     stats = tag_stats(data.frame)
+    # each run's rows as plain tuples, split once (selecting and iterating each run's
+    # rows in pandas took seconds for 3,000 runs)
+    columns = ["tag", "points", "first_step", "last_step"]
+    by_run: dict[str, list[tuple[Any, ...]]] = {}
+    for run_name, *row in zip(stats["run"], *(stats[c].tolist() for c in columns), strict=True):
+        by_run.setdefault(run_name, []).append(tuple(row))
     for run in data.runs:
-        rows = stats[stats["run"] == run.name]
-        if filtered and rows.empty:
+        rows = by_run.get(run.name, [])
+        if filtered and not rows:
             continue  # none of the tags asked for
         files = len(run.files)
         source = (
@@ -336,12 +342,11 @@ def _list(data: ScalarData, filtered: bool) -> None:
         hparams = data.hparams.get(run.name)
         if hparams:
             click.echo("  hparams: " + ", ".join(f"{k}={v}" for k, v in hparams.items()))
-        width = max((len(t) for t in rows["tag"]), default=0)
-        for row in rows.itertuples(index=False):
-            points = "point" if row.points == 1 else "points"
+        width = max((len(tag) for tag, *_ in rows), default=0)
+        for tag, count, first_step, last_step in rows:
+            points = "point" if count == 1 else "points"
             click.echo(
-                f"  {row.tag:<{width}}  {row.points:>9,} {points:<6}  "
-                f"steps {row.first_step}..{row.last_step}"
+                f"  {tag:<{width}}  {count:>9,} {points:<6}  steps {first_step}..{last_step}"
             )
 
 

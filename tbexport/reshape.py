@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -77,14 +78,41 @@ def tag_stats(frame: pd.DataFrame) -> pd.DataFrame:
     ]
 
 
+def _run_tag_groups(frame: pd.DataFrame) -> list[tuple[tuple[Any, Any], slice | np.ndarray]]:
+    """Each (run, tag) with its rows, in run then tag order, as groupby would give them.
+
+    A frame as read holds each run's tags one after the other: its groups are then
+    found as stretches of the codes, without the sort that groupby makes (seconds for
+    15M rows).
+    """
+    runs, tags = frame["run"], frame["tag"]
+    if isinstance(runs.dtype, pd.CategoricalDtype) and isinstance(tags.dtype, pd.CategoricalDtype):
+        run_codes = runs.cat.codes.to_numpy(np.int64)
+        tag_codes = tags.cat.codes.to_numpy(np.int64)
+        key = run_codes * len(tags.cat.categories) + tag_codes
+        if (
+            len(key)
+            and run_codes.min() >= 0
+            and tag_codes.min() >= 0
+            and (key[1:] >= key[:-1]).all()
+        ):
+            bounds = [0, *(np.flatnonzero(key[1:] != key[:-1]) + 1).tolist(), len(key)]
+            run_names, tag_names = runs.cat.categories, tags.cat.categories
+            return [
+                ((run_names[run_codes[a]], tag_names[tag_codes[a]]), slice(a, b))
+                for a, b in itertools.pairwise(bounds)
+            ]
+    groups: dict[Any, Any] = frame.groupby(["run", "tag"], observed=True, sort=True).indices
+    return list(groups.items())
+
+
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     """Per run and tag: points, first/last step, last value, min and max with their
     steps, non-finite count and wall-clock duration (seconds, first to last point)."""
     rows = []
     name = next((c for c in ("wall_time", "datetime", "relative_time") if c in frame), None)
     time = frame[name] if name else None
-    groups: dict[Any, Any] = frame.groupby(["run", "tag"], observed=True, sort=True).indices
-    for (run, tag), index in groups.items():
+    for (run, tag), index in _run_tag_groups(frame):
         values = frame["value"].to_numpy()[index]
         steps = frame["step"].to_numpy()[index]
         finite = np.isfinite(values)

@@ -246,6 +246,20 @@ def test_summary_matches_an_independent_computation(sweep: Path) -> None:
     assert row["duration_s"] == 9.0  # builders put wall_time at 1000 + step
 
 
+def test_summary_of_a_frame_in_any_row_order_is_the_same(sweep: Path) -> None:
+    """A frame as read is split into stretches of its codes; any other is grouped."""
+    from tbexport import reshape
+
+    frame = tbexport.read_scalars(sweep)
+    assert all(isinstance(rows, slice) for _, rows in reshape._run_tag_groups(frame))
+    shuffled = frame.sample(frac=1.0, random_state=3).sort_values("step", kind="stable")
+    assert not any(isinstance(rows, slice) for _, rows in reshape._run_tag_groups(shuffled))
+    columns = ["run", "tag", "points", "min", "max", "nonfinite", "duration_s"]
+    pd.testing.assert_frame_equal(
+        tbexport.summarize(frame)[columns], tbexport.summarize(shuffled)[columns]
+    )
+
+
 def test_time_modes(sweep: Path, tmp_path: Path) -> None:
     rel = pd.read_csv(
         tbexport.export(sweep / "version_1", tmp_path / "r.csv", time="relative").output
