@@ -136,7 +136,9 @@ def load_scalars(
     tags = [tags] if isinstance(tags, str) else tags
     threads = scans_without_gil()
     found = find_runs(paths)
-    sizes = file_sizes([os.fspath(f) for run in found for f in run.files]) if threads else {}
+    # (one pass, for the choice of workers and the reservation; 0 for an unreadable file,
+    # which its reader reports)
+    sizes = file_sizes([os.fspath(f) for run in found for f in run.files])
     # Many small files: C threads read and scan them, this thread takes them in order.
     prefetched = _prefetcher(sizes, jobs, verify) if threads else None
     placer = RunPlacer(found, sizes) if threads else None  # threads share the frame's memory
@@ -163,7 +165,7 @@ def load_scalars(
             found,
             jobs=1 if prefetched is not None else jobs,
             threads=threads,
-            sizes=lambda runs: [sum(os.path.getsize(f) for f in run.files) for run in runs],
+            sizes=lambda runs: [sum(sizes[os.fspath(f)] for f in run.files) for run in runs],
             done=done,
         )
         ordered = list(results)  # in find_runs' order, which the placed columns follow

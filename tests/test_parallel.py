@@ -74,6 +74,21 @@ def test_parallel_read_equals_serial(
         assert pools == [2] and readers == set()
 
 
+def test_an_unreadable_file_is_reported_with_worker_processes(
+    sweep: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Choosing processes by the input's size must not stat the file first and fail."""
+    monkeypatch.setattr(parallel, "PROCESSES_MIN_BYTES", 0)
+    monkeypatch.setattr(load, "scans_without_gil", lambda: False)
+    broken = sweep / "version_3" / "events.out.tfevents.9"
+    broken.symlink_to(sweep / "gone")
+    data = load.load_scalars(sweep, jobs=2)
+    assert [str(c) for c in data.corruptions] == [
+        f"{broken}: cannot be read (No such file or directory), skipped"
+    ]
+    assert len(data.frame) == 12 * 200 * 3
+
+
 def test_threads_return_results_in_order_and_raise_the_first_failure() -> None:
     def double(item: int) -> int:
         return 2 * item
