@@ -13,7 +13,7 @@ from array import array
 
 import numpy as np
 
-from .decode import FileScalars, Series, TagFilter
+from .decode import FileScalars, Series, TagFilter, open_regular
 from .records import Corruption
 
 __all__ = ["METRICS_FILE", "read_metrics_csv"]
@@ -27,7 +27,8 @@ def read_metrics_csv(path: str | os.PathLike[str], accept: TagFilter | None = No
     steps: dict[str, array[int]] = {}
     values: dict[str, array[float]] = {}
     corruptions: list[Corruption] = []
-    with open(path, newline="", encoding="utf-8") as handle:
+    # (opened as event files are: a FIFO named metrics.csv must not block the read)
+    with open(open_regular(os.fspath(path)), newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         tags = [t for t in (reader.fieldnames or []) if t != "step" and accept(t)]
         for tag in tags:

@@ -174,7 +174,6 @@ def read_event_file(
     if _is_metrics_csv(path):
         from .csvlogger import read_metrics_csv
 
-        os.close(_open_regular(os.fspath(path)))  # (a FIFO would block the reader)
         result = read_metrics_csv(path, accept)
         if progress is not None:
             progress(result.size)
@@ -315,7 +314,7 @@ def _read_small(path: str) -> memoryview | None:
     return None if small is None else memoryview(small)
 
 
-def _open_regular(path: str) -> int:
+def open_regular(path: str) -> int:
     """A descriptor of ``path`` open for reading; OSError unless it is a regular file.
 
     (Opened without blocking: a FIFO named like an event file would block open() until
@@ -330,7 +329,7 @@ def _open_regular(path: str) -> int:
 
 @contextmanager
 def _file_bytes(path: str) -> Iterator[FileBuffer]:
-    with open(_open_regular(path), "rb") as handle:
+    with open(open_regular(path), "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         if size < _MAP_MIN_BYTES or not size:  # (an empty file cannot be mapped)
             yield handle.read()
