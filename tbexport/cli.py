@@ -15,6 +15,7 @@ import click
 from tqdm import tqdm
 
 from . import __version__
+from .decode import file_sizes
 from .discover import find_runs
 from .exceptions import InvalidOptionError, TbexportError
 from .export import ExportResult, export
@@ -302,7 +303,8 @@ def _progress(paths: tuple[Path, ...], quiet: bool) -> Iterator[Any]:
         yield None
         return
     try:
-        total = sum(_size(f) for run in find_runs(list(paths)) for f in run.files)
+        files = [os.fspath(f) for run in find_runs(list(paths)) for f in run.files]
+        total = sum(file_sizes(files).values())  # (0 for an unreadable file: reported later)
     except TbexportError:
         total = None  # let the export raise the real error
     bar = tqdm(
@@ -348,13 +350,6 @@ def _list(data: ScalarData, filtered: bool) -> None:
             click.echo(
                 f"  {tag:<{width}}  {count:>9,} {points:<6}  steps {first_step}..{last_step}"
             )
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:  # unreadable: the export reports it
-        return 0
 
 
 def _report_problems(
