@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import functools
 import os
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from .decode import HParam
+from .decode import HParam, open_regular
 from .discover import HPARAMS_FILE
 from .exceptions import InvalidOptionError
 
@@ -94,24 +93,13 @@ def merge_hparams(
 
 
 def _regular_file_text(path: Path) -> str | None:
-    """The text of ``path`` if it is a readable UTF-8 regular file, else None.
-
-    Opened without waiting, then checked: a FIFO of that name would block a plain
-    open until something writes to it.
-    """
+    """The text of ``path`` if it is a readable UTF-8 regular file, else None (opened as
+    event files are: a FIFO of that name must not block the read)."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError:  # none, or gone since the listing
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        with open(fd, "rb", closefd=False) as handle:
+        with open(open_regular(os.fspath(path)), "rb") as handle:
             return handle.read().decode("utf-8")
-    except (OSError, UnicodeDecodeError):
+    except (OSError, UnicodeDecodeError):  # none, gone since the listing, not a file
         return None
-    finally:
-        os.close(fd)
 
 
 def _flatten(mapping: Mapping[Any, Any], prefix: str = "") -> dict[str, HParam | None]:
