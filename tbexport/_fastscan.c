@@ -732,10 +732,15 @@ typedef struct {
     int64_t points_before;
 } Fallback;
 
-static int tags_from_tuple(Tags *tags, PyObject *names) { /* names: a tuple of bytes */
+/* An empty tag table; 0: out of memory. */
+static int tags_start(Tags *tags) {
     tags->count = tags->known = 0;
     tags->last = -1;
-    if (!tags_grow(tags)) return 0;
+    return tags_grow(tags);
+}
+
+static int tags_from_tuple(Tags *tags, PyObject *names) { /* names: a tuple of bytes */
+    if (!tags_start(tags)) return 0;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
         PyObject *name = PyTuple_GET_ITEM(names, i);
         if (!PyBytes_Check(name)) {
@@ -906,6 +911,19 @@ static int read_records(Reader *rd, Out *out, PyThreadState **released) {
     return DECODED;
 }
 
+/* Points the reader at `size` bytes, from `start` (the tag table is set apart). */
+static void reader_start(Reader *rd, const void *base, uint64_t size, uint64_t start, int verify,
+                         Py_ssize_t report_every, PyObject *progress, long long record) {
+    rd->base = base;
+    rd->size = size;
+    rd->pos = start;
+    rd->verify = verify;
+    /* report_every <= 0: never mid-scan */
+    rd->report_every = report_every > 0 ? (uint64_t)report_every : size + 1;
+    rd->progress = progress; /* (Py_None: compared, never called) */
+    rd->record = record;
+}
+
 static int reader_open(Reader *rd, Py_buffer *view, Py_ssize_t start, int verify,
                        PyObject *names, Py_ssize_t report_every, PyObject *progress,
                        long long record) {
@@ -913,14 +931,8 @@ static int reader_open(Reader *rd, Py_buffer *view, Py_ssize_t start, int verify
         PyErr_SetString(PyExc_ValueError, "scan: start outside the buffer");
         return 0;
     }
-    rd->base = view->buf;
-    rd->size = (uint64_t)view->len;
-    rd->pos = (uint64_t)start;
-    rd->verify = verify;
-    /* report_every <= 0: never mid-scan */
-    rd->report_every = report_every > 0 ? (uint64_t)report_every : rd->size + 1;
-    rd->progress = progress;
-    rd->record = record;
+    reader_start(rd, view->buf, (uint64_t)view->len, (uint64_t)start, verify, report_every,
+                 progress, record);
     if (!(rd->known = PyList_AsTuple(names)) || !tags_from_tuple(&rd->tags, rd->known)) {
         if (!PyErr_Occurred()) PyErr_NoMemory();
         return 0;
@@ -1779,13 +1791,9 @@ static void fetch_one(Fetched *f, Scratch *scratch, int verify, Py_ssize_t limit
     out->flags.used = out->staged.used = out->points = 0;
     out->unusual = 0;
     Reader *rd = &f->rd;
-    rd->base = (const unsigned char *)(scratch->contents.data);
-    rd->size = (uint64_t)scratch->contents.used;
-    rd->verify = verify;
-    rd->report_every = rd->size + 1;
-    rd->progress = Py_None; /* (compared, never called) */
-    rd->tags.last = -1;
-    if (!tags_grow(&rd->tags)) { f->status = NO_MEMORY; return; }
+    reader_start(rd, scratch->contents.data, (uint64_t)scratch->contents.used, 0, verify, 0,
+                 Py_None, 0);
+    if (!tags_start(&rd->tags)) { f->status = NO_MEMORY; return; }
     f->status = read_records(rd, out, NULL);
     if (f->status == DECODED && !rd->failed && rd->pos == rd->size && !rd->fallbacks.used) {
         f->grouped = 1;
