@@ -140,7 +140,8 @@ def load_scalars(
     # which its reader reports)
     sizes = file_sizes([os.fspath(f) for run in found for f in run.files])
     # Many small files: C threads read and scan them, this thread takes them in order.
-    prefetched = _prefetcher(sizes, jobs, verify) if threads else None
+    workers = default_jobs() if jobs is None else jobs
+    prefetched = prefetcher(sizes, verify=verify, workers=workers) if threads else None
     placer = RunPlacer(found, sizes) if threads else None  # threads share the frame's memory
     # On threads each file reports its bytes as the scan goes, so that one big run moves
     # the bar while it is read; worker processes report a run once it is back.
@@ -268,12 +269,6 @@ def read_run(
         series[tag] = merged
     bytes_read = sum(result.size for result in results)
     return RunScalars(run, series, corruptions, truncated, hparams, bytes_read, notes=notes)
-
-
-def _prefetcher(sizes: dict[str, int], jobs: int | None, verify: bool) -> Prefetcher | None:
-    """C threads reading the files ahead (``sizes``: path: bytes, in the order
-    ``read_run`` takes them)."""
-    return prefetcher(sizes, verify=verify, workers=default_jobs() if jobs is None else jobs)
 
 
 def _then(
