@@ -1709,7 +1709,9 @@ static PyObject *read_small(PyObject *self, PyObject *args) {
    hand-overs of the GIL (each C call releases it and takes it back), and on a virtual
    machine a hand-over to a sleeping thread is slow. Here C threads that never take the
    GIL read and scan the files, in the order given, while one Python thread turns the
-   results into series: the two overlap, and nothing waits for the GIL. */
+   results into series: the two overlap, and nothing waits for the GIL. Rather than
+   wait for a file, take() reads the next one no worker has claimed: the taker is one
+   of the readers (with as many workers as cores, three threads time-shared two). */
 
 /* One file of the list, as a worker left it. */
 typedef struct {
@@ -1987,7 +1989,8 @@ static PyObject *fetched_scan(Fetched *f) {
    whole, undamaged, with no record left for protobuf is grouped: contents and tags are
    None, pos is its size, and names[r]'s rows are bounds[r]:bounds[r + 1]. None: a file
    to read as usual (a big one, or one that could not be read: reading it again reports
-   why). A file no worker has claimed yet is read here. */
+   why). While the file is not ready, the files no worker has claimed yet are read here,
+   in order, within the budget. */
 static PyObject *prefetch_take(PyObject *self, PyObject *noargs) {
     Prefetch *p = (Prefetch *)self;
     if (!prefetch_idle(p)) return NULL;
@@ -2000,13 +2003,20 @@ static PyObject *prefetch_take(PyObject *self, PyObject *noargs) {
     p->busy = 1;
     Py_BEGIN_ALLOW_THREADS
     pthread_mutex_lock(&p->lock);
-    int mine = p->claimed == p->taken;
-    if (mine) p->claimed++;
-    pthread_mutex_unlock(&p->lock);
-    if (mine) fetch_one(f, &p->own, p->verify, p->limit);
-    pthread_mutex_lock(&p->lock);
-    if (mine) f->done = 1;
     while (!f->done && !interrupted) {
+        /* Rather than wait for a worker, read the next file no worker has claimed (the
+           one taken next, or one ahead within the budget): this thread counts as one of
+           the readers, and more threads than cores would time-share them. */
+        if (p->claimed < p->count && (p->claimed == p->taken || p->held < p->budget)) {
+            Fetched *next = &p->files[p->claimed++];
+            pthread_mutex_unlock(&p->lock);
+            fetch_one(next, &p->own, p->verify, p->limit);
+            pthread_mutex_lock(&p->lock);
+            next->done = 1;
+            p->held += next->held;
+            pthread_cond_broadcast(&p->changed);
+            continue;
+        }
         /* a file slow to read (a network mount): Ctrl-C must still stop the wait */
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
@@ -2025,7 +2035,7 @@ static PyObject *prefetch_take(PyObject *self, PyObject *noargs) {
     }
     if (!interrupted) {
         p->taken++;
-        if (!mine) p->held -= f->held;
+        p->held -= f->held;
         pthread_cond_broadcast(&p->changed);
     }
     pthread_mutex_unlock(&p->lock);
