@@ -159,7 +159,7 @@ def _name_by(ctx: click.Context, param: click.Parameter, value: str) -> str:
     type=click.IntRange(min=1),
     default=None,
     help="Threads to read on (small files: C threads read ahead; big ones: a run per"
-    " thread).  [default: all cores]",
+    " thread) and to list directories on.  [default: all cores]",
 )
 @click.option(
     "--no-verify",
@@ -219,7 +219,7 @@ def cli(
     }
     plot_only = (shaping["plot"] or shaping["plot_dir"]) and output is None and format is None
     try:
-        with _progress(paths, quiet) as progress:
+        with _progress(paths, quiet, jobs) as progress:
             if list_only:
                 data = load_scalars(list(paths), progress=progress, **reading)
             else:
@@ -297,13 +297,13 @@ def _choose_format(output: Path | None, **flags: bool) -> str | None:
 
 
 @contextmanager
-def _progress(paths: tuple[Path, ...], quiet: bool) -> Iterator[Any]:
+def _progress(paths: tuple[Path, ...], quiet: bool, jobs: int | None) -> Iterator[Any]:
     """A byte-based progress bar that appears only for reads lasting over half a second."""
     if quiet:
         yield None
         return
     try:
-        files = [os.fspath(f) for run in find_runs(list(paths)) for f in run.files]
+        files = [os.fspath(f) for run in find_runs(list(paths), jobs=jobs) for f in run.files]
         total = sum(file_sizes(files).values())  # (0 for an unreadable file: reported later)
     except TbexportError:
         total = None  # let the export raise the real error

@@ -64,13 +64,17 @@ def as_list(paths: PathLike | Sequence[PathLike]) -> list[PathLike]:
     return [paths] if isinstance(paths, str | os.PathLike) else list(paths)
 
 
-def find_runs(paths: PathLike | Sequence[PathLike]) -> list[Run]:
-    """All runs under ``paths``, named by their path relative to the root they were found in."""
+def find_runs(paths: PathLike | Sequence[PathLike], *, jobs: int | None = None) -> list[Run]:
+    """All runs under ``paths``, named by their path relative to the root they were found in.
+
+    ``jobs``: threads to list directories on (default: one per core).
+    """
     roots = [Path(p) for p in as_list(paths)]
+    threads = jobs or os.cpu_count() or 1
     found: list[tuple[Path, str, Run]] = []  # (root, path relative to it, run)
     seen: set[Path] = set()
     for root in roots:
-        for relative, run in _runs(root):  # (sorted below)
+        for relative, run in _runs(root, threads):  # (sorted below)
             if len(roots) > 1:  # overlapping roots could name the same file twice
                 run = replace(run, files=tuple(f for f in run.files if f.resolve() not in seen))
                 seen.update(f.resolve() for f in run.files)
@@ -109,10 +113,10 @@ def _one_run_per_directory(found: list[tuple[Path, str, Run]]) -> list[tuple[Pat
     return list(merged.values())
 
 
-def _runs(root: Path) -> Iterator[tuple[str, Run]]:
+def _runs(root: Path, threads: int) -> Iterator[tuple[str, Run]]:
     """The runs under one root, in no set order, with their paths relative to it."""
     base = root.parent if root.is_file() else root
-    for relative, files, hparams_yaml in _runs_under(root):
+    for relative, files, hparams_yaml in _runs_under(root, threads):
         name = relative or _display_name(base)
         yield relative, Run(name, tuple(Path(path) for path in sorted(files)), hparams_yaml)
 
@@ -122,7 +126,7 @@ def run_order(run: Run) -> tuple[tuple[int, int | str], ...]:
     return natural_key(run.name)
 
 
-def _runs_under(root: Path) -> Iterator[tuple[str, list[str], bool | None]]:
+def _runs_under(root: Path, threads: int) -> Iterator[tuple[str, list[str], bool | None]]:
     """Run directories under ``root`` (relative to it, "" for itself) with their files,
     and whether each holds an hparams.yaml (None: a file given, its directory not looked at).
     """
@@ -133,7 +137,7 @@ def _runs_under(root: Path) -> Iterator[tuple[str, list[str], bool | None]]:
         return
     top = os.fspath(root)
     found = False
-    for directory, names, hparams_yaml in _directories_with_runs(top):
+    for directory, names, hparams_yaml in _directories_with_runs(top, threads):
         relative = directory[len(top) :].lstrip(os.sep)  # directory is top joined with more
         found = True
         paths = [os.path.join(directory, name) for name in names]
@@ -144,16 +148,16 @@ def _runs_under(root: Path) -> Iterator[tuple[str, list[str], bool | None]]:
         )
 
 
-def _directories_with_runs(top: str) -> list[tuple[str, list[str], bool]]:
+def _directories_with_runs(top: str, threads: int = 1) -> list[tuple[str, list[str], bool]]:
     """``top`` and the directories below it that are runs, with their run files (and
     whether an hparams.yaml is among the files), in no set order.
 
     Like ``os.walk`` (unreadable directories are skipped) but on strings, and level
     by level: a level's directories are listed in one call (in C: one release of the
-    GIL). Links to directories are entered too, as TensorBoard's walk enters them,
-    once every directory reached without one has been: a directory met again (through
-    a link, or a cycle of links) is skipped, so each is found by its real path where
-    the tree has one.
+    GIL, on up to ``threads`` threads). Links to directories are entered too, as
+    TensorBoard's walk enters them, once every directory reached without one has
+    been: a directory met again (through a link, or a cycle of links) is skipped, so
+    each is found by its real path where the tree has one.
     """
     found = []
     seen: set[object] = set()
@@ -163,7 +167,7 @@ def _directories_with_runs(top: str) -> list[tuple[str, list[str], bool]]:
         if not level:
             level, links = links, []
         below_level = []
-        for directory, listing in zip(level, _list_dirs(level), strict=True):
+        for directory, listing in zip(level, _list_dirs(level, threads), strict=True):
             if listing is None:
                 continue
             files, below, linked, identity = listing
@@ -197,11 +201,11 @@ def _run_directory(directory: str, files: list[str]) -> tuple[str, list[str], bo
 Listing = tuple[list[str], list[str], list[str], object]
 
 
-def _list_dirs(paths: list[str]) -> list[Listing | None]:
+def _list_dirs(paths: list[str], threads: int = 1) -> list[Listing | None]:
     """Each directory's (files, subdirectories, links to directories, identity); None if
-    it cannot be read."""
+    it cannot be read. (In C: on up to ``threads`` threads, a stretch of ``paths`` each.)"""
     if _fastscan is not None and hasattr(_fastscan, "list_dirs"):
-        listed: list[Listing | None] = _fastscan.list_dirs(paths)
+        listed: list[Listing | None] = _fastscan.list_dirs(paths, threads)
         return listed
     return [_list_dir(path) for path in paths]
 

@@ -135,7 +135,7 @@ def load_scalars(
         raise InputError("no paths given to read")
     tags = [tags] if isinstance(tags, str) else tags
     threads = scans_without_gil()
-    found = find_runs(paths)
+    found = find_runs(paths, jobs=jobs)
     # (one pass, for the choice of workers and the reservation; 0 for an unreadable file,
     # which its reader reports)
     sizes = file_sizes([os.fspath(f) for run in found for f in run.files])

@@ -232,6 +232,30 @@ def test_the_c_listing_and_os_scandir_agree(tmp_path: Path) -> None:
     assert in_c[0][3] == (status.st_dev, status.st_ino)
 
 
+def test_listing_on_threads_gives_the_same_listing_in_order(tmp_path: Path) -> None:
+    from tbexport import discover
+
+    if discover._fastscan is None or not hasattr(discover._fastscan, "list_dirs"):
+        pytest.skip("C extension not built")
+    directories = []
+    for n in range(150):  # enough for several stretches (a thread per 32 at most)
+        directory = tmp_path / f"version_{n}"
+        if n % 7:  # every seventh one missing: None in its place
+            directory.mkdir()
+            for name in (f"events.out.tfevents.{n}", "hparams.yaml", *(["sub"] * (n % 2))):
+                (directory / name).mkdir() if name == "sub" else (directory / name).touch()
+        directories.append(str(directory))
+    alone = discover._fastscan.list_dirs(directories)
+    assert [x is None for x in alone] == [n % 7 == 0 for n in range(150)]
+    assert sorted(alone[3][0]) == ["events.out.tfevents.3", "hparams.yaml"]
+    assert alone[3][1] == ["sub"] and alone[4][1] == []
+    for threads in (2, 4, 64):
+        assert discover._fastscan.list_dirs(directories, threads) == alone
+    found = discover.find_runs(tmp_path, jobs=4)
+    assert [run.name for run in found] == [f"version_{n}" for n in range(150) if n % 7]
+    assert found == discover.find_runs(tmp_path, jobs=1)
+
+
 def test_the_walk_finds_the_same_runs_with_and_without_c(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

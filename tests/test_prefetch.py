@@ -112,8 +112,8 @@ def test_a_file_gone_since_the_walk_is_reported_as_in_a_serial_read(
     contents = going.read_bytes()
     real_find_runs = load.find_runs
 
-    def find_then_remove(paths: Any) -> list[Any]:
-        runs = real_find_runs(paths)
+    def find_then_remove(paths: Any, **options: Any) -> list[Any]:
+        runs = real_find_runs(paths, **options)
         going.unlink()
         return runs
 
