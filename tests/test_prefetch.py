@@ -173,6 +173,38 @@ def test_prefetch_takes_in_order_and_reads_unclaimed_files_itself(tmp_path: Path
     assert _threads() == threads
 
 
+def test_take_reads_the_next_files_while_a_worker_reads_the_one_it_needs(
+    tmp_path: Path,
+) -> None:
+    """The taker is one of the readers: waiting for a file a worker is reading, it reads
+    the files after it (else three busy threads would time-share two cores)."""
+    record = record_bytes([simple("x", 1, 1.0)])
+    big = tmp_path / "events.out.tfevents.0"
+    big.write_bytes(record * (40 * 2**20 // len(record)))  # ~0.1 s or more for a worker
+    small = [
+        write_events(tmp_path / f"events.out.tfevents.{n}", [simple("y", s, n) for s in range(3)])
+        for n in range(1, 9)
+    ]
+    paths = [os.fspath(big), *map(os.fspath, small)]
+    prefetch = fastscan.Prefetch(paths, True, 1, 64 << 20, 1 << 20)
+    time.sleep(0.01)  # the worker claims the big file first
+
+    def remove_small_files() -> None:  # while the big one is still being read
+        time.sleep(0.03)
+        for path in small:
+            path.unlink()
+
+    remover = threading.Thread(target=remove_small_files)
+    remover.start()
+    assert prefetch.take()[3] == 40 * 2**20 // len(record)  # (waits for the worker)
+    remover.join()
+    for n in range(1, 9):
+        fetched = prefetch.take()
+        assert fetched is not None, f"file {n} was not read while the big one was"
+        assert np.frombuffer(fetched[6], np.float64).tolist() == [n, n, n]
+    prefetch.close()
+
+
 def test_paths_that_change_the_list_while_encoded_are_safe(tmp_path: Path) -> None:
     """Encoding a path-like object runs its __fspath__, which could empty the list."""
     path = write_events(tmp_path / "events.out.tfevents.1", [simple("x", 0, 1.0)])
