@@ -15,8 +15,6 @@ import click
 from tqdm import tqdm
 
 from . import __version__
-from .decode import file_sizes
-from .discover import find_runs
 from .exceptions import InvalidOptionError, TbexportError
 from .export import ExportResult, export
 from .hparams import check_name_by
@@ -219,9 +217,10 @@ def cli(
     }
     plot_only = (shaping["plot"] or shaping["plot_dir"]) and output is None and format is None
     try:
-        with _progress(paths, quiet, jobs) as progress:
+        with _progress(quiet) as (progress, progress_total):
+            reading |= {"progress": progress, "progress_total": progress_total}
             if list_only:
-                data = load_scalars(list(paths), progress=progress, **reading)
+                data = load_scalars(list(paths), **reading)
             else:
                 result = export(
                     list(paths),
@@ -240,7 +239,6 @@ def cli(
                     plot_x=shaping["plot_x"],
                     plot_log_y=shaping["log_y"],
                     write_table=not plot_only,
-                    progress=progress,
                     **reading,
                 )
     except InvalidOptionError as error:  # options that do not go together: exit 2
@@ -297,18 +295,13 @@ def _choose_format(output: Path | None, **flags: bool) -> str | None:
 
 
 @contextmanager
-def _progress(paths: tuple[Path, ...], quiet: bool, jobs: int | None) -> Iterator[Any]:
-    """A byte-based progress bar that appears only for reads lasting over half a second."""
+def _progress(quiet: bool) -> Iterator[tuple[Any, Any]]:
+    """A byte-based progress bar that appears only for reads lasting over half a second:
+    its update, and what sets its total (the reading gives it, once it has walked)."""
     if quiet:
-        yield None
+        yield None, None
         return
-    try:
-        files = [os.fspath(f) for run in find_runs(list(paths), jobs=jobs) for f in run.files]
-        total = sum(file_sizes(files).values())  # (0 for an unreadable file: reported later)
-    except TbexportError:
-        total = None  # let the export raise the real error
     bar = tqdm(
-        total=total,
         unit="B",
         unit_scale=True,
         desc="reading",
@@ -316,8 +309,12 @@ def _progress(paths: tuple[Path, ...], quiet: bool, jobs: int | None) -> Iterato
         file=sys.stderr,
         leave=False,
     )
+
+    def set_total(total: int) -> None:
+        bar.total = total
+
     try:
-        yield bar.update
+        yield bar.update, set_total
     finally:
         bar.close()
 

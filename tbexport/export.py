@@ -159,6 +159,7 @@ def export(
     verify: bool = True,
     jobs: int | None = None,
     progress: Callable[[int], None] | None = None,
+    progress_total: Callable[[int], None] | None = None,
 ) -> ExportResult:
     """Read every scalar under ``paths``, shape it, and write it to ``output``.
 
@@ -213,6 +214,7 @@ def export(
         verify=verify,
         progress=progress,
         jobs=jobs,
+        progress_total=progress_total,
     )
     if data.frame.empty:
         raise NoScalarsError(f"no scalar data found in {_describe(paths)}")

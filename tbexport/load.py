@@ -121,12 +121,14 @@ def load_scalars(
     verify: bool = True,
     progress: Callable[[int], None] | None = None,
     jobs: int | None = None,
+    progress_total: Callable[[int], None] | None = None,
 ) -> ScalarData:
     """Like :func:`read_scalars`, returning the frame together with the read report.
 
     ``verify=False`` skips the CRC checks (damage then goes unnoticed).
     ``jobs`` is how many threads read (default: one per core);
-    ``progress`` is called with the number of bytes read since its last call.
+    ``progress`` is called with the number of bytes read since its last call;
+    ``progress_total`` once, before the reading, with the bytes the files found hold.
     """
     if jobs is not None and jobs < 1:
         raise InvalidOptionError(f"jobs must be 1 or more, not {jobs}")
@@ -139,6 +141,8 @@ def load_scalars(
     # (one pass, for the choice of workers and the reservation; 0 for an unreadable file,
     # which its reader reports)
     sizes = file_sizes([os.fspath(f) for run in found for f in run.files])
+    if progress_total is not None:
+        progress_total(sum(sizes.values()))
     # Many small files: C threads read and scan them, this thread takes them in order.
     workers = default_jobs() if jobs is None else jobs
     prefetched = prefetcher(sizes, verify=verify, workers=workers) if threads else None

@@ -48,6 +48,36 @@ def test_export_xlsx_with_summary(run_dir: Path, tmp_path: Path) -> None:
     ]
 
 
+def test_the_input_is_walked_once_and_the_bar_gets_its_total(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tqdm import tqdm
+
+    from tbexport import cli as cli_module
+    from tbexport import discover
+
+    walks: list[str] = []
+    real_walk = discover._directories_with_runs
+
+    def walk(*args: Any) -> Any:
+        walks.append(args[0])
+        return real_walk(*args)
+
+    bars: list[Any] = []
+
+    class Bar(tqdm):  # type: ignore[type-arg]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            bars.append(self)
+
+    monkeypatch.setattr(discover, "_directories_with_runs", walk)
+    monkeypatch.setattr(cli_module, "tqdm", Bar)
+    assert invoke(run_dir.parent, "-o", tmp_path / "out.csv").exit_code == 0
+    assert walks == [str(run_dir.parent)]  # (the bar's total came from the reading's walk)
+    size = os.path.getsize(run_dir / "events.out.tfevents.1")
+    assert len(bars) == 1 and bars[0].total == bars[0].n == size
+
+
 def test_format_flag_names_output_after_input(run_dir: Path, tmp_path: Path) -> None:
     result = invoke(run_dir, "--mat", "--quiet")
     assert result.exit_code == 0 and result.output == ""

@@ -60,11 +60,14 @@ def test_parallel_read_equals_serial(
     if workers != "processes":  # (processes would have to pickle it)
         monkeypatch.setattr(load, "read_run", read_run)
     seen: list[int] = []
-    data = tbexport.load_scalars(sweep, jobs=2, progress=seen.append)
+    data = tbexport.load_scalars(
+        sweep, jobs=2, progress=seen.append, progress_total=lambda total: seen.append(-total)
+    )
     pd.testing.assert_frame_equal(serial, data.frame)
     assert len(serial) == 12 * 200 * 3
     assert list(serial["run"].cat.categories) == [f"version_{v}" for v in range(12)]
-    assert sum(seen) == sum(f.stat().st_size for f in sweep.rglob("events.out.*"))
+    total = sum(f.stat().st_size for f in sweep.rglob("events.out.*"))
+    assert seen[0] == -total and sum(seen[1:]) == total  # the total first, once
     if workers == "prefetch":  # every file was scanned ahead; this thread took them
         assert pools == [] and readers == {threading.current_thread().name}
         assert prefetch_takes == [True] * 12
