@@ -1711,7 +1711,8 @@ static PyObject *read_small(PyObject *self, PyObject *args) {
    GIL read and scan the files, in the order given, while one Python thread turns the
    results into series: the two overlap, and nothing waits for the GIL. Rather than
    wait for a file, take() reads the next one no worker has claimed: the taker is one
-   of the readers (with as many workers as cores, three threads time-shared two). */
+   of the readers. (It used to wait, beside a worker per core: on two cores three busy
+   threads time-shared two.) */
 
 /* One file of the list, as a worker left it. */
 typedef struct {
@@ -1983,6 +1984,12 @@ static PyObject *fetched_scan(Fetched *f) {
                          fallback_items, Py_None, names);
 }
 
+static double monotonic_seconds(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
+}
+
 /* take() -> tuple | None: the next file's scan, as scan() returns it, from position 0
    with no tags known, and the file's bytes and tag names: (contents, pos, failed,
    record, steps, wall times, values, tags, flags, fallback, bounds, names). A file read
@@ -2002,6 +2009,7 @@ static PyObject *prefetch_take(PyObject *self, PyObject *noargs) {
     int interrupted = 0;
     p->busy = 1;
     Py_BEGIN_ALLOW_THREADS
+    double checked = monotonic_seconds();
     pthread_mutex_lock(&p->lock);
     while (!f->done && !interrupted) {
         /* Rather than wait for a worker, read the next file no worker has claimed (the
@@ -2015,22 +2023,25 @@ static PyObject *prefetch_take(PyObject *self, PyObject *noargs) {
             next->done = 1;
             p->held += next->held;
             pthread_cond_broadcast(&p->changed);
-            continue;
+            if (monotonic_seconds() - checked < 0.1) continue;
+        } else {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += 100 * 1000 * 1000;
+            if (until.tv_nsec >= 1000 * 1000 * 1000) {
+                until.tv_sec += 1;
+                until.tv_nsec -= 1000 * 1000 * 1000;
+            }
+            if (pthread_cond_timedwait(&p->changed, &p->lock, &until) != ETIMEDOUT || f->done)
+                continue;
         }
-        /* a file slow to read (a network mount): Ctrl-C must still stop the wait */
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 100 * 1000 * 1000;
-        if (until.tv_nsec >= 1000 * 1000 * 1000) {
-            until.tv_sec += 1;
-            until.tv_nsec -= 1000 * 1000 * 1000;
-        }
-        if (pthread_cond_timedwait(&p->changed, &p->lock, &until) != ETIMEDOUT || f->done)
-            continue;
+        /* files slow to read (a network mount): Ctrl-C must still stop a take() that
+           waits, or reads ahead, for long (checked every 100 ms) */
         pthread_mutex_unlock(&p->lock);
         Py_BLOCK_THREADS
         interrupted = PyErr_CheckSignals() < 0;
         Py_UNBLOCK_THREADS
+        checked = monotonic_seconds();
         pthread_mutex_lock(&p->lock);
     }
     if (!interrupted) {

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -203,6 +206,75 @@ def test_take_reads_the_next_files_while_a_worker_reads_the_one_it_needs(
         assert fetched is not None, f"file {n} was not read while the big one was"
         assert np.frombuffer(fetched[6], np.float64).tolist() == [n, n, n]
     prefetch.close()
+
+
+# open() made slow for files named slow.N: 3 s for slow.0, 50 ms for the others (as on
+# a network mount), by a library preloaded into a child process
+_SLOW_OPEN = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <string.h>
+#include <unistd.h>
+static int slowed(const char *path, int flags, int mode, const char *name) {
+    int (*real)(const char *, int, ...) = (int (*)(const char *, int, ...))dlsym(RTLD_NEXT, name);
+    const char *base = strrchr(path, '/');
+    if (base && strncmp(base, "/slow.", 6) == 0) usleep(strcmp(base, "/slow.0") ? 50000 : 3000000);
+    return real(path, flags, mode);
+}
+int open(const char *path, int flags, ...) {
+    va_list args; va_start(args, flags); int mode = va_arg(args, int); va_end(args);
+    return slowed(path, flags, mode, "open");
+}
+int open64(const char *path, int flags, ...) {
+    va_list args; va_start(args, flags); int mode = va_arg(args, int); va_end(args);
+    return slowed(path, flags, mode, "open64");
+}
+"""
+
+_TAKE_THEN_CTRL_C = """
+import os, signal, sys, threading, time
+from tbexport import _fastscan
+paths = sys.argv[1:]
+prefetch = _fastscan.Prefetch(paths, True, 1, 16 << 20, 8 << 20)
+time.sleep(0.2)  # the worker claims slow.0 first
+threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+started = time.perf_counter()
+try:
+    prefetch.take()
+    print("taken", time.perf_counter() - started)
+except KeyboardInterrupt:
+    print("interrupted", time.perf_counter() - started)
+"""
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or shutil.which("cc") is None,
+    reason="needs Linux and a C compiler",
+)
+def test_ctrl_c_stops_a_take_on_files_slow_to_open(tmp_path: Path) -> None:
+    """Waiting for a worker's file, or reading the next ones meanwhile, take() answers
+    Ctrl-C within about 100 ms (here: long before the worker's file is read)."""
+    (tmp_path / "slow_open.c").write_text(_SLOW_OPEN)
+    shim = tmp_path / "slow_open.so"
+    subprocess.run(
+        ["cc", "-shared", "-fPIC", "-o", shim, tmp_path / "slow_open.c", "-ldl"], check=True
+    )
+    paths = [
+        os.fspath(write_events(tmp_path / f"slow.{n}", [simple("x", 1, float(n))]))
+        for n in range(80)
+    ]
+    preloaded = " ".join(filter(None, [os.environ.get("LD_PRELOAD"), os.fspath(shim)]))
+    child = subprocess.run(
+        [sys.executable, "-c", _TAKE_THEN_CTRL_C, *paths],
+        env={**os.environ, "LD_PRELOAD": preloaded},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    outcome, seconds = child.stdout.split()
+    assert outcome == "interrupted", child.stderr
+    assert float(seconds) < 1.2  # Ctrl-C at 0.2 s; the worker's file takes 3 s
 
 
 def test_paths_that_change_the_list_while_encoded_are_safe(tmp_path: Path) -> None:
