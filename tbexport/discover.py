@@ -11,7 +11,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 
-from .exceptions import NoEventFilesError, PathNotFoundError
+from .exceptions import InvalidOptionError, NoEventFilesError, PathNotFoundError
+from .parallel import default_jobs
 
 _fastscan: ModuleType | None
 try:
@@ -69,8 +70,10 @@ def find_runs(paths: PathLike | Sequence[PathLike], *, jobs: int | None = None) 
 
     ``jobs``: threads to list directories on (default: one per core).
     """
+    if jobs is not None and jobs < 1:
+        raise InvalidOptionError(f"jobs must be 1 or more, not {jobs}")
     roots = [Path(p) for p in as_list(paths)]
-    threads = jobs or os.cpu_count() or 1
+    threads = default_jobs() if jobs is None else jobs
     found: list[tuple[Path, str, Run]] = []  # (root, path relative to it, run)
     seen: set[Path] = set()
     for root in roots:
@@ -205,7 +208,8 @@ def _list_dirs(paths: list[str], threads: int = 1) -> list[Listing | None]:
     """Each directory's (files, subdirectories, links to directories, identity); None if
     it cannot be read. (In C: on up to ``threads`` threads, a stretch of ``paths`` each.)"""
     if _fastscan is not None and hasattr(_fastscan, "list_dirs"):
-        listed: list[Listing | None] = _fastscan.list_dirs(paths, threads)
+        # (never more threads than directories: a C int, whatever --jobs says)
+        listed: list[Listing | None] = _fastscan.list_dirs(paths, min(threads, len(paths)))
         return listed
     return [_list_dir(path) for path in paths]
 

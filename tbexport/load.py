@@ -87,8 +87,8 @@ def read_scalars(
     ``>= s`` (what TensorBoard shows after a resume) unless ``keep_duplicates``.
     Damaged records are skipped with a :class:`CorruptRecordWarning` and listed in
     ``frame.attrs["corruptions"]``; with ``strict=True`` they raise
-    :class:`CorruptEventFileError` instead. ``jobs``: threads to read on (default:
-    one per core; 1 reads on the calling thread alone).
+    :class:`CorruptEventFileError` instead. ``jobs``: threads to read and list
+    directories on (default: one per core; 1 reads on the calling thread alone).
     """
     data = load_scalars(paths, tags=tags, keep_duplicates=keep_duplicates, strict=strict, jobs=jobs)
     for corruption in data.corruptions:
@@ -126,7 +126,7 @@ def load_scalars(
     """Like :func:`read_scalars`, returning the frame together with the read report.
 
     ``verify=False`` skips the CRC checks (damage then goes unnoticed).
-    ``jobs`` is how many threads read (default: one per core);
+    ``jobs`` is how many threads read and list directories (default: one per core);
     ``progress`` is called with the number of bytes read since its last call;
     ``progress_total`` once, before the reading, with the bytes the files found hold.
     """

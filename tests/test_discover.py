@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tbexport import find_runs, load_scalars
-from tbexport.exceptions import NoEventFilesError, PathNotFoundError
+from tbexport.exceptions import InvalidOptionError, NoEventFilesError, PathNotFoundError
 
 from .builders import file_version, simple, write_events
 
@@ -254,6 +254,9 @@ def test_listing_on_threads_gives_the_same_listing_in_order(tmp_path: Path) -> N
     found = discover.find_runs(tmp_path, jobs=4)
     assert [run.name for run in found] == [f"version_{n}" for n in range(150) if n % 7]
     assert found == discover.find_runs(tmp_path, jobs=1)
+    assert found == discover.find_runs(tmp_path, jobs=2**40)  # (beyond a C int: capped)
+    with pytest.raises(InvalidOptionError, match=r"^jobs must be 1 or more, not 0$"):
+        discover.find_runs(tmp_path, jobs=0)
 
 
 def test_the_walk_finds_the_same_runs_with_and_without_c(

@@ -128,6 +128,9 @@ def test_cli_jobs_and_no_verify(sweep: Path, tmp_path: Path) -> None:
     assert len(pd.read_csv(out)) == 12 * 200 * 3
     bad = CliRunner().invoke(cli, [str(sweep), "-j", "0"])
     assert bad.exit_code == 2 and "0 is not in the range x>=1" in bad.stderr
+    huge = CliRunner().invoke(cli, [str(sweep), "-o", str(out), "-j", "3000000000", "-q"])
+    assert huge.exit_code == 0, huge.output  # (more than a C int of threads asked: capped)
+    assert len(pd.read_csv(out)) == 12 * 200 * 3
 
 
 def _process_id(item: int) -> int:
