@@ -460,7 +460,9 @@ def _join_columns(
         out = joined[name] = np.empty(total, dtype=dtypes[name])
         parts = 1
         if total >= _JOIN_ON_THREADS_MIN:
-            parts = threads = jobs or default_jobs()
+            # (no more stretches than pieces: -j 99999999 made a list of 10**8 cuts)
+            parts = min(jobs or default_jobs(), len(arrays))
+            threads = max(threads, parts)
         # stretches of about total / parts points: pieces cuts[k]..cuts[k + 1]
         targets = [total * k // parts for k in range(1, parts)]
         cuts = [0, *np.searchsorted(ends, targets, side="right").tolist(), len(arrays)]

@@ -204,6 +204,25 @@ def test_columns_are_joined_in_stretches_on_threads(
     assert joined["step"].dtype == np.int64 and len(joined["none"]) == 0
 
 
+def test_a_huge_jobs_value_joins_on_no_more_threads_than_pieces(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """-j 99999999 made a list of 10**8 cuts (the process grew to 24 GB on 3,000 runs)."""
+    monkeypatch.setattr(load, "_JOIN_ON_THREADS_MIN", 0)
+    threads: list[int] = []
+    real_map = load.map_in_order
+
+    def map_in_order(*args: Any, jobs: int, **kwargs: Any) -> Any:
+        threads.append(jobs)
+        return real_map(*args, jobs=jobs, **kwargs)
+
+    monkeypatch.setattr(load, "map_in_order", map_in_order)
+    pieces = [np.full(n, float(n)) for n in range(1, 41)]
+    joined = load._join_columns({"value": pieces}, {"value": np.float64}, 10**6)
+    assert np.array_equal(joined["value"], np.concatenate(pieces))
+    assert threads == [40]
+
+
 def test_one_file_run_columns_are_used_without_a_copy() -> None:
     column = np.arange(100, dtype=np.float64)
     views = [column[0:30], column[30:31], column[31:100]]
