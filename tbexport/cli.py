@@ -296,8 +296,9 @@ def _choose_format(output: Path | None, **flags: bool) -> str | None:
 
 @contextmanager
 def _progress(quiet: bool) -> Iterator[tuple[Any, Any]]:
-    """A byte-based progress bar that appears only for reads lasting over half a second:
-    its update, and what sets its total (the reading gives it, once it has walked)."""
+    """A byte-based progress bar that appears only for reads lasting over half a second,
+    and only on a terminal: its update, and what sets its total (the reading gives it,
+    once it has walked)."""
     if quiet:
         yield None, None
         return
@@ -308,6 +309,7 @@ def _progress(quiet: bool) -> Iterator[tuple[Any, Any]]:
         delay=0.5,
         file=sys.stderr,
         leave=False,
+        disable=None,  # no bar when stderr is not a terminal (a log file, a batch job)
     )
 
     def set_total(total: int) -> None:

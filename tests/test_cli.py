@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from pathlib import Path
@@ -64,10 +65,12 @@ def test_the_input_is_walked_once_and_the_bar_gets_its_total(
         return real_walk(*args)
 
     bars: list[Any] = []
+    disable: list[Any] = []
 
     class Bar(tqdm):  # type: ignore[type-arg]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
+            disable.append(kwargs.get("disable"))
+            super().__init__(*args, **{**kwargs, "disable": False})  # (as on a terminal)
             bars.append(self)
 
     monkeypatch.setattr(discover, "_directories_with_runs", walk)
@@ -76,6 +79,8 @@ def test_the_input_is_walked_once_and_the_bar_gets_its_total(
     assert walks == [str(run_dir.parent)]  # (the bar's total came from the reading's walk)
     size = os.path.getsize(run_dir / "events.out.tfevents.1")
     assert len(bars) == 1 and bars[0].total == bars[0].n == size
+    # tqdm decides, and draws no bar where stderr is no terminal (a log file)
+    assert disable == [None] and tqdm(disable=None, file=io.StringIO()).disable
 
 
 def test_format_flag_names_output_after_input(run_dir: Path, tmp_path: Path) -> None:
