@@ -1824,23 +1824,31 @@ static void fetched_free(Fetched *f) {
     memset(f, 0, sizeof *f);
 }
 
+/* Whether a reader (a worker, or take()) may claim the next file: one is left, and it
+   is the one taken next or the results ahead are within the budget. Lock held. */
+static int may_claim(const Prefetch *p) {
+    return p->claimed < p->count && (p->claimed == p->taken || p->held < p->budget);
+}
+
+/* Claims the next file and reads it into `scratch`'s buffers; called, and returns,
+   with the lock held (not held while reading). */
+static void claim_and_fetch(Prefetch *p, Scratch *scratch) {
+    Fetched *f = &p->files[p->claimed++];
+    pthread_mutex_unlock(&p->lock);
+    fetch_one(f, scratch, p->verify, p->limit);
+    pthread_mutex_lock(&p->lock);
+    f->done = 1;
+    p->held += f->held;
+    pthread_cond_broadcast(&p->changed);
+}
+
 static void *prefetch_worker(void *arg) {
     Prefetch *p = arg;
     Scratch scratch = {0};
     pthread_mutex_lock(&p->lock);
     while (!p->stop && p->claimed < p->count) {
-        /* ahead by the budget: wait, unless the file claimed next is the one taken next */
-        if (p->held >= p->budget && p->claimed > p->taken) {
-            pthread_cond_wait(&p->changed, &p->lock);
-            continue;
-        }
-        Fetched *f = &p->files[p->claimed++];
-        pthread_mutex_unlock(&p->lock);
-        fetch_one(f, &scratch, p->verify, p->limit);
-        pthread_mutex_lock(&p->lock);
-        f->done = 1;
-        p->held += f->held;
-        pthread_cond_broadcast(&p->changed);
+        if (may_claim(p)) claim_and_fetch(p, &scratch);
+        else pthread_cond_wait(&p->changed, &p->lock); /* ahead by the budget */
     }
     pthread_mutex_unlock(&p->lock);
     scratch_free(&scratch);
@@ -2015,14 +2023,8 @@ static PyObject *prefetch_take(PyObject *self, PyObject *noargs) {
         /* Rather than wait for a worker, read the next file no worker has claimed (the
            one taken next, or one ahead within the budget): this thread counts as one of
            the readers, and more threads than cores would time-share them. */
-        if (p->claimed < p->count && (p->claimed == p->taken || p->held < p->budget)) {
-            Fetched *next = &p->files[p->claimed++];
-            pthread_mutex_unlock(&p->lock);
-            fetch_one(next, &p->own, p->verify, p->limit);
-            pthread_mutex_lock(&p->lock);
-            next->done = 1;
-            p->held += next->held;
-            pthread_cond_broadcast(&p->changed);
+        if (may_claim(p)) {
+            claim_and_fetch(p, &p->own);
             if (monotonic_seconds() - checked < 0.1) continue;
         } else {
             struct timespec until;
