@@ -132,6 +132,7 @@ def load_scalars(
     """
     if jobs is not None and jobs < 1:
         raise InvalidOptionError(f"jobs must be 1 or more, not {jobs}")
+    jobs = default_jobs() if jobs is None else jobs  # (once: the walk, the reading, the join)
     paths = as_list(paths)  # once: a generator (Path.glob) can be read only once
     if not paths:
         raise InputError("no paths given to read")
@@ -144,8 +145,7 @@ def load_scalars(
     if progress_total is not None:
         progress_total(sum(sizes.values()))
     # Many small files: C threads read and scan them, this thread takes them in order.
-    workers = default_jobs() if jobs is None else jobs
-    prefetched = prefetcher(sizes, verify=verify, workers=workers) if threads else None
+    prefetched = prefetcher(sizes, verify=verify, workers=jobs) if threads else None
     placer = RunPlacer(found, sizes) if threads else None  # threads share the frame's memory
     # On threads each file reports its bytes as the scan goes, so that one big run moves
     # the bar while it is read; worker processes report a run once it is back.
