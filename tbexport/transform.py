@@ -12,12 +12,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .align import aligned, parse_align, sorted_codes
 from .exceptions import InvalidOptionError
 from .reshape import SMOOTHED, value_columns
 
 __all__ = [
     "REDUCTIONS",
     "TIME_MODES",
+    "check_min_runs",
     "check_statistics",
     "check_time_mode",
     "check_weight",
@@ -49,6 +51,12 @@ def check_statistics(statistics: str | Sequence[str]) -> None:
             f"unknown statistic {', '.join(map(repr, unknown)) or '(none)'}; "
             f"choose from {', '.join(REDUCTIONS)}"
         )
+
+
+def check_min_runs(min_runs: int) -> None:
+    """Raise :class:`InvalidOptionError` unless ``min_runs`` is an integer >= 1."""
+    if isinstance(min_runs, bool) or not isinstance(min_runs, int | np.integer) or min_runs < 1:
+        raise InvalidOptionError(f"min_runs must be an integer >= 1, not {min_runs!r}")
 
 
 def check_weight(weight: float) -> None:
@@ -96,23 +104,45 @@ def smooth(frame: pd.DataFrame, weight: float) -> pd.DataFrame:
     return result
 
 
-def reduce_runs(frame: pd.DataFrame, statistics: str | Sequence[str]) -> pd.DataFrame:
+def reduce_runs(
+    frame: pd.DataFrame,
+    statistics: str | Sequence[str],
+    *,
+    align: str = "steps",
+    min_runs: int = 1,
+) -> pd.DataFrame:
     """Aggregate across runs per (tag, step); the ``run`` column names the statistic.
 
     Runs may have different tags, steps or lengths: each statistic uses the runs
     that have a (non-NaN) value at that step, and ``count`` says how many did.
     ``std`` is the sample standard deviation (NaN for a single run). ``wall_time``
     is the median of the runs' wall times at that step.
+
+    ``align`` first puts the runs on common steps: ``"steps"`` (as logged),
+    ``"bins:N"`` (N equal-width step bins per tag, each run averaged per bin) or
+    ``"grid:STEP"`` (each run interpolated onto the multiples of STEP); see
+    :mod:`tbexport.align`. ``min_runs`` drops every statistic's row of a (tag, step)
+    that fewer than ``min_runs`` runs have a non-NaN value at (after alignment).
     """
     statistics = statistics_list(statistics)
     check_statistics(statistics)
+    mode, parameter = parse_align(align)
+    check_min_runs(min_runs)
+    one_per_run = mode != "steps"  # an aligned frame has one point per run and step
+    frame = aligned(frame, mode, parameter)
     columns = value_columns(frame)
     grouped = frame.groupby(["tag", "step"], observed=True, sort=True)
     wall_time = grouped["wall_time"].median()
+    keep = None
+    if min_runs > 1:
+        keep = _runs_with_values(frame, grouped, wall_time.index, one_per_run) >= min_runs
     parts = []
     for statistic in statistics:
         values = {c: _aggregate(grouped[c], statistic) for c in columns}
-        part = pd.DataFrame({"wall_time": wall_time, **values}).reset_index()
+        part = pd.DataFrame({"wall_time": wall_time, **values})
+        if keep is not None:
+            part = part[keep]
+        part = part.reset_index()
         part.insert(0, "run", statistic)
         parts.append(part)
     result = pd.concat(parts, ignore_index=True)
@@ -123,6 +153,30 @@ def reduce_runs(frame: pd.DataFrame, statistics: str | Sequence[str]) -> pd.Data
     result = result.sort_values(["run", "tag", "step"], kind="stable", ignore_index=True)
     order = ["run", "tag", "step", "wall_time", *columns]
     return result[order]
+
+
+def _runs_with_values(
+    frame: pd.DataFrame, grouped: Any, index: pd.Index, one_per_run: bool
+) -> np.ndarray:
+    """Per (tag, step) of ``index``: how many runs have a non-NaN value there."""
+    points = np.asarray(grouped["value"].count().to_numpy())
+    if one_per_run:
+        return points
+    runs, tags, steps, order = sorted_codes(frame)
+    same = (runs[1:] == runs[:-1]) & (tags[1:] == tags[:-1]) & (steps[1:] == steps[:-1])
+    if not same.any():  # no run has two points at one step: each point is a run
+        return points
+    # a run with several points at a step (keep_duplicates) is one run there
+    valid = frame["value"].notna().to_numpy()
+    if order is not None:
+        valid = valid[order]
+    runs, tags, steps = runs[valid], tags[valid], steps[valid]
+    first = np.ones(len(runs), dtype=bool)
+    first[1:] = (runs[1:] != runs[:-1]) | (tags[1:] != tags[:-1]) | (steps[1:] != steps[:-1])
+    tag = pd.Categorical.from_codes(tags[first], categories=frame["tag"].cat.categories)
+    counts = pd.Series(1, index=pd.MultiIndex.from_arrays([tag, steps[first]]))
+    per_step = counts.groupby(level=[0, 1], observed=True).size()
+    return np.asarray(per_step.reindex(index, fill_value=0).to_numpy())
 
 
 def _aggregate(column: Any, statistic: str) -> pd.Series:
