@@ -30,6 +30,7 @@ from .load import ScalarData, load_scalars, read_hparams, read_scalars
 from .plot import plot_scalars
 from .records import Corruption
 from .reshape import summarize, tag_stats, to_wide
+from .results import results
 from .transform import reduce_runs, smooth
 from .write import FORMATS, write_scalars
 
@@ -65,6 +66,7 @@ __all__ = [
     "read_hparams",
     "read_scalars",
     "reduce_runs",
+    "results",
     "smooth",
     "summarize",
     "tag_stats",

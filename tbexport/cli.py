@@ -6,7 +6,7 @@ import functools
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ import click
 from tqdm import tqdm
 
 from . import __version__
+from .align import check_align
 from .exceptions import InvalidOptionError, TbexportError
 from .export import ExportResult, export
 from .hparams import check_name_by
@@ -23,10 +24,11 @@ from .options import LAYOUTS
 from .plot import X_AXES
 from .records import Corruption
 from .reshape import tag_stats
+from .results import AGGREGATIONS, check_group_by, parse_metrics
 from .transform import REDUCTIONS, TIME_MODES, check_statistics, statistics_list
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-FORMAT_FLAGS = {"mat": ".mat", "csv": ".csv", "xlsx": ".xlsx"}
+FORMAT_NAMES = ("xlsx", "mat", "csv", "md", "tex", "tfevents")
 
 
 def _statistics(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
@@ -41,8 +43,25 @@ def _statistics(ctx: click.Context, param: click.Parameter, value: str | None) -
 
 
 def _name_by(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    return _checked(check_name_by, value)
+
+
+def _align(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    return _checked(check_align, value)
+
+
+def _results(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    return None if value is None else _checked(parse_metrics, value)
+
+
+def _group_by(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    return None if value is None else _checked(check_group_by, value)
+
+
+def _checked(check: Callable[[str], object], value: str) -> str:
+    """``value``, once ``check`` has accepted it; its complaint as click's otherwise."""
     try:
-        check_name_by(value)
+        check(value)
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
     return value
@@ -53,9 +72,18 @@ def _name_by(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Output file; its suffix picks the format (.xlsx, .mat, .csv).  "
-    "[default: named after the input, in the current directory]",
+    metavar="OUT",
+    help="Output file; its suffix picks the format (.xlsx, .mat, .csv; .md, .tex with "
+    "--results). A name ending in / is a directory of TensorBoard runs (--format "
+    "tfevents).  [default: named after the input, in the current directory]",
+)
+@click.option(
+    "-f",
+    "--format",
+    "format_name",
+    type=click.Choice(FORMAT_NAMES),
+    help="The format, where -o's suffix does not say it; tfevents writes each run (or "
+    "each --reduce statistic) as a TensorBoard run in the directory -o names.",
 )
 @click.option("--mat", "mat_flag", is_flag=True, help="Write MATLAB .mat (when -o is omitted).")
 @click.option("--csv", "csv_flag", is_flag=True, help="Write CSV (when -o is omitted).")
@@ -89,6 +117,24 @@ def _name_by(ctx: click.Context, param: click.Parameter, value: str) -> str:
     help=f"Aggregate across runs per tag and step; comma-separated from {','.join(REDUCTIONS)}.",
 )
 @click.option(
+    "--align",
+    default="steps",
+    show_default=True,
+    callback=_align,
+    metavar="steps|bins:N|grid:STEP",
+    help="--reduce on common steps: as logged, N equal-width step bins per tag (each "
+    "run averaged per bin; a row carries the bin's centre step), or each run "
+    "interpolated onto the multiples of STEP within its own steps.",
+)
+@click.option(
+    "--min-runs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    metavar="K",
+    help="--reduce: drop the steps fewer than K runs have a value at.",
+)
+@click.option(
     "--smooth",
     "smoothing",
     type=click.FloatRange(0, 1, max_open=True),
@@ -118,6 +164,27 @@ def _name_by(ctx: click.Context, param: click.Parameter, value: str) -> str:
     "--matlab-script",
     is_flag=True,
     help="MATLAB: also write a .m script that loads the .mat and plots every tag.",
+)
+@click.option(
+    "--results",
+    callback=_results,
+    metavar="METRIC:AGG[,...]",
+    help="Write the results table instead of the points (.csv, .md, .tex; in .xlsx a "
+    f"first sheet): one row per run, each METRIC reduced by AGG ({', '.join(AGGREGATIONS)}"
+    "; max and min add the step). METRIC:AGG:max|min says which is best (bold in .md, .tex).",
+)
+@click.option(
+    "--group-by",
+    callback=_group_by,
+    metavar="hparam:KEY[,...]",
+    help="--results: one row per group of runs sharing these hyperparameters (seeds "
+    "varied), each result as mean and std over the group, with n.",
+)
+@click.option(
+    "--digits",
+    type=click.IntRange(1, 17),
+    metavar="N",
+    help="--results in .md or .tex: significant digits of the numbers.  [default: 4]",
 )
 @click.option(
     "--plot",
@@ -175,7 +242,8 @@ def _name_by(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.version_option(__version__, "-V", "--version", prog_name="tbexport")
 def cli(
     paths: tuple[Path, ...],
-    output: Path | None,
+    output: str | None,
+    format_name: str | None,
     xlsx_flag: bool,
     mat_flag: bool,
     csv_flag: bool,
@@ -203,9 +271,12 @@ def cli(
       tbexport lightning_logs -o sweep.xlsx --layout wide --charts --smooth 0.6
       tbexport lightning_logs -o stats.xlsx --reduce mean,std,count
       tbexport lightning_logs --plot curves.png --smooth 0.6 --name-by hparam:lr
+      tbexport lightning_logs --results val_acc:max,val_loss:min -o table.tex
+      tbexport lightning_logs --results val_acc:max --group-by hparam:lr -o table.md
+      tbexport lightning_logs --reduce mean,std --align bins:100 -o stats/
       tbexport lightning_logs --list
     """
-    format = _choose_format(output, xlsx=xlsx_flag, mat=mat_flag, csv=csv_flag)
+    format = _choose_format(output, format_name, xlsx=xlsx_flag, mat=mat_flag, csv=csv_flag)
     if list_only:
         _check_list_only(click.get_current_context())
     reading: dict[str, Any] = {
@@ -229,6 +300,11 @@ def cli(
                     wide=shaping["wide"],
                     layout=shaping["layout"],
                     reduce=shaping["statistics"],
+                    align=shaping["align"],
+                    min_runs=shaping["min_runs"],
+                    results=shaping["results"],
+                    group_by=shaping["group_by"],
+                    digits=shaping["digits"],
                     smoothing=shaping["smoothing"],
                     time=shaping["time"],
                     name_by=shaping["name_by"],
@@ -280,17 +356,25 @@ def _check_list_only(ctx: click.Context) -> None:
         raise click.UsageError(f"--list writes nothing: {', '.join(given)} would be ignored")
 
 
-def _choose_format(output: Path | None, **flags: bool) -> str | None:
-    """The format --xlsx, --mat or --csv asks for (at most one of them), if any."""
+def _choose_format(output: str | None, format_name: str | None, **flags: bool) -> str | None:
+    """The format --format, --xlsx, --mat or --csv asks for (at most one of them), if any;
+    ``tfevents`` for an output ending in ``/``."""
     given = [f"--{name}" for name, on in flags.items() if on]
+    given += [f"--format {format_name}"] if format_name else []
     if len(given) > 1:
         raise click.UsageError(f"choose one format, not {' and '.join(given)}")
+    directory = output is not None and output.endswith(("/", os.sep))
     if not given:
-        return None
+        return ".tfevents" if directory else None
     flag = given[0]
-    wanted = FORMAT_FLAGS[flag[2:]]
-    if output is not None and output.suffix and output.suffix.lower() != wanted:
-        raise click.UsageError(f"{flag} conflicts with output suffix {output.suffix!r}")
+    wanted = "." + (format_name or flag[2:])
+    suffix = Path(output).suffix if output is not None else ""
+    if wanted == ".tfevents" or not (directory or suffix):
+        return wanted
+    if directory:
+        raise click.UsageError(f"{flag} conflicts with output {output!r}, a directory")
+    if suffix.lower() != wanted:
+        raise click.UsageError(f"{flag} conflicts with output suffix {suffix!r}")
     return wanted
 
 
@@ -378,6 +462,17 @@ def _summary(result: ExportResult) -> str:
         f"{_count(result.tags, 'tag')}, {_count(result.points, 'point')} "
         f"from {_count(result.files, 'event file')}"
     )
+    if result.results is not None:
+        rows = _count(result.runs, "run")
+        rows += f" in {_count(result.groups, 'group')}" if result.groups is not None else ""
+        if result.output is not None and result.output.suffix.lower() == ".xlsx":
+            text += f"; a results sheet of {rows}"
+        else:  # the table alone
+            text = (
+                f"wrote {', '.join(written)}: the results of {rows}, from "
+                f"{_count(result.points, 'point')} of {_count(result.tags, 'tag')} in "
+                f"{_count(result.files, 'event file')}"
+            )
     stretches = [c for c in result.corruptions if c.unit != "file"]
     if stretches:
         skipped = sum(c.skipped for c in stretches)
@@ -406,4 +501,4 @@ def _terminated(main_pid: int, signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-__all__ = ["FORMAT_FLAGS", "cli", "main"]
+__all__ = ["FORMAT_NAMES", "cli", "main"]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .align import check_align
 from .discover import as_list
 from .exceptions import InvalidOptionError, NoScalarsError
 from .hparams import check_name_by, hparams_frame, run_labels
@@ -16,7 +17,9 @@ from .load import Paths, ScalarData, load_scalars
 from .options import LAYOUTS, WriteOptions
 from .plot import check_plot_path
 from .records import Corruption
+from .results import ResultsTable, check_group_by, parse_metrics, results_table
 from .transform import (
+    check_min_runs,
     check_statistics,
     check_time_mode,
     check_weight,
@@ -25,11 +28,19 @@ from .transform import (
     smooth,
     with_time,
 )
-from .write import format_for, write_scalars
+from .write import RESULTS_FORMATS, atomic_path, format_for, write_scalars
 
-__all__ = ["ExportResult", "check_format_options", "default_output", "export", "shape"]
+__all__ = [
+    "ExportResult",
+    "check_format_options",
+    "check_results_options",
+    "default_output",
+    "export",
+    "shape",
+]
 
 DEFAULT_FORMAT = ".xlsx"
+DEFAULT_DIGITS = 4  # significant digits of a results table in .md and .tex
 
 
 @dataclass
@@ -45,6 +56,8 @@ class ExportResult:
     truncated: dict[str, int] = field(default_factory=dict)
     plots: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # other inputs left out (hparams.yaml)
+    results: pd.DataFrame | None = None  # the results table, when one was asked for
+    groups: int | None = None  # its rows, when grouped by hyperparameters
 
 
 def default_output(paths: Paths, format: str | None = None) -> Path:
@@ -107,6 +120,10 @@ def check_format_options(
         raise InvalidOptionError(
             "a wide table has no time column: time (--time) needs the long layout"
         )
+    if suffix in (".tfevents", *RESULTS_FORMATS) and (layout == "wide" or time != "unix"):
+        raise InvalidOptionError(
+            f"layout and time (--layout, --time) shape a table of points, not {suffix} output"
+        )
     if keep_duplicates and (wide or layout == "wide"):
         raise InvalidOptionError(
             "a wide table holds one point per step: keep_duplicates (--keep-duplicates) "
@@ -118,17 +135,20 @@ def shape(
     data: ScalarData,
     *,
     reduce: str | Sequence[str] | None = None,
+    align: str = "steps",
+    min_runs: int = 1,
     smoothing: float | None = None,
     name_by: str = "dir",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Apply run labels, statistics and smoothing; return (frame, hparams per run)."""
+    """Apply run labels, statistics (on the steps ``align`` gives) and smoothing; return
+    (frame, hparams per run)."""
     frame = data.frame
     runs = [str(r) for r in frame["run"].cat.categories]
     labels = run_labels(runs, data.hparams, name_by)
     frame = relabel_runs(frame, labels)
     hparams = hparams_frame({labels.get(r, r): h for r, h in data.hparams.items()})
     if reduce:
-        frame = reduce_runs(frame, reduce)
+        frame = reduce_runs(frame, reduce, align=align, min_runs=min_runs)
         hparams = hparams_frame({})
     if smoothing is not None:
         frame = smooth(frame, smoothing)
@@ -144,11 +164,16 @@ def export(
     wide: bool = False,
     layout: str = "long",
     reduce: str | Sequence[str] | None = None,
+    align: str = "steps",
+    min_runs: int = 1,
     smoothing: float | None = None,
     time: str = "unix",
     name_by: str = "dir",
     charts: bool = False,
     matlab_script: bool = False,
+    results: str | Sequence[str] | None = None,
+    group_by: str | Sequence[str] | None = None,
+    digits: int | None = None,
     plot: str | os.PathLike[str] | None = None,
     plot_dir: str | os.PathLike[str] | None = None,
     plot_x: str = "step",
@@ -163,17 +188,24 @@ def export(
 ) -> ExportResult:
     """Read every scalar under ``paths``, shape it, and write it to ``output``.
 
-    The format follows ``output``'s suffix (``.xlsx``, ``.mat``, ``.csv``) or
-    ``format``; without ``output`` the file is named after the input, in the
-    current directory. ``layout`` is ``long`` or ``wide`` (runs side by side);
-    ``wide`` (CSV) puts tags side by side instead. ``reduce`` aggregates across runs
-    (``mean``, ``std``, ``min``, ``max``, ``median``, ``count``: a list, or one string
-    with commas); ``smoothing`` adds
-    ``value_smoothed`` (TensorBoard's weight, 0 <= W < 1); ``time`` is ``unix``,
+    The format follows ``output``'s suffix (``.xlsx``, ``.mat``, ``.csv``, and
+    ``.md``/``.tex`` for a results table) or ``format`` (also ``tfevents``: a
+    directory of TensorBoard runs); without ``output`` the file is named after the
+    input, in the current directory. ``layout`` is ``long`` or ``wide`` (runs side by
+    side); ``wide`` (CSV) puts tags side by side instead. ``reduce`` aggregates across
+    runs (``mean``, ``std``, ``min``, ``max``, ``median``, ``count``: a list, or one
+    string with commas), on the steps ``align`` gives (``steps``, ``bins:N``,
+    ``grid:STEP``), keeping the steps at least ``min_runs`` runs cover; ``smoothing``
+    adds ``value_smoothed`` (TensorBoard's weight, 0 <= W < 1); ``time`` is ``unix``,
     ``datetime`` or ``relative``; ``name_by`` is ``dir`` or ``hparam:KEY``.
-    ``plot``/``plot_dir`` draw figures (see :func:`tbexport.plot_scalars`);
-    ``write_table=False`` only plots. Raises :class:`NoScalarsError` when there is
-    nothing to write. The reading options are those of :func:`tbexport.load_scalars`.
+    ``results`` (``"val_acc:max,val_loss:min"``) writes the results table instead of
+    the points (``.csv``, ``.md``, ``.tex``), or as the first sheet of a workbook;
+    ``group_by`` (``"hparam:lr"``) averages it over the runs of each group, ``digits``
+    (``.md``/``.tex``, default 4) sets its significant digits (see
+    :func:`tbexport.results`). ``plot``/``plot_dir`` draw figures (see
+    :func:`tbexport.plot_scalars`); ``write_table=False`` only plots. Raises
+    :class:`NoScalarsError` when there is nothing to write. The reading options are
+    those of :func:`tbexport.load_scalars`.
     """
     check_options(layout=layout, reduce=reduce, smoothing=smoothing, time=time, name_by=name_by)
     paths = as_list(paths)  # once: a generator (Path.glob) can be read only once
@@ -193,6 +225,15 @@ def export(
         raise InvalidOptionError(
             "name_by (--name-by) labels runs, and reduce (--reduce) puts statistics in their place"
         )
+    if not reduce and (align != "steps" or min_runs != 1):
+        raise InvalidOptionError(
+            "align and min_runs (--align, --min-runs) shape the statistics of reduce (--reduce)"
+        )
+    if reduce:
+        check_align(align)
+        check_min_runs(min_runs)
+    metrics = parse_metrics(results) if results is not None else None
+    keys = check_group_by(group_by) if group_by is not None else None
     target = None
     if write_table:
         target = Path(output) if output is not None else default_output(paths, format)
@@ -205,6 +246,19 @@ def export(
             charts=charts,
             matlab_script=matlab_script,
             keep_duplicates=keep_duplicates,
+        )
+        check_results_options(
+            suffix,
+            results=metrics is not None,
+            group_by=keys is not None,
+            digits=digits,
+            reduce=bool(reduce),
+            smoothing=smoothing is not None and plot is None and plot_dir is None,
+            points_layout=wide or layout == "wide" or time != "unix",
+        )
+    elif metrics is not None:
+        raise InvalidOptionError(
+            "results (--results) is a table, and only figures are written: give an output (-o)"
         )
     data = load_scalars(
         paths,
@@ -219,21 +273,37 @@ def export(
     if data.frame.empty:
         raise NoScalarsError(f"no scalar data found in {_describe(paths)}")
     try:
-        frame, hparams = shape(data, reduce=reduce, smoothing=smoothing, name_by=name_by)
+        frame, hparams = shape(
+            data,
+            reduce=reduce,
+            align=align,
+            min_runs=min_runs,
+            smoothing=smoothing,
+            name_by=name_by,
+        )
     except InvalidOptionError as error:
         if not data.notes:
             raise
         # a left-out hparams.yaml may be why --name-by finds no such hyperparameter
         raise InvalidOptionError(f"{error} ({'; '.join(data.notes)})") from error
+    table = None
+    if metrics is not None:
+        runs = [str(r) for r in data.frame["run"].cat.categories]
+        labels = run_labels(runs, data.hparams, name_by)
+        table = results_table(data.frame, metrics, data.hparams, group_by=keys, labels=labels)
     if target is not None:
-        options = WriteOptions(
-            layout="wide" if layout == "wide" else "long",
-            wide_tags=wide,
-            charts=charts,
-            matlab_script=matlab_script,
-            hparams=hparams,
-        )
-        write_scalars(with_time(frame, time), target, format=format, options=options)
+        if table is not None and format_for(target, format) != ".xlsx":
+            _write_results(table, target, format_for(target, format), digits)
+        else:
+            options = WriteOptions(
+                layout="wide" if layout == "wide" else "long",
+                wide_tags=wide,
+                charts=charts,
+                matlab_script=matlab_script,
+                hparams=hparams,
+                results=table.frame if table is not None else None,
+            )
+            write_scalars(with_time(frame, time), target, format=format, options=options)
     plots = _plots(frame, plot, plot_dir, plot_x, plot_log_y)
     return ExportResult(
         output=target,
@@ -243,9 +313,66 @@ def export(
         files=data.files,
         corruptions=data.corruptions,
         truncated=data.truncated,
-        notes=data.notes,
+        notes=data.notes + (table.notes if table is not None else []),
         plots=plots,
+        results=table.frame if table is not None else None,
+        groups=len(table.frame) if table is not None and table.grouped else None,
     )
+
+
+def check_results_options(
+    suffix: str,
+    *,
+    results: bool,
+    group_by: bool,
+    digits: int | None,
+    reduce: bool,
+    smoothing: bool,
+    points_layout: bool = False,
+) -> None:
+    """Raise :class:`InvalidOptionError` for results options the output would ignore.
+
+    ``smoothing``: smoothing was asked for and no figure uses it; ``points_layout``:
+    a layout or time option of the points table was.
+    """
+    if suffix in RESULTS_FORMATS and not results:
+        raise InvalidOptionError(
+            f"{suffix} output is a results table: give results (--results METRIC:AGG, "
+            "e.g. val_acc:max)"
+        )
+    if group_by and not results:
+        raise InvalidOptionError(
+            "group_by (--group-by) groups the results table: give results (--results)"
+        )
+    if digits is not None and suffix not in RESULTS_FORMATS:
+        raise InvalidOptionError(
+            f"digits (--digits) rounds the results of .md and .tex output, not {suffix}"
+        )
+    if digits is not None and not 1 <= digits <= 17:
+        raise InvalidOptionError(f"digits (--digits) must be 1 to 17, not {digits}")
+    if not results:
+        return
+    if suffix not in (".csv", ".xlsx", *RESULTS_FORMATS):
+        raise InvalidOptionError(
+            f"results (--results) are written as .csv, .md, .tex or .xlsx, not {suffix}"
+        )
+    if reduce:
+        raise InvalidOptionError(
+            "results (--results) is a table of runs, and reduce (--reduce) puts statistics "
+            "in their place"
+        )
+    if (smoothing or points_layout) and suffix != ".xlsx":
+        raise InvalidOptionError(
+            "smoothing, layout, wide and time (--smooth, --layout, --wide, --time) shape the "
+            f"points, and a {suffix} with results (--results) holds the results table only"
+        )
+
+
+def _write_results(table: ResultsTable, target: Path, suffix: str, digits: int | None) -> None:
+    from .writers.results import write
+
+    with atomic_path(target) as temporary:
+        write(table, temporary, suffix, DEFAULT_DIGITS if digits is None else digits)
 
 
 def _plots(

@@ -21,7 +21,8 @@ class WriteOptions:
     step; a missing point is empty / NaN). ``wide_tags`` (CSV ``--wide``) instead puts
     tags side by side, one row per (run, step). ``charts`` adds a native line chart
     to each Excel tag sheet; ``matlab_script`` writes a ``.m`` file that plots the
-    ``.mat``; ``hparams`` (one row per run) becomes an ``hparams`` sheet or struct.
+    ``.mat``; ``hparams`` (one row per run) becomes an ``hparams`` sheet or struct;
+    ``results`` (:func:`tbexport.results`' table) becomes the workbook's first sheet.
     """
 
     layout: Literal["long", "wide"] = "long"
@@ -29,3 +30,4 @@ class WriteOptions:
     charts: bool = False
     matlab_script: bool = False
     hparams: pd.DataFrame | None = None
+    results: pd.DataFrame | None = None

@@ -19,7 +19,7 @@ import pandas as pd
 from .exceptions import OutputWriteError, UnknownFormatError
 from .options import WriteOptions
 
-__all__ = ["FORMATS", "atomic_path", "format_for", "write_scalars"]
+__all__ = ["FORMATS", "RESULTS_FORMATS", "atomic_path", "format_for", "write_scalars"]
 
 Writer = Callable[..., None]
 
@@ -29,7 +29,10 @@ FORMATS: dict[str, str | Writer] = {
     ".xlsx": "excel",
     ".mat": "matlab",
     ".csv": "csv",
+    ".tfevents": "tfevents",  # a directory of TensorBoard runs, not one file
 }
+# Formats that hold only a results table (tbexport.results), never the points.
+RESULTS_FORMATS = (".md", ".tex")
 
 
 def _writer(suffix: str) -> Writer:
@@ -44,8 +47,9 @@ def _writer(suffix: str) -> Writer:
 def format_for(path: str | os.PathLike[str], format: str | None = None) -> str:
     """The format (a key of ``FORMATS``) for ``path``, or for an explicit ``format``."""
     suffix = ("." + format.lower().lstrip(".")) if format else Path(path).suffix.lower()
-    if suffix not in FORMATS:
-        known = ", ".join(FORMATS)
+    if suffix not in FORMATS and suffix not in RESULTS_FORMATS:
+        files = [f for f in FORMATS if f != ".tfevents"]
+        known = ", ".join([*files, *RESULTS_FORMATS, ".tfevents (a directory)"])
         what = f"format {format!r}" if format else f"output suffix {suffix or '(none)'!r}"
         raise UnknownFormatError(f"unknown {what}; known formats: {known}")
     return suffix
@@ -66,6 +70,13 @@ def write_scalars(
     path = Path(output)
     options = options or WriteOptions()
     suffix = format_for(path, format)
+    if suffix in RESULTS_FORMATS:
+        raise UnknownFormatError(f"{suffix} holds a results table (tbexport.results), not points")
+    if suffix == ".tfevents":
+        from .writers.tfevents import write_runs
+
+        write_runs(frame, path)  # (all or nothing: a new directory, renamed into place)
+        return path
     writer = _writer(suffix)
     with atomic_path(path) as temporary:
         writer(frame, temporary, options)

@@ -234,8 +234,9 @@ def test_tag_filter_matching_nothing(run_dir: Path) -> None:
 def test_unknown_suffix(run_dir: Path, tmp_path: Path) -> None:
     result = invoke(run_dir, "-o", tmp_path / "out.json")
     assert result.exit_code == 1
-    assert (
-        result.stderr == "Error: unknown output suffix '.json'; known formats: .xlsx, .mat, .csv\n"
+    assert result.stderr == (
+        "Error: unknown output suffix '.json'; known formats: .xlsx, .mat, .csv, .md, .tex, "
+        ".tfevents (a directory)\n"
     )
     assert not (tmp_path / "out.json").exists()
 

@@ -62,8 +62,9 @@ def write(frame: pd.DataFrame, path: Path, options: WriteOptions | None = None) 
     options = options or WriteOptions()
     by_tag = {str(t): g for t, g in frame.groupby("tag", observed=True, sort=True)}
     tables = {tag: _tag_table(group, options) for tag, group in by_tag.items()}
-    names = sheet_names(by_tag, reserved=_OWN_SHEETS)
-    taken = {n.lower() for n in names.values()} | set(_OWN_SHEETS)
+    own = (*_OWN_SHEETS, *(["results"] if options.results is not None else []))
+    names = sheet_names(by_tag, reserved=own)
+    taken = {n.lower() for n in names.values()} | set(own)
     sheets = {
         tag: [names[tag]]
         + [
@@ -74,6 +75,8 @@ def write(frame: pd.DataFrame, path: Path, options: WriteOptions | None = None) 
     }
     summary = summarize(frame)
     with Workbook(path) as book:
+        if options.results is not None:
+            _write_frame(book.add_sheet("results", [28, 28] + [14] * 60), options.results)
         _write_index(book.add_sheet("index", [28, 28, 24] + [12] * 7), summary, sheets)
         _write_frame(book.add_sheet("summary", [28, 28] + [12] * 10), summary)
         if options.hparams is not None and len(options.hparams.columns) > 1:
@@ -289,7 +292,7 @@ def _write_frame(sheet: Sheet, frame: pd.DataFrame) -> None:
         cells = []
         for c, value in enumerate(row):
             ref = f"{column_letter(c)}{r}"
-            if value is None or (isinstance(value, float) and math.isnan(value)):
+            if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
                 continue
             if isinstance(value, bool | np.bool_):
                 cells.append(bool_cell(ref, bool(value)))
