@@ -18,6 +18,9 @@ The tree, so callers can catch as broadly or narrowly as they need::
 
 ``CorruptRecordWarning`` is not an error: it is the warning emitted (and the
 record kept in ``DataFrame.attrs["corruptions"]``) when a damaged record is skipped.
+``OutputWarning`` is what a writer or a figure says about its output that a person
+should know (a chart capped, values a log axis cannot show); :func:`tbexport.export`
+gathers them into ``ExportResult.notes``, which the CLI prints as ``note:`` lines.
 The CLI turns every ``TbexportError`` into a one-line message and exit code 1, but
 ``InvalidOptionError`` into a usage error, exit code 2.
 """
@@ -34,6 +37,7 @@ __all__ = [
     "NoScalarsError",
     "NotAnEventFileError",
     "OutputError",
+    "OutputWarning",
     "OutputWriteError",
     "PathNotFoundError",
     "TbexportError",
@@ -96,3 +100,7 @@ class OutputWriteError(OutputError):
 
 class CorruptRecordWarning(UserWarning):
     """A damaged record was skipped while reading; the data around it was kept."""
+
+
+class OutputWarning(UserWarning):
+    """An output was written, with something about it a person should know."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pandas as pd
 
 from .align import check_align
 from .discover import as_list
-from .exceptions import InvalidOptionError, NoScalarsError
+from .exceptions import InvalidOptionError, NoScalarsError, OutputWarning
 from .hparams import check_name_by, hparams_frame, run_labels
 from .load import Paths, ScalarData, load_scalars
 from .options import LAYOUTS, WriteOptions
@@ -291,20 +293,22 @@ def export(
         runs = [str(r) for r in data.frame["run"].cat.categories]
         labels = run_labels(runs, data.hparams, name_by)
         table = results_table(data.frame, metrics, data.hparams, group_by=keys, labels=labels)
-    if target is not None:
-        if table is not None and format_for(target, format) != ".xlsx":
-            _write_results(table, target, format_for(target, format), digits)
-        else:
-            options = WriteOptions(
-                layout="wide" if layout == "wide" else "long",
-                wide_tags=wide,
-                charts=charts,
-                matlab_script=matlab_script,
-                hparams=hparams,
-                results=table.frame if table is not None else None,
-            )
-            write_scalars(with_time(frame, time), target, format=format, options=options)
-    plots = _plots(frame, plot, plot_dir, plot_x, plot_log_y)
+    with _gathered_notes() as notes:
+        if target is not None:
+            if table is not None and format_for(target, format) != ".xlsx":
+                _write_results(table, target, format_for(target, format), digits)
+            else:
+                options = WriteOptions(
+                    layout="wide" if layout == "wide" else "long",
+                    wide_tags=wide,
+                    charts=charts,
+                    matlab_script=matlab_script,
+                    hparams=hparams,
+                    results=table.frame if table is not None else None,
+                    directories=_directories(data, name_by),
+                )
+                write_scalars(with_time(frame, time), target, format=format, options=options)
+        plots = _plots(frame, plot, plot_dir, plot_x, plot_log_y)
     return ExportResult(
         output=target,
         runs=int(frame["run"].nunique()),
@@ -313,7 +317,7 @@ def export(
         files=data.files,
         corruptions=data.corruptions,
         truncated=data.truncated,
-        notes=data.notes + (table.notes if table is not None else []),
+        notes=data.notes + (table.notes if table is not None else []) + notes,
         plots=plots,
         results=table.frame if table is not None else None,
         groups=len(table.frame) if table is not None and table.grouped else None,
@@ -392,6 +396,32 @@ def _plots(
     if plot_dir is not None:
         written += plot_scalars(frame, plot_dir, x=x, log_y=log_y, per_tag=True)
     return written
+
+
+@contextlib.contextmanager
+def _gathered_notes() -> Iterator[list[str]]:
+    """The :class:`OutputWarning` texts the writers and figures emit, as notes."""
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", OutputWarning)
+        try:
+            yield notes
+        finally:
+            for warning in caught:
+                if issubclass(warning.category, OutputWarning):
+                    notes.append(str(warning.message))
+                else:  # (not ours to swallow)
+                    warnings.warn_explicit(
+                        warning.message, warning.category, warning.filename, warning.lineno
+                    )
+
+
+def _directories(data: ScalarData, name_by: str) -> dict[str, str] | None:
+    """Each run's label -> its directory, where ``name_by`` relabels runs."""
+    if name_by == "dir":
+        return None
+    runs = [str(r) for r in data.frame["run"].cat.categories]
+    return {label: run for run, label in run_labels(runs, data.hparams, name_by).items()}
 
 
 def _describe(paths: Paths) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,7 +23,9 @@ class WriteOptions:
     tags side by side, one row per (run, step). ``charts`` adds a native line chart
     to each Excel tag sheet; ``matlab_script`` writes a ``.m`` file that plots the
     ``.mat``; ``hparams`` (one row per run) becomes an ``hparams`` sheet or struct;
-    ``results`` (:func:`tbexport.results`' table) becomes the workbook's first sheet.
+    ``results`` (:func:`tbexport.results`' table) becomes the workbook's first sheet;
+    ``directories`` maps each run's label to its directory where ``--name-by``
+    relabelled runs (the index, hparams and run maps keep both).
     """
 
     layout: Literal["long", "wide"] = "long"
@@ -31,3 +34,4 @@ class WriteOptions:
     matlab_script: bool = False
     hparams: pd.DataFrame | None = None
     results: pd.DataFrame | None = None
+    directories: Mapping[str, str] | None = None

@@ -41,12 +41,15 @@ def test_exception_tree_matches_the_module_docstring() -> None:
     doc = tbexport.exceptions.__doc__ or ""
     for name in tbexport.exceptions.__all__:
         cls = getattr(tbexport.exceptions, name)
-        if issubclass(cls, Exception) and name != "CorruptRecordWarning":
+        if issubclass(cls, Exception) and not issubclass(cls, Warning):
             assert name in doc
             assert issubclass(cls, tbexport.TbexportError)
             assert len((cls.__doc__ or "").strip().splitlines()) == 1, name
     assert issubclass(tbexport.NoEventFilesError, tbexport.InputError)
     assert issubclass(tbexport.UnknownFormatError, tbexport.OutputError)
+    warnings = [n for n in tbexport.exceptions.__all__ if n.endswith("Warning")]
+    assert warnings == ["CorruptRecordWarning", "OutputWarning"]
+    assert all(name in doc for name in warnings)
 
 
 def test_exporter_never_imports_torch_or_lightning() -> None:
