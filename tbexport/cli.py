@@ -457,8 +457,11 @@ def _summary(result: ExportResult) -> str:
         shown = [str(p) for p in result.plots[:3]]
         more = len(result.plots) - len(shown)
         written += shown + ([f"{more} more figure{'s' if more != 1 else ''}"] if more > 0 else [])
+    runs = _count(result.runs, "run") + ","
+    if result.statistics:  # (a comma list of its own: the rest after a semicolon)
+        runs = f"{_count(result.runs, 'run')} reduced to {', '.join(result.statistics)};"
     text = (
-        f"wrote {', '.join(written)}: {_count(result.runs, 'run')}, "
+        f"wrote {', '.join(written)}: {runs} "
         f"{_count(result.tags, 'tag')}, {_count(result.points, 'point')} "
         f"from {_count(result.files, 'event file')}"
     )

@@ -28,6 +28,7 @@ from .transform import (
     reduce_runs,
     relabel_runs,
     smooth,
+    statistics_list,
     with_time,
 )
 from .write import RESULTS_FORMATS, atomic_path, format_for, write_scalars
@@ -60,6 +61,7 @@ class ExportResult:
     notes: list[str] = field(default_factory=list)  # other inputs left out (hparams.yaml)
     results: pd.DataFrame | None = None  # the results table, when one was asked for
     groups: int | None = None  # its rows, when grouped by hyperparameters
+    statistics: list[str] = field(default_factory=list)  # what reduce put in the runs' place
 
 
 def default_output(paths: Paths, format: str | None = None) -> Path:
@@ -234,6 +236,11 @@ def export(
     if reduce:
         check_align(align)
         check_min_runs(min_runs)
+        if keep_duplicates:
+            raise InvalidOptionError(
+                "reduce (--reduce) takes one point per run and step, and keep_duplicates "
+                "(--keep-duplicates) keeps the points a resumed run replaced"
+            )
     metrics = parse_metrics(results) if results is not None else None
     keys = check_group_by(group_by) if group_by is not None else None
     target = None
@@ -311,7 +318,7 @@ def export(
         plots = _plots(frame, plot, plot_dir, plot_x, plot_log_y)
     return ExportResult(
         output=target,
-        runs=int(frame["run"].nunique()),
+        runs=int(data.frame["run"].nunique()),
         tags=int(frame["tag"].nunique()),
         points=len(data.frame),
         files=data.files,
@@ -321,6 +328,7 @@ def export(
         plots=plots,
         results=table.frame if table is not None else None,
         groups=len(table.frame) if table is not None and table.grouped else None,
+        statistics=statistics_list(reduce) if reduce else [],
     )
 
 

@@ -114,7 +114,9 @@ def reduce_runs(
     """Aggregate across runs per (tag, step); the ``run`` column names the statistic.
 
     Runs may have different tags, steps or lengths: each statistic uses the runs
-    that have a (non-NaN) value at that step, and ``count`` says how many did.
+    that have a (non-NaN) value at that step, and ``count`` says how many did. A run
+    that logged a step more than once (a frame read with ``keep_duplicates``) counts
+    once there, with the point it logged last.
     ``std`` is the sample standard deviation (NaN for a single run). ``wall_time``
     is the median of the runs' wall times at that step.
 
@@ -128,14 +130,13 @@ def reduce_runs(
     check_statistics(statistics)
     mode, parameter = parse_align(align)
     check_min_runs(min_runs)
-    one_per_run = mode != "steps"  # an aligned frame has one point per run and step
-    frame = aligned(frame, mode, parameter)
+    frame = aligned(frame, mode, parameter) if mode != "steps" else _last_per_step(frame)
     columns = value_columns(frame)
     grouped = frame.groupby(["tag", "step"], observed=True, sort=True)
     wall_time = grouped["wall_time"].median()
     keep = None
     if min_runs > 1:
-        keep = _runs_with_values(frame, grouped, wall_time.index, one_per_run) >= min_runs
+        keep = grouped["value"].count().to_numpy() >= min_runs
     parts = []
     for statistic in statistics:
         values = {c: _aggregate(grouped[c], statistic) for c in columns}
@@ -155,28 +156,14 @@ def reduce_runs(
     return result[order]
 
 
-def _runs_with_values(
-    frame: pd.DataFrame, grouped: Any, index: pd.Index, one_per_run: bool
-) -> np.ndarray:
-    """Per (tag, step) of ``index``: how many runs have a non-NaN value there."""
-    points = np.asarray(grouped["value"].count().to_numpy())
-    if one_per_run:
-        return points
-    runs, tags, steps, order = sorted_codes(frame)
+def _last_per_step(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with one point per run, tag and step: the last logged, where a run
+    logged a step again (``keep_duplicates``), so that it counts once."""
+    runs, tags, steps, _ = sorted_codes(frame)
     same = (runs[1:] == runs[:-1]) & (tags[1:] == tags[:-1]) & (steps[1:] == steps[:-1])
-    if not same.any():  # no run has two points at one step: each point is a run
-        return points
-    # a run with several points at a step (keep_duplicates) is one run there
-    valid = frame["value"].notna().to_numpy()
-    if order is not None:
-        valid = valid[order]
-    runs, tags, steps = runs[valid], tags[valid], steps[valid]
-    first = np.ones(len(runs), dtype=bool)
-    first[1:] = (runs[1:] != runs[:-1]) | (tags[1:] != tags[:-1]) | (steps[1:] != steps[:-1])
-    tag = pd.Categorical.from_codes(tags[first], categories=frame["tag"].cat.categories)
-    counts = pd.Series(1, index=pd.MultiIndex.from_arrays([tag, steps[first]]))
-    per_step = counts.groupby(level=[0, 1], observed=True).size()
-    return np.asarray(per_step.reindex(index, fill_value=0).to_numpy())
+    if not same.any():  # (as read by default: no step twice, and no copy)
+        return frame
+    return frame.drop_duplicates(["run", "tag", "step"], keep="last")
 
 
 def _aggregate(column: Any, statistic: str) -> pd.Series:

@@ -406,9 +406,9 @@ def test_a_long_resumed_run_keeps_its_last_points() -> None:
     assert x["wall_time"].tolist() == [float(s) for s in range(0, 40, 10)] + [
         500.0 + s for s in range(40, 140, 10)
     ]
-    # steps: both of x's points at 70 count as one run with min_runs
+    # steps: x counts once at 70, with its last point (wall time 570), as y does (1.0)
     reduced = reduce_runs(frame_of(points), ["count"], min_runs=2)
-    assert rows_of(reduced) == [("count", "loss", 70, 70.0, 3.0)]
+    assert rows_of(reduced) == [("count", "loss", 70, (570.0 + 1.0) / 2, 2.0)]
 
 
 def test_unsorted_rows_give_the_same_alignment() -> None:

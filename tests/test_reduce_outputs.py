@@ -155,3 +155,32 @@ def test_tfevents_into_a_directory_that_holds_files(sweep: Path, tmp_path: Path)
         f"Error: cannot write {out}: it is not empty (tfevents output goes into a new directory)\n"
     )
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_summary_says_how_many_runs_were_reduced(sweep: Path, tmp_path: Path) -> None:
+    out = tmp_path / "stats.xlsx"
+    result = invoke(sweep, "--reduce", "mean,std,count", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        f"wrote {out}: 3 runs reduced to mean, std, count; 1 tag, 8 points from 3 event files\n"
+    )
+
+
+def test_keep_duplicates_with_reduce_is_refused(sweep: Path) -> None:
+    result = invoke(sweep, "--reduce", "mean", "--keep-duplicates", "-o", "s.csv")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        "Error: reduce (--reduce) takes one point per run and step, and keep_duplicates "
+        "(--keep-duplicates) keeps the points a resumed run replaced"
+    )
+
+
+def test_a_resumed_run_read_whole_counts_once_per_step(tmp_path: Path) -> None:
+    run = tmp_path / "logs" / "resumed"
+    write_events(run / "events.out.tfevents.1.a", [file_version(), simple("x", 1, 1.0)])
+    write_events(run / "events.out.tfevents.2.b", [file_version(), simple("x", 1, 3.0)])
+    write_events(tmp_path / "logs" / "other" / "events.out.tfevents.1.c", [simple("x", 1, 5.0)])
+    frame = tbexport.read_scalars(tmp_path / "logs", keep_duplicates=True)
+    assert len(frame) == 3
+    reduced = tbexport.reduce_runs(frame, "mean,count")
+    assert reduced["value"].tolist() == [(3.0 + 5.0) / 2, 2.0]  # the resumed run's last point
