@@ -208,6 +208,11 @@ def _checked(check: Callable[[str], object], value: str) -> str:
 )
 @click.option("--log-y", is_flag=True, help="Plots: logarithmic y axis.")
 @click.option(
+    "--force",
+    is_flag=True,
+    help="Replace outputs that are read-only (refused otherwise, as cp refuses without -f).",
+)
+@click.option(
     "--keep-duplicates",
     is_flag=True,
     help="Keep every point; by default a resumed run's points replace the earlier "
@@ -315,6 +320,7 @@ def cli(
                     plot_x=shaping["plot_x"],
                     plot_log_y=shaping["log_y"],
                     write_table=not plot_only,
+                    force=shaping["force"],
                     **reading,
                 )
     except InvalidOptionError as error:  # options that do not go together: exit 2
@@ -322,7 +328,10 @@ def cli(
     except TbexportError as error:
         raise click.ClickException(str(error)) from error
     if list_only:
-        _list(data, filtered=bool(tags))
+        try:
+            _list(data, filtered=bool(tags))
+        except BrokenPipeError:  # (--list | head: the reader has what it wanted)
+            _stdout_to_devnull()
         _report_problems(data.corruptions, data.truncated, data.notes)
         return
     _report_problems(result.corruptions, result.truncated, result.notes)
@@ -488,11 +497,20 @@ def _summary(result: ExportResult) -> str:
     return text
 
 
+def _stdout_to_devnull() -> None:
+    """Point stdout at /dev/null, so that the exit's flush meets no closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def main() -> None:
     """Console-script entry point."""
-    # SIGTERM (kill, a batch scheduler's time limit) ends an export as Ctrl-C does:
-    # the temporary file is removed and an earlier output left as it was.
-    signal.signal(signal.SIGTERM, functools.partial(_terminated, os.getpid()))
+    # Ctrl-C and SIGTERM (kill, a batch scheduler's time limit) end an export quietly
+    # with 128 + the signal (130, 143), as shells report them: the temporary file is
+    # removed and an earlier output left as it was.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, functools.partial(_terminated, os.getpid()))
     cli(prog_name="tbexport")
 
 

@@ -183,6 +183,7 @@ def export(
     plot_x: str = "step",
     plot_log_y: bool = False,
     write_table: bool = True,
+    force: bool = False,
     keep_duplicates: bool = False,
     strict: bool = False,
     verify: bool = True,
@@ -207,7 +208,8 @@ def export(
     ``group_by`` (``"hparam:lr"``) averages it over the runs of each group, ``digits``
     (``.md``/``.tex``, default 4) sets its significant digits (see
     :func:`tbexport.results`). ``plot``/``plot_dir`` draw figures (see
-    :func:`tbexport.plot_scalars`); ``write_table=False`` only plots. Raises
+    :func:`tbexport.plot_scalars`); ``write_table=False`` only plots; ``force``
+    replaces read-only outputs (refused otherwise). Raises
     :class:`NoScalarsError` when there is nothing to write. The reading options are
     those of :func:`tbexport.load_scalars`.
     """
@@ -303,7 +305,7 @@ def export(
     with _gathered_notes() as notes:
         if target is not None:
             if table is not None and format_for(target, format) != ".xlsx":
-                _write_results(table, target, format_for(target, format), digits)
+                _write_results(table, target, format_for(target, format), digits, force)
             else:
                 options = WriteOptions(
                     layout="wide" if layout == "wide" else "long",
@@ -314,7 +316,9 @@ def export(
                     results=table.frame if table is not None else None,
                     directories=_directories(data, name_by),
                 )
-                write_scalars(with_time(frame, time), target, format=format, options=options)
+                write_scalars(
+                    with_time(frame, time), target, format=format, options=options, force=force
+                )
         plots = _plots(frame, plot, plot_dir, plot_x, plot_log_y)
     return ExportResult(
         output=target,
@@ -380,10 +384,12 @@ def check_results_options(
         )
 
 
-def _write_results(table: ResultsTable, target: Path, suffix: str, digits: int | None) -> None:
+def _write_results(
+    table: ResultsTable, target: Path, suffix: str, digits: int | None, force: bool
+) -> None:
     from .writers.results import write
 
-    with atomic_path(target) as temporary:
+    with atomic_path(target, force=force) as temporary:
         write(table, temporary, suffix, DEFAULT_DIGITS if digits is None else digits)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import socket
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +21,14 @@ import pandas as pd
 from .exceptions import OutputWriteError, UnknownFormatError
 from .options import WriteOptions
 
-__all__ = ["FORMATS", "RESULTS_FORMATS", "atomic_path", "format_for", "write_scalars"]
+__all__ = [
+    "FORMATS",
+    "RESULTS_FORMATS",
+    "atomic_path",
+    "check_replaceable",
+    "format_for",
+    "write_scalars",
+]
 
 Writer = Callable[..., None]
 
@@ -61,6 +70,7 @@ def write_scalars(
     *,
     format: str | None = None,
     options: WriteOptions | None = None,
+    force: bool = False,
 ) -> Path:
     """Write a long scalar frame to ``output`` atomically; return the path written.
 
@@ -78,26 +88,40 @@ def write_scalars(
         write_runs(frame, path)  # (all or nothing: a new directory, renamed into place)
         return path
     writer = _writer(suffix)
-    with atomic_path(path) as temporary:
+    script = path.with_suffix(".m") if options.matlab_script and suffix == ".mat" else None
+    if script is not None:  # (before the .mat is replaced: both or neither)
+        check_replaceable(script, force=force)
+    with atomic_path(path, force=force) as temporary:
         writer(frame, temporary, options)
-    if options.matlab_script and suffix == ".mat":
-        from .writers.matlab_script import script
+    if script is not None:
+        from .writers.matlab_script import script as script_text
 
-        text = script(path, int(frame["run"].nunique()), options)
-        with atomic_path(path.with_suffix(".m")) as temporary:
+        text = script_text(path, int(frame["run"].nunique()), options)
+        with atomic_path(script, force=force) as temporary:
             temporary.write_text(text, encoding="utf-8")
     return path
 
 
 @contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
+def atomic_path(path: Path, *, force: bool = False) -> Iterator[Path]:
+    """A temporary file beside ``path``, renamed over it when the block ends without error.
+
+    A read-only ``path`` (no owner write bit) is refused unless ``force``, as ``cp``
+    refuses without ``-f``. Temporaries are named ``.<name>.tbexport-<host>-<pid>-*.tmp``:
+    one left by a process of this host that no longer runs (killed with SIGKILL) is
+    removed by the next write of the same output.
+    """
     directory = path.parent
     if not directory.is_dir():
         raise OutputWriteError(f"cannot write {path}: directory {directory} does not exist")
     if path.is_dir():
         raise OutputWriteError(f"cannot write {path}: it is a directory")
+    check_replaceable(path, force=force)
+    _remove_stale_temporaries(path)
     try:
-        handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        handle, name = tempfile.mkstemp(
+            prefix=_temporary_prefix(path), suffix=".tmp", dir=directory
+        )
     except OSError as error:
         raise OutputWriteError(f"cannot write {path}: {error.strerror}") from error
     os.close(handle)
@@ -111,6 +135,52 @@ def atomic_path(path: Path) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
+
+
+def check_replaceable(path: Path, *, force: bool = False) -> None:
+    """Raise :class:`OutputWriteError` if ``path`` is read-only and not ``force``."""
+    if not force and _read_only(path):
+        raise OutputWriteError(
+            f"cannot write {path}: it is read-only (force=True, --force, replaces it)"
+        )
+
+
+def _read_only(path: Path) -> bool:
+    try:
+        return not path.lstat().st_mode & stat.S_IWUSR
+    except OSError:  # (none yet)
+        return False
+
+
+_HOST = socket.gethostname().replace("-", "_").replace("/", "_") or "host"
+
+
+def _temporary_prefix(path: Path, pid: int | None = None) -> str:
+    return f".{path.name}.tbexport-{_HOST}-{os.getpid() if pid is None else pid}-"
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Remove the temporaries of ``path`` that processes of this host, now gone, left."""
+    start = f".{path.name}.tbexport-{_HOST}-"
+    try:
+        names = [n for n in os.listdir(path.parent) if n.startswith(start) and n.endswith(".tmp")]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(start) :].split("-", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            with contextlib.suppress(OSError):
+                (path.parent / name).unlink()
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # (another user's process: it runs)
+        return True
+    return True
 
 
 def _umask() -> int:

@@ -1,0 +1,122 @@
+"""The command as a process among others: pipes, signals, read-only and left-over files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .builders import file_version, simple, write_events
+
+TBEXPORT = [sys.executable, "-c", "from tbexport.cli import main; main()"]
+
+
+@pytest.fixture
+def many_tags(tmp_path: Path) -> Path:
+    run = tmp_path / "version_0"
+    events = [file_version(), *(simple(f"tag_{i:04d}", 1, float(i)) for i in range(3000))]
+    write_events(run / "events.out.tfevents.1.host", events)
+    return run
+
+
+def test_list_into_a_pipe_closed_early_exits_quietly(many_tags: Path) -> None:
+    shell = subprocess.run(
+        f"{' '.join(map(repr, TBEXPORT))} {str(many_tags)!r} --list | head -n 1;"
+        " echo status=${PIPESTATUS[0]}",
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shell.stdout.splitlines() == ["version_0  (1 event file, 3000 tags)", "status=0"]
+    assert shell.stderr == ""
+
+
+def stalled_export(run: Path, out: Path, *extra: str) -> subprocess.Popen[bytes]:
+    """An export whose CSV writer stalls once its temporary file exists."""
+    script = (
+        "import time, sys\n"
+        "from tbexport.writers import csv as w\n"
+        "def slow(frame, path, options=None):\n"
+        "    path.write_text('partial')\n"
+        "    time.sleep(60)\n"
+        "w.write = slow\n"
+        "from tbexport.cli import main\n"
+        f"sys.argv = ['tbexport', {str(run)!r}, '-o', {str(out)!r}, '-q', *{list(extra)!r}]\n"
+        "main()\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    pattern = f".{out.name}.tbexport-*.tmp"
+    while not list(out.parent.glob(pattern)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(out.parent.glob(pattern)), "the export never started writing"
+    return child
+
+
+def test_ctrl_c_ends_an_export_with_130_and_leaves_nothing(many_tags: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.csv"
+    out.write_text("an earlier export")
+    child = stalled_export(many_tags, out)
+    child.send_signal(signal.SIGINT)
+    assert child.wait(timeout=60) == 130
+    assert child.stderr is not None and child.stderr.read() == b""  # no "Aborted!", no trace
+    assert out.read_text() == "an earlier export"
+    assert list(tmp_path.glob(".out.csv.*")) == []
+
+
+def test_a_killed_exports_temporary_is_removed_by_the_next(many_tags: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.csv"
+    child = stalled_export(many_tags, out)
+    [left] = tmp_path.glob(".out.csv.tbexport-*.tmp")
+    child.kill()  # SIGKILL: no handler runs, the temporary stays
+    child.wait(timeout=60)
+    assert left.exists()
+    # a live process's temporary of the same output is not touched
+    alive = tmp_path / f".out.csv.tbexport-{left.name.split('-')[1]}-{os.getpid()}-x.tmp"
+    alive.write_text("being written")
+    done = subprocess.run([*TBEXPORT, str(many_tags), "-o", str(out), "-q"], timeout=60)
+    assert done.returncode == 0
+    assert not left.exists()
+    assert alive.exists()
+    assert out.read_text().startswith("run,tag,step,wall_time,value\n")
+
+
+def test_a_read_only_output_is_refused_unless_forced(many_tags: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ro.xlsx"
+    out.write_text("an earlier export")
+    out.chmod(0o444)
+    refused = subprocess.run(
+        [*TBEXPORT, str(many_tags), "-o", str(out), "-q"], capture_output=True, text=True
+    )
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        f"Error: cannot write {out}: it is read-only (force=True, --force, replaces it)\n"
+    )
+    assert out.read_text() == "an earlier export"
+    assert stat.S_IMODE(out.stat().st_mode) == 0o444
+    forced = subprocess.run([*TBEXPORT, str(many_tags), "-o", str(out), "-q", "--force"])
+    assert forced.returncode == 0
+    assert out.read_bytes().startswith(b"PK")
+
+
+def test_a_read_only_script_keeps_the_mat_as_it_was(many_tags: Path, tmp_path: Path) -> None:
+    mat, script = tmp_path / "v.mat", tmp_path / "v.m"
+    mat.write_text("an earlier .mat")
+    script.write_text("% an earlier script")
+    script.chmod(0o444)
+    result = subprocess.run(
+        [*TBEXPORT, str(many_tags), "-o", str(mat), "--matlab-script", "-q"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"Error: cannot write {script}: it is read-only")
+    assert mat.read_text() == "an earlier .mat"
