@@ -6,13 +6,21 @@ import functools
 import itertools
 import os
 import re
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 
-from .exceptions import InvalidOptionError, NoEventFilesError, PathNotFoundError
+from .exceptions import (
+    CorruptRecordWarning,
+    InvalidOptionError,
+    NoEventFilesError,
+    PathNotFoundError,
+    UnreadableFileError,
+)
 from .parallel import default_jobs
+from .records import Corruption
 
 _fastscan: ModuleType | None
 try:
@@ -65,10 +73,18 @@ def as_list(paths: PathLike | Sequence[PathLike]) -> list[PathLike]:
     return [paths] if isinstance(paths, str | os.PathLike) else list(paths)
 
 
-def find_runs(paths: PathLike | Sequence[PathLike], *, jobs: int | None = None) -> list[Run]:
+def find_runs(
+    paths: PathLike | Sequence[PathLike],
+    *,
+    jobs: int | None = None,
+    unreadable: list[Corruption] | None = None,
+) -> list[Run]:
     """All runs under ``paths``, named by their path relative to the root they were found in.
 
-    ``jobs``: threads to list directories on (default: one per core).
+    ``jobs``: threads to list directories on (default: one per core). A directory that
+    cannot be listed (no permission) is skipped and reported: appended to
+    ``unreadable`` when given, else as a :class:`CorruptRecordWarning`. A path given
+    that cannot be listed raises :class:`UnreadableFileError`.
     """
     if jobs is not None and jobs < 1:
         raise InvalidOptionError(f"jobs must be 1 or more, not {jobs}")
@@ -76,8 +92,9 @@ def find_runs(paths: PathLike | Sequence[PathLike], *, jobs: int | None = None) 
     threads = default_jobs() if jobs is None else jobs
     found: list[tuple[Path, str, Run]] = []  # (root, path relative to it, run)
     seen: set[Path] = set()
+    skipped: list[Corruption] = []
     for root in roots:
-        for relative, run in _runs(root, threads):  # (sorted below)
+        for relative, run in _runs(root, threads, skipped):  # (sorted below)
             if len(roots) > 1:  # overlapping roots could name the same file twice
                 run = replace(run, files=tuple(f for f in run.files if f.resolve() not in seen))
                 seen.update(f.resolve() for f in run.files)
@@ -85,6 +102,11 @@ def find_runs(paths: PathLike | Sequence[PathLike], *, jobs: int | None = None) 
                 found.append((root, relative, run))
     if len(roots) > 1:
         found = _one_run_per_directory(found)
+    if unreadable is not None:
+        unreadable.extend(skipped)
+    else:
+        for corruption in skipped:
+            warnings.warn(str(corruption), CorruptRecordWarning, stacklevel=2)
     names = [run.name for _, _, run in found]
     if len(set(names)) < len(names):
         # Two roots hold runs of the same relative name, or a root that is a run holds
@@ -116,10 +138,11 @@ def _one_run_per_directory(found: list[tuple[Path, str, Run]]) -> list[tuple[Pat
     return list(merged.values())
 
 
-def _runs(root: Path, threads: int) -> Iterator[tuple[str, Run]]:
-    """The runs under one root, in no set order, with their paths relative to it."""
+def _runs(root: Path, threads: int, skipped: list[Corruption]) -> Iterator[tuple[str, Run]]:
+    """The runs under one root, in no set order, with their paths relative to it; the
+    directories that cannot be listed appended to ``skipped``."""
     base = root.parent if root.is_file() else root
-    for relative, files, hparams_yaml in _runs_under(root, threads):
+    for relative, files, hparams_yaml in _runs_under(root, threads, skipped):
         name = relative or _display_name(base)
         yield relative, Run(name, tuple(Path(path) for path in sorted(files)), hparams_yaml)
 
@@ -129,7 +152,9 @@ def run_order(run: Run) -> tuple[tuple[int, int | str], ...]:
     return natural_key(run.name)
 
 
-def _runs_under(root: Path, threads: int) -> Iterator[tuple[str, list[str], bool | None]]:
+def _runs_under(
+    root: Path, threads: int, skipped: list[Corruption]
+) -> Iterator[tuple[str, list[str], bool | None]]:
     """Run directories under ``root`` (relative to it, "" for itself) with their files,
     and whether each holds an hparams.yaml (None: a file given, its directory not looked at).
     """
@@ -140,7 +165,7 @@ def _runs_under(root: Path, threads: int) -> Iterator[tuple[str, list[str], bool
         return
     top = os.fspath(root)
     found = False
-    for directory, names, hparams_yaml in _directories_with_runs(top, threads):
+    for directory, names, hparams_yaml in _directories_with_runs(top, threads, skipped):
         relative = directory[len(top) :].lstrip(os.sep)  # directory is top joined with more
         found = True
         paths = [os.path.join(directory, name) for name in names]
@@ -151,11 +176,14 @@ def _runs_under(root: Path, threads: int) -> Iterator[tuple[str, list[str], bool
         )
 
 
-def _directories_with_runs(top: str, threads: int = 1) -> list[tuple[str, list[str], bool]]:
+def _directories_with_runs(
+    top: str, threads: int = 1, skipped: list[Corruption] | None = None
+) -> list[tuple[str, list[str], bool]]:
     """``top`` and the directories below it that are runs, with their run files (and
     whether an hparams.yaml is among the files), in no set order.
 
-    Like ``os.walk`` (unreadable directories are skipped) but on strings, and level
+    Like ``os.walk`` (unreadable directories are skipped, and appended to ``skipped``;
+    ``top`` unreadable raises :class:`UnreadableFileError`) but on strings, and level
     by level: a level's directories are listed in one call (in C: one release of the
     GIL, on up to ``threads`` threads). Links to directories are entered too, as
     TensorBoard's walk enters them, once every directory reached without one has
@@ -172,6 +200,7 @@ def _directories_with_runs(top: str, threads: int = 1) -> list[tuple[str, list[s
         below_level = []
         for directory, listing in zip(level, _list_dirs(level, threads), strict=True):
             if listing is None:
+                _cannot_list(directory, top, skipped)
                 continue
             files, below, linked, identity = listing
             if identity in seen:
@@ -188,6 +217,23 @@ def _directories_with_runs(top: str, threads: int = 1) -> list[tuple[str, list[s
             links += [os.path.join(directory, n) for n in sorted(linked, key=natural_key)]
         level = below_level
     return found
+
+
+def _cannot_list(directory: str, top: str, skipped: list[Corruption] | None) -> None:
+    """Report a directory the listing could not read (the reason asked of the OS again:
+    the C listing gives none); one gone since its parent was listed is not reported."""
+    try:
+        with os.scandir(directory):
+            os.stat(directory)
+        reason = "cannot be listed"
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        reason = error.strerror or str(error)
+    if directory == top:
+        raise UnreadableFileError(f"cannot read {directory}: {reason}")
+    if skipped is not None:
+        skipped.append(Corruption(directory, 0, 0, f"cannot be listed ({reason})", unit="file"))
 
 
 def _run_directory(directory: str, files: list[str]) -> tuple[str, list[str], bool] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 from collections.abc import Mapping
@@ -46,7 +47,7 @@ def read_hparams_yaml(
 
     ``exists``: whether the directory's listing showed one (None: look). A key set to
     null in the file comes out as None. A file that is not a YAML mapping is left
-    out, and said so in ``problems``.
+    out, and said so in ``problems``; one that cannot be read raises OSError.
     """
     if exists is False:
         return {}
@@ -93,13 +94,21 @@ def merge_hparams(
 
 
 def _regular_file_text(path: Path) -> str | None:
-    """The text of ``path`` if it is a readable UTF-8 regular file, else None (opened as
-    event files are: a FIFO of that name must not block the read)."""
+    """The text of ``path``; None where there is none (gone since the listing). Opened as
+    event files are: a FIFO of that name must not block the read.
+
+    Raises OSError where it cannot be read (no permission, not a regular file, not
+    UTF-8), for the caller to report as it reports an unreadable event file.
+    """
     try:
         with open(open_regular(os.fspath(path)), "rb") as handle:
-            return handle.read().decode("utf-8")
-    except (OSError, UnicodeDecodeError):  # none, gone since the listing, not a file
+            data = handle.read()
+    except FileNotFoundError:
         return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise OSError(errno.EILSEQ, f"not UTF-8 (byte {error.start})", os.fspath(path)) from error
 
 
 def _flatten(mapping: Mapping[Any, Any], prefix: str = "") -> dict[str, HParam | None]:

@@ -27,7 +27,7 @@ from .decode import (
     strictly_increasing,
     tag_filter,
 )
-from .discover import Run, as_list, find_runs, natural_key
+from .discover import HPARAMS_FILE, Run, as_list, find_runs, natural_key
 from .exceptions import (
     CorruptEventFileError,
     CorruptRecordWarning,
@@ -138,7 +138,10 @@ def load_scalars(
         raise InputError("no paths given to read")
     tags = [tags] if isinstance(tags, str) else tags
     threads = scans_without_gil()
-    found = find_runs(paths, jobs=jobs)
+    unlisted: list[Corruption] = []
+    found = find_runs(paths, jobs=jobs, unreadable=unlisted)
+    if strict and unlisted:
+        raise UnreadableFileError(str(unlisted[0]).removesuffix(", skipped"))
     # (one pass, for the choice of workers and the reservation; 0 for an unreadable file,
     # which its reader reports)
     sizes = file_sizes([os.fspath(f) for run in found for f in run.files])
@@ -179,6 +182,7 @@ def load_scalars(
             prefetched.close()
     placed = placer.joined() if placer is not None else None
     data = ScalarData(frame=pd.DataFrame(), runs=[result.run for result in ordered])
+    data.corruptions.extend(unlisted)
     for result in ordered:
         data.corruptions.extend(result.corruptions)
         data.truncated.update(result.truncated)
@@ -258,7 +262,13 @@ def read_run(
             truncated[result.path] = result.truncated_tail
         from_events.update(result.hparams)
     notes: list[str] = []
-    from_yaml = read_hparams_yaml(run.files[0].parent, run.hparams_yaml, notes)
+    try:
+        from_yaml = read_hparams_yaml(run.files[0].parent, run.hparams_yaml, notes)
+    except OSError as error:  # no permission, not a file, not UTF-8: as an event file
+        yaml_path = run.files[0].parent / HPARAMS_FILE
+        unreadable = _unreadable(yaml_path, error, strict=strict, explicit=frozenset())
+        corruptions.extend(unreadable.corruptions)
+        from_yaml = {}
     hparams = merge_hparams(from_yaml, from_events) if from_yaml else from_events
     series = {}
     for tag, merged in _merge_files(results).items():

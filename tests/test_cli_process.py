@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -120,3 +124,54 @@ def test_a_read_only_script_keeps_the_mat_as_it_was(many_tags: Path, tmp_path: P
     assert result.returncode == 1
     assert result.stderr.startswith(f"Error: cannot write {script}: it is read-only")
     assert mat.read_text() == "an earlier .mat"
+
+
+@pytest.fixture
+def open_tree() -> Iterator[Path]:
+    """A directory any user may enter (pytest's own are the owner's alone), so that the
+    unreadable directories below can be tested by a process without root's rights."""
+    top = Path(tempfile.mkdtemp(prefix="tbexport-"))
+    top.chmod(0o777)
+    yield top
+    for path in top.rglob("*"):
+        with contextlib.suppress(OSError):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    shutil.rmtree(top)
+
+
+def run_without_root_rights(*args: str) -> subprocess.CompletedProcess[str]:
+    """The command as an ordinary user: root reads unreadable files. (Python and the
+    modules are loaded first, as root: they may lie where that user cannot read.)"""
+    drop = (
+        "import os, sys, yaml, tbexport.cli, tbexport.writers.csv\n"
+        "if os.getuid() == 0:\n"
+        "    os.setgroups([]); os.setgid(65534); os.setuid(65534)\n"
+        f"sys.argv = ['tbexport', *{list(args)!r}]\n"
+        "tbexport.cli.main()\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", drop], capture_output=True, text=True, timeout=60, cwd="/"
+    )
+
+
+def test_an_unreadable_run_directory_is_reported(open_tree: Path) -> None:
+    for run in ("a", "b"):
+        write_events(open_tree / "logs" / run / "events.out.tfevents.1", [simple("x", 1, 1.0)])
+    (open_tree / "logs" / "a" / "hparams.yaml").write_text("lr: 0.1\n")
+    (open_tree / "logs" / "a" / "hparams.yaml").chmod(0)
+    (open_tree / "logs" / "b").chmod(0)
+    for directory in (open_tree, open_tree / "logs", open_tree / "logs" / "a"):
+        directory.chmod(0o777)
+    logs, out = open_tree / "logs", open_tree / "out.csv"
+    result = run_without_root_rights(str(logs), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"warning: {logs / 'b'}: cannot be listed (Permission denied), skipped",
+        f"warning: {logs / 'a' / 'hparams.yaml'}: cannot be read (Permission denied), skipped",
+        f"wrote {out}: 1 run, 1 tag, 1 point from 1 event file; skipped 2 unreadable files",
+    ]
+    out.unlink()
+    strict = run_without_root_rights(str(logs), "-o", str(out), "--strict")
+    assert strict.returncode == 1
+    assert strict.stderr == f"Error: {logs / 'b'}: cannot be listed (Permission denied)\n"
+    assert not out.exists()
