@@ -378,6 +378,8 @@ def _choose_format(output: str | None, format_name: str | None, **flags: bool) -
     flag = given[0]
     wanted = "." + (format_name or flag[2:])
     suffix = Path(output).suffix if output is not None else ""
+    if wanted == ".tfevents" and suffix.lower() in (".xlsx", ".mat", ".csv", ".md", ".tex"):
+        raise click.UsageError(f"{flag} conflicts with output suffix {suffix!r}")
     if wanted == ".tfevents" or not (directory or suffix):
         return wanted
     if directory:

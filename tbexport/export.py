@@ -266,7 +266,13 @@ def export(
             reduce=bool(reduce),
             smoothing=smoothing is not None and plot is None and plot_dir is None,
             points_layout=wide or layout == "wide" or time != "unix",
+            name_by=name_by != "dir",
         )
+        if suffix == ".tfevents" and smoothing is not None and plot is None and plot_dir is None:
+            raise InvalidOptionError(
+                "smoothing (--smooth) is not written to TensorBoard runs: TensorBoard smooths "
+                "its charts itself"
+            )
     elif metrics is not None:
         raise InvalidOptionError(
             "results (--results) is a table, and only figures are written: give an output (-o)"
@@ -283,25 +289,37 @@ def export(
     )
     if data.frame.empty:
         raise NoScalarsError(f"no scalar data found in {_describe(paths)}")
-    try:
-        frame, hparams = shape(
-            data,
-            reduce=reduce,
-            align=align,
-            min_runs=min_runs,
-            smoothing=smoothing,
-            name_by=name_by,
-        )
-    except InvalidOptionError as error:
-        if not data.notes:
-            raise
-        # a left-out hparams.yaml may be why --name-by finds no such hyperparameter
-        raise InvalidOptionError(f"{error} ({'; '.join(data.notes)})") from error
     table = None
-    if metrics is not None:
-        runs = [str(r) for r in data.frame["run"].cat.categories]
-        labels = run_labels(runs, data.hparams, name_by)
-        table = results_table(data.frame, metrics, data.hparams, group_by=keys, labels=labels)
+    try:
+        if metrics is not None:
+            runs = [str(r) for r in data.frame["run"].cat.categories]
+            labels = run_labels(runs, data.hparams, name_by)
+            table = results_table(data.frame, metrics, data.hparams, group_by=keys, labels=labels)
+        results_only = table is not None and target is not None and target.suffix != ".xlsx"
+        if results_only and plot is None and plot_dir is None:
+            frame, hparams = data.frame, pd.DataFrame()  # (no points written: none shaped)
+        else:
+            frame, hparams = shape(
+                data,
+                reduce=reduce,
+                align=align,
+                min_runs=min_runs,
+                smoothing=smoothing,
+                name_by=name_by,
+            )
+    except InvalidOptionError as error:
+        # a tag filter may be why a metric is missing, a left-out hparams.yaml why a
+        # hyperparameter is
+        why = [f"read with tags={list(as_list(tags))} (--tags)"] if tags and metrics else []
+        why += data.notes
+        if not why:
+            raise
+        raise InvalidOptionError(f"{error} ({'; '.join(why)})") from error
+    if frame.empty:  # (min_runs above the runs there are)
+        raise NoScalarsError(
+            f"no tag and step has {min_runs} runs with a value ({data.frame['run'].nunique()} "
+            "runs were read): nothing to write"
+        )
     with _gathered_notes() as notes:
         if target is not None:
             if table is not None and format_for(target, format) != ".xlsx":
@@ -345,6 +363,7 @@ def check_results_options(
     reduce: bool,
     smoothing: bool,
     points_layout: bool = False,
+    name_by: bool = False,
 ) -> None:
     """Raise :class:`InvalidOptionError` for results options the output would ignore.
 
@@ -366,6 +385,10 @@ def check_results_options(
         )
     if digits is not None and not 1 <= digits <= 17:
         raise InvalidOptionError(f"digits (--digits) must be 1 to 17, not {digits}")
+    if group_by and name_by:
+        raise InvalidOptionError(
+            "name_by (--name-by) labels runs, and group_by (--group-by) puts groups in their place"
+        )
     if not results:
         return
     if suffix not in (".csv", ".xlsx", *RESULTS_FORMATS):

@@ -32,7 +32,7 @@ import difflib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -107,11 +107,9 @@ class ResultsTable:
     keys: list[str]  # the columns that name a row: run (and dir), hparams or group keys
     grouped: bool = False
     notes: list[str] = field(default_factory=list)
-
-    def value_columns(self, metric: Metric) -> list[str]:
-        """The columns that hold ``metric``'s value, then its step (when it has one)."""
-        names = [metric.column, *([metric.step_column] if metric.step_column else [])]
-        return [f"{n} mean" for n in names] if self.grouped else names
+    # per result column, the rows that hold it (a run that logged the tag; a group with
+    # such a run): a NaN there is a NaN result, elsewhere an empty cell
+    logged: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 def parse_metrics(metrics: str | Sequence[str]) -> list[Metric]:
@@ -154,6 +152,9 @@ def check_group_by(group_by: str | Sequence[str]) -> list[str]:
         raise InvalidOptionError(
             f"group by hparam:KEY[,hparam:KEY...] (e.g. hparam:lr), not {group_by!r}"
         )
+    twice = sorted({key for key in keys if keys.count(key) > 1})
+    if twice:
+        raise InvalidOptionError(f"group by each hyperparameter once, not {', '.join(twice)} twice")
     return keys
 
 
@@ -214,29 +215,40 @@ def results_table(
     """Compute the table: per run, or per group of runs when ``group_by`` names hparams.
 
     ``labels`` (run -> label, from ``--name-by``) puts the label in ``run`` and the
-    directory in ``dir``.
+    directory in ``dir``. A hyperparameter named like a column of the table (``run``,
+    ``n``, ``val_acc:max``) is renamed ``<name> (hparam)``.
     """
+    runs_column = frame["run"]
+    if not isinstance(runs_column.dtype, pd.CategoricalDtype):  # (a frame built by hand)
+        frame = frame.assign(run=runs_column.astype("category"), tag=frame["tag"].astype(str))
     present = set(frame["run"].unique())
     runs = [str(r) for r in frame["run"].cat.categories if r in present]
     tags = {str(t) for t in frame["tag"].unique()}
     _check_metrics_exist(metrics, tags)
-    values = _per_run(frame, metrics)
-    notes = _missing_notes(metrics, values, runs)
+    values, logged = _per_run(frame, metrics, runs)
+    taken = {"run", "dir", *values.columns}
+    if group_by:
+        taken |= {"n", *(f"{c} {s}" for c in values.columns for s in ("mean", "std", "n"))}
+    renamed = {
+        run: {(f"{k} (hparam)" if k in taken else k): v for k, v in hparams.get(run, {}).items()}
+        for run in runs
+    }
     rows = []
     for run in runs:
         row: dict[str, object] = {"run": labels.get(run, run) if labels else run}
-        if labels and labels.get(run, run) != run:
+        if labels:
             row["dir"] = run
-        row.update(hparams.get(run, {}))
+        row.update(renamed[run])
         rows.append(row)
     ids = pd.DataFrame(rows)
-    if labels and "dir" in ids:
-        ids["dir"] = ids["dir"].fillna(ids["run"])
-        ids = ids[["run", "dir", *[c for c in ids.columns if c not in ("run", "dir")]]]
-    per_run = pd.concat([ids, values.reindex(runs).reset_index(drop=True)], axis=1)
+    if labels and (ids["dir"] == ids["run"]).all():
+        ids = ids.drop(columns="dir")  # (no run was relabelled)
+    per_run = pd.concat([ids, values], axis=1)
+    notes = _missing_notes(metrics, values, logged, len(runs))
     if not group_by:
-        return ResultsTable(per_run, list(metrics), list(ids.columns), notes=notes)
-    return _grouped(per_run, list(metrics), list(group_by), hparams, runs, notes)
+        return ResultsTable(per_run, list(metrics), list(ids.columns), notes=notes, logged=logged)
+    keys = [f"{k} (hparam)" if k in taken else k for k in group_by]
+    return _grouped(per_run, list(metrics), keys, renamed, runs, logged, notes)
 
 
 def _check_metrics_exist(metrics: Sequence[Metric], tags: set[str]) -> None:
@@ -248,33 +260,38 @@ def _check_metrics_exist(metrics: Sequence[Metric], tags: set[str]) -> None:
             )
 
 
-def _per_run(frame: pd.DataFrame, metrics: Sequence[Metric]) -> pd.DataFrame:
-    """One row per run (index: run name), the result columns in ``metrics``' order."""
-    columns: dict[str, dict[str, float]] = {}
+def _per_run(
+    frame: pd.DataFrame, metrics: Sequence[Metric], runs: list[str]
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """One row per run (in ``runs``' order), the result columns in ``metrics``' order; and
+    per result column, which runs logged its tag (a NaN result of a run that did is NaN,
+    not missing)."""
     wanted = {m.tag for m in metrics}
     series: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
     subset = frame[frame["tag"].isin(wanted)]
     for (run, tag), group in subset.groupby(["run", "tag"], observed=True, sort=False):
         steps = group["step"].to_numpy(np.int64)
         series[(str(run), str(tag))] = (steps, group["value"].to_numpy(np.float64))
+    position = {run: i for i, run in enumerate(runs)}
+    columns: dict[str, pd.Series] = {}
+    logged: dict[str, np.ndarray] = {}
     for metric in metrics:
-        value_column: dict[str, float] = {}
-        step_column: dict[str, float] = {}
+        value_column = np.full(len(runs), np.nan)
+        step_column = pd.array([pd.NA] * len(runs), dtype="Int64")
+        has = np.zeros(len(runs), dtype=bool)
         for (run, tag), (steps, values) in series.items():
-            if tag != metric.tag:
-                continue
-            value, step = _aggregate(steps, values, metric.aggregation)
-            value_column[run] = value
-            if step is not None:
-                step_column[run] = step
-        columns[metric.column] = value_column
+            if tag == metric.tag:
+                i = position[run]
+                value_column[i], step = _aggregate(steps, values, metric.aggregation)
+                has[i] = True
+                if step is not None:
+                    step_column[i] = step
+        columns[metric.column] = pd.Series(value_column)
+        logged[metric.column] = has
         if metric.step_column is not None:
-            columns[metric.step_column] = step_column
-    table = pd.DataFrame({name: pd.Series(col, dtype=np.float64) for name, col in columns.items()})
-    for metric in metrics:
-        if metric.step_column is not None:
-            table[metric.step_column] = table[metric.step_column].astype("Int64")
-    return table
+            columns[metric.step_column] = pd.Series(step_column)
+            logged[metric.step_column] = has
+    return pd.DataFrame(columns), logged
 
 
 def _aggregate(steps: np.ndarray, values: np.ndarray, aggregation: str) -> tuple[float, int | None]:
@@ -293,14 +310,20 @@ def _aggregate(steps: np.ndarray, values: np.ndarray, aggregation: str) -> tuple
     return float(values[at]), int(steps[at])
 
 
-def _missing_notes(metrics: Sequence[Metric], values: pd.DataFrame, runs: list[str]) -> list[str]:
+def _missing_notes(
+    metrics: Sequence[Metric], values: pd.DataFrame, logged: Mapping[str, np.ndarray], runs: int
+) -> list[str]:
     notes = []
     for metric in metrics:
-        have = values[metric.column].reindex(runs).notna() if metric.column in values else None
-        lacking = len(runs) - int(have.sum()) if have is not None else len(runs)
+        has = logged[metric.column]
+        lacking = runs - int(has.sum())
         if lacking:
             noun = "run has" if lacking == 1 else "runs have"
-            notes.append(f"{lacking} of {len(runs)} {noun} no {metric.column} (left empty)")
+            notes.append(f"{lacking} of {runs} {noun} no {metric.tag} (left empty)")
+        nan = int((has & values[metric.column].isna().to_numpy()).sum())
+        if nan:
+            noun = "run's" if nan == 1 else "runs'"
+            notes.append(f"{nan} of {runs} {noun} {metric.column} is NaN")
     return notes
 
 
@@ -310,48 +333,62 @@ def _grouped(
     keys: list[str],
     hparams: Mapping[str, Mapping[str, object]],
     runs: list[str],
+    logged: Mapping[str, np.ndarray],
     notes: list[str],
 ) -> ResultsTable:
     for key in keys:
         if not any(key in hparams.get(run, {}) for run in runs):
             known = sorted({k for run in runs for k in hparams.get(run, {})})
             raise InvalidOptionError(
-                f"no run has the hyperparameter {key!r} to group by; known: "
-                f"{', '.join(known) or 'none'}"
+                f"no run has the hyperparameter {key.removesuffix(' (hparam)')!r} to group "
+                f"by; known: {', '.join(known) or 'none'}"
             )
+        lacking = sum(key not in hparams.get(run, {}) for run in runs)
+        if lacking:
+            noun = "run has" if lacking == 1 else "runs have"
+            notes.append(f"{lacking} of {len(runs)} {noun} no {key}: grouped as one, {key} empty")
     result_columns = [c for m in metrics for c in (m.column, m.step_column) if c]
-    groups: dict[tuple[object, ...], list[int]] = {}
+    groups: dict[tuple[tuple[str, object], ...], list[int]] = {}
     for position, run in enumerate(runs):
         values = hparams.get(run, {})
-        groups.setdefault(tuple(values.get(key) for key in keys), []).append(position)
+        # (typed: True and 1 are equal in Python, and are two settings)
+        setting = tuple((type(values.get(k)).__name__, values.get(k)) for k in keys)
+        groups.setdefault(setting, []).append(position)
     rows = []
+    counts: dict[str, list[int]] = {c: [] for c in result_columns}
     for group_key in _sorted_keys(list(groups)):
-        members = per_run.iloc[groups[group_key]]
-        row: dict[str, object] = dict(zip(keys, group_key, strict=True))
+        members = groups[group_key]
+        row: dict[str, object] = {k: v for k, (_, v) in zip(keys, group_key, strict=True)}
         row["n"] = len(members)
         for column in result_columns:
-            present = members[column].dropna().astype(np.float64)
-            row[f"{column} mean"] = float(present.mean()) if len(present) else math.nan
-            row[f"{column} std"] = float(present.std(ddof=1)) if len(present) > 1 else math.nan
+            have = [i for i in members if logged[column][i]]
+            present = per_run[column].iloc[have].astype(np.float64).to_numpy()
+            # a NaN result (a diverged seed) makes the group's mean NaN: not left out
+            row[f"{column} mean"] = float(np.mean(present)) if len(present) else math.nan
+            row[f"{column} std"] = float(np.std(present, ddof=1)) if len(present) > 1 else math.nan
             row[f"{column} n"] = len(present)
+            counts[column].append(len(present))
         rows.append(row)
     frame = pd.DataFrame(rows)
     for column in result_columns:  # a count only where some group's runs lack the result
         if (frame[f"{column} n"] == frame["n"]).all():
             frame = frame.drop(columns=f"{column} n")
-    return ResultsTable(frame, metrics, keys, grouped=True, notes=notes)
+    logged_groups = {c: np.array(n) > 0 for c, n in counts.items()}
+    return ResultsTable(frame, metrics, keys, grouped=True, notes=notes, logged=logged_groups)
 
 
-def _sorted_keys(keys: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
+def _sorted_keys(
+    keys: list[tuple[tuple[str, object], ...]],
+) -> list[tuple[tuple[str, object], ...]]:
     """Groups in the order of their keys: numbers by value, text naturally, missing last."""
 
-    def key(group: tuple[object, ...]) -> tuple[object, ...]:
+    def key(group: tuple[Any, ...]) -> tuple[object, ...]:
         parts: list[tuple[object, ...]] = []
-        for value in group:
+        for _, value in group:  # (type name, value) pairs
             if _missing(value):
                 parts.append((2, ()))
             elif isinstance(value, bool | int | float):
-                parts.append((0, float(value)))
+                parts.append((0, float(value), isinstance(value, bool)))
             else:
                 parts.append((1, natural_key(str(value))))
         return tuple(parts)

@@ -239,7 +239,7 @@ def test_missing_metric_is_a_note(sweep: Path, tmp_path: Path) -> None:
     out = tmp_path / "t.csv"
     result = invoke(sweep, "--results", "test_acc:last", "-o", out, "-q")
     assert result.exit_code == 0
-    assert result.stderr == "note: 2 of 4 runs have no test_acc:last (left empty)\n"
+    assert result.stderr == "note: 2 of 4 runs have no test_acc (left empty)\n"
     assert out.read_text().splitlines() == [
         "run,lr,seed,test_acc:last",
         f"version_0,0.001,1,{f32(0.72)!r}",
@@ -373,3 +373,139 @@ def test_results_usage_errors(sweep: Path, tmp_path: Path, args: list[str], mess
     assert result.exit_code == 2, result.output
     assert result.stderr.splitlines()[-1] == f"Error: {message}"
     assert list(tmp_path.glob("t.*")) == []
+
+
+def odd_runs(root: Path, runs: dict[str, tuple[str, list[tuple[int, float]]]]) -> Path:
+    """Runs of one tag ``m`` each, with their hparams.yaml text."""
+    for run, (yaml_text, points) in runs.items():
+        events = [file_version(), *(simple("m", s, v) for s, v in points)]
+        write_events(root / run / "events.out.tfevents.1.host", events)
+        if yaml_text:
+            (root / run / "hparams.yaml").write_text(yaml_text)
+    return root
+
+
+def test_nan_results_are_shown_and_spoil_their_group_mean(tmp_path: Path) -> None:
+    root = odd_runs(
+        tmp_path / "logs",
+        {
+            "s1": ("lr: 0.1\n", [(1, 2.0), (2, 1.0)]),
+            "s2": ("lr: 0.1\n", [(1, 2.0), (2, NAN)]),  # diverged
+            "s3": ("lr: 0.2\n", [(1, 4.0), (2, 3.0)]),
+            "s4": ("lr: 0.2\n", [(1, 5.0), (2, 4.0)]),
+        },
+    )
+    out = tmp_path / "t.md"
+    result = invoke(root, "--results", "m:last", "--group-by", "hparam:lr", "-o", out, "-q")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == "note: 1 of 4 run's m:last is NaN\n"
+    rows = markdown_rows(out.read_text())
+    assert rows[2] == ["0.1", "2", "nan"]
+    assert rows[3] == ["0.2", "2", "3.500 ± 0.707"]  # the only finite row: no bold to give
+    table = tbexport.results(root, "m:last")
+    assert math.isnan(table.loc[1, "m:last"])
+    per_run = tmp_path / "r.md"
+    assert invoke(root, "--results", "m:last", "-o", per_run, "-q").exit_code == 0
+    # (a tag named m says nothing of which way is better: no bold)
+    assert [r[-1] for r in markdown_rows(per_run.read_text())[2:]] == [
+        "1.000",
+        "nan",
+        "3.000",
+        "4.000",
+    ]
+
+
+def test_names_and_numbers_of_any_size_come_out_readable(tmp_path: Path) -> None:
+    root = odd_runs(
+        tmp_path / "logs",
+        {
+            "__init__|<b>": ("n: 1\nrun: exp\nm:last: 3\n", [(1, -1.91e32)]),
+            "b": ("n: 2\n", [(1, 1.91e-28)]),
+        },
+    )
+    table = tbexport.results(root, "m:last")
+    # hyperparameters named like the table's columns keep their values, renamed
+    assert list(table.columns) == ["run", "n", "run (hparam)", "m:last (hparam)", "m:last"]
+    assert table["run"].tolist() == ["__init__|<b>", "b"]
+    markdown = tmp_path / "t.md"
+    assert invoke(root, "--results", "m:last:max", "-o", markdown, "-q").exit_code == 0
+    rows = markdown_rows(markdown.read_text())
+    assert rows[2][0] == "\\_\\_init\\_\\_\\|&lt;b&gt;"
+    assert rows[2][-1] == "-1.910e+32" and rows[3][-1] == "**1.910e-28**"
+    latex = tmp_path / "t.tex"
+    assert invoke(root, "--results", "m:last:max", "-o", latex, "-q").exit_code == 0
+    assert "$-1.910\\times10^{32}$" in latex.read_text()
+    assert "\\textbf{\\boldmath $1.910\\times10^{-28}$}" in latex.read_text()
+
+
+def test_groups_keep_true_and_one_apart_and_say_who_has_no_key(tmp_path: Path) -> None:
+    root = odd_runs(
+        tmp_path / "logs",
+        {
+            "a": ("flag: true\n", [(1, 1.0)]),
+            "b": ("flag: 1\n", [(1, 2.0)]),
+            "c": ("", [(1, 3.0)]),
+        },
+    )
+    out = tmp_path / "t.csv"
+    result = invoke(root, "--results", "m:last", "--group-by", "hparam:flag", "-o", out, "-q")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == "note: 1 of 3 run has no flag: grouped as one, flag empty\n"
+    assert out.read_text().splitlines() == [
+        "flag,n,m:last mean,m:last std",
+        "1,1,2.0,",
+        "True,1,1.0,",
+        ",1,3.0,",
+    ]
+
+
+def test_a_minimum_of_runs_no_step_reaches_is_an_error(sweep: Path, tmp_path: Path) -> None:
+    result = invoke(sweep, "--reduce", "mean", "--min-runs", "5", "-o", tmp_path / "s.csv")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: no tag and step has 5 runs with a value (4 runs were read): nothing to write\n"
+    )
+    assert not (tmp_path / "s.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--reduce", "mean", "--smooth", "0.6", "-o", "s/"],
+            "smoothing (--smooth) is not written to TensorBoard runs: TensorBoard smooths "
+            "its charts itself",
+        ),
+        (
+            [
+                "--results",
+                "val_acc:max",
+                "--group-by",
+                "hparam:lr",
+                "--name-by",
+                "hparam:seed",
+                "-o",
+                "s.md",
+            ],
+            "name_by (--name-by) labels runs, and group_by (--group-by) puts groups in their place",
+        ),
+        (
+            ["--format", "tfevents", "-o", "s.xlsx"],
+            "--format tfevents conflicts with output suffix '.xlsx'",
+        ),
+        (
+            ["--results", "val_acc:max", "--group-by", "hparam:lr,lr", "-o", "s.md"],
+            "Invalid value for '--group-by': group by each hyperparameter once, not lr twice",
+        ),
+        (
+            ["--results", "val_acc:max", "-t", "val_loss", "-o", "s.md"],
+            "no run has the metric 'val_acc'; tags include: val_loss (read with "
+            "tags=['val_loss'] (--tags))",
+        ),
+    ],
+)
+def test_more_usage_errors(sweep: Path, tmp_path: Path, args: list[str], message: str) -> None:
+    result = invoke(sweep, *args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-1] == f"Error: {message}"
+    assert list(tmp_path.glob("s*")) == []

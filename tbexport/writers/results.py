@@ -12,6 +12,7 @@ round-trip form), one column for each mean, std and count, empty where missing.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,9 +21,7 @@ import pandas as pd
 
 from ..results import Metric, ResultsTable
 
-__all__ = ["TABLE_FORMATS", "cells", "latex", "markdown", "significant", "write"]
-
-TABLE_FORMATS = (".csv", ".md", ".tex")
+__all__ = ["cells", "latex", "latex_escape", "markdown", "significant", "write"]
 
 
 def write(table: ResultsTable, path: Path, suffix: str, digits: int) -> None:
@@ -36,23 +35,37 @@ def write(table: ResultsTable, path: Path, suffix: str, digits: int) -> None:
 
 def significant(value: float, digits: int) -> tuple[str, int]:
     """``value`` with ``digits`` significant digits, and the decimal places it shows
-    (negative: rounded to tens, hundreds, ...). Non-finite values are ``nan``/``inf``."""
+    (negative: rounded to tens, hundreds, ...). Non-finite values are ``nan``/``inf``.
+
+    Beyond ``10**6`` (or ``10**digits``, if more) and below ``10**-4`` the number is
+    written as ``1.910e+32``, and the decimal places are those of its mantissa.
+    """
     if not math.isfinite(value):
-        return ("nan" if math.isnan(value) else "inf" if value > 0 else "-inf"), 0
+        return _nonfinite(value), 0
     if value == 0:
         return f"{0:.{digits - 1}f}", digits - 1
     rounded = float(f"{value:.{digits - 1}e}")  # (9.9996 -> 10.00: the exponent moves)
-    decimals = digits - 1 - math.floor(math.log10(abs(rounded)))
+    exponent = math.floor(math.log10(abs(rounded)))
+    if exponent < -4 or exponent >= max(6, digits):
+        return f"{rounded:.{digits - 1}e}", digits - 1 - exponent
+    decimals = digits - 1 - exponent
     if decimals >= 0:
         return f"{rounded:.{decimals}f}", decimals
     return f"{round(rounded, decimals):.0f}", decimals
 
 
+def _nonfinite(value: float) -> str:
+    return "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"
+
+
 def _fixed(value: float, decimals: int) -> str:
-    """``value`` rounded to ``decimals`` places (negative: to tens, ...), as the mean is."""
+    """``value`` rounded to ``decimals`` places (negative: to tens, ...), as the mean is;
+    in the mean's notation where that is scientific."""
     if not math.isfinite(value):
-        return "nan" if math.isnan(value) else "inf"
-    return f"{value:.{max(decimals, 0)}f}" if decimals >= 0 else f"{round(value, decimals):.0f}"
+        return _nonfinite(value)
+    if decimals > 17 or decimals < -6:  # (a mean in scientific notation)
+        return f"{value:.2e}"
+    return f"{value:.{decimals}f}" if decimals >= 0 else f"{round(value, decimals):.0f}"
 
 
 Cell = tuple[str, bool]  # text, bold
@@ -60,22 +73,29 @@ PLUS_MINUS = " ± "
 
 
 def cells(table: ResultsTable, digits: int) -> tuple[list[str], list[list[Cell]], int]:
-    """The header, the rows (text, bold) and how many leading columns are keys."""
+    """The header, the rows (text, bold) and how many leading columns are keys (the
+    rest are numbers). A run without the metric is an empty cell; a NaN result ``nan``."""
     frame = table.frame
     keys = [*table.keys, *(["n"] if table.grouped else [])]
     headers = list(keys)
     columns: list[list[Cell]] = [[(_key_text(v), False) for v in frame[key]] for key in keys]
     for metric in table.metrics:
-        for name, is_step in _shown(table, metric):
+        for name, is_step in _shown(metric):
             headers.append(name)
+            logged = table.logged.get(name, np.ones(len(frame), dtype=bool))
             if table.grouped:
                 texts = [
-                    _mean_std(m, s, digits, is_step)
-                    for m, s in zip(frame[f"{name} mean"], frame[f"{name} std"], strict=True)
+                    _mean_std(m, s, digits, is_step) if has else ""
+                    for m, s, has in zip(
+                        frame[f"{name} mean"], frame[f"{name} std"], logged, strict=True
+                    )
                 ]
                 ranking = frame[f"{name} mean"]
             else:
-                texts = [_single(v, digits, is_step) for v in frame[name]]
+                texts = [
+                    _single(v, digits, is_step) if has else ""
+                    for v, has in zip(frame[name], logged, strict=True)
+                ]
                 ranking = frame[name]
             bold = _best(ranking, texts, None if is_step else metric.best)
             columns.append(list(zip(texts, bold, strict=True)))
@@ -86,7 +106,7 @@ def cells(table: ResultsTable, digits: int) -> tuple[list[str], list[list[Cell]]
     return headers, rows, len(table.keys)  # (a group's n is a number: aligned as one)
 
 
-def _shown(table: ResultsTable, metric: Metric) -> list[tuple[str, bool]]:
+def _shown(metric: Metric) -> list[tuple[str, bool]]:
     steps = [(metric.step_column, True)] if metric.step_column else []
     return [(metric.column, False), *steps]
 
@@ -102,15 +122,17 @@ def _key_text(value: object) -> str:
 
 
 def _single(value: object, digits: int, is_step: bool) -> str:
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+    if value is None or value is pd.NA:
         return ""
     number = float(value)  # type: ignore[arg-type]
+    if not math.isfinite(number):
+        return _nonfinite(number)
     return f"{number:.0f}" if is_step else significant(number, digits)[0]
 
 
 def _mean_std(mean: float, std: float, digits: int, is_step: bool) -> str:
-    if math.isnan(mean):
-        return ""
+    if not math.isfinite(mean):
+        return _nonfinite(mean)
     if is_step:
         text, decimals = f"{mean:.0f}", 0
     else:
@@ -122,7 +144,7 @@ def _best(values: pd.Series, texts: list[str], goal: str | None) -> list[bool]:
     """Bold where the value shown equals the best one shown (ties all bold)."""
     numbers = pd.to_numeric(values, errors="coerce").astype(np.float64).to_numpy()
     known = ~np.isnan(numbers)
-    if goal is None or not known.any():
+    if goal is None or known.sum() < 2:  # (one row has no best to show)
         return [False] * len(texts)
     best = int(np.nanargmax(numbers) if goal == "max" else np.nanargmin(numbers))
     shown = texts[best].split(PLUS_MINUS)[0]
@@ -163,22 +185,47 @@ def latex(table: ResultsTable, digits: int) -> str:
         " & ".join(latex_escape(h) for h in headers) + r" \\",
         r"\midrule",
     ]
-    lines += [" & ".join(_latex_cell(c) for c in row) + r" \\" for row in rows]
+    lines += [
+        " & ".join(_latex_cell(c, number=i >= keys) for i, c in enumerate(row)) + r" \\"
+        for row in rows
+    ]
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 
 
-def _latex_cell(cell: Cell) -> str:
+def _latex_cell(cell: Cell, number: bool) -> str:
     text, bold = cell
-    escaped = r" $\pm$ ".join(latex_escape(part) for part in text.split(PLUS_MINUS))
-    return f"\\textbf{{{escaped}}}" if bold and text else escaped
+    parts = [_latex_number(p) if number else latex_escape(p) for p in text.split(PLUS_MINUS)]
+    escaped = r" $\pm$ ".join(parts)
+    if not (bold and text):
+        return escaped
+    return f"\\textbf{{\\boldmath {escaped}}}" if "$" in escaped else f"\\textbf{{{escaped}}}"
+
+
+def _latex_number(text: str) -> str:
+    """A number as LaTeX sets one: a minus sign, not a hyphen; ``1.9e+32`` as a power."""
+    mantissa, e, exponent = text.partition("e")
+    if e and exponent.lstrip("+-").isdigit():
+        return f"${mantissa}\\times10^{{{int(exponent)}}}$"
+    return f"${text}$" if text.startswith("-") else latex_escape(text)
 
 
 # --- Markdown ----------------------------------------------------------------------
 
 
+_MARKDOWN_SPECIAL = {c: "\\" + c for c in "\\`*[]|#~"}
+_MARKDOWN_SPECIAL |= {"\n": " ", "\r": " ", "<": "&lt;", ">": "&gt;"}
+
+
 def _markdown_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*")
+    """``text`` shown as itself in a GitHub table cell: no emphasis, code, HTML or
+    column break from the characters of a name, and a line break as a space."""
+    escaped = "".join(_MARKDOWN_SPECIAL.get(c, c) for c in text)
+    # an underscore between letters or digits starts no emphasis (val_acc stays as typed)
+    return _EMPHASIS_UNDERSCORE.sub(r"\\_", escaped)
+
+
+_EMPHASIS_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 
 
 def markdown(table: ResultsTable, digits: int) -> str:
