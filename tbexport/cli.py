@@ -29,6 +29,34 @@ from .transform import REDUCTIONS, TIME_MODES, check_statistics, statistics_list
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 FORMAT_NAMES = ("xlsx", "mat", "csv", "md", "tex", "tfevents")
+# The API's parameters as this command's flags, for error messages (see
+# tbexport.exceptions.option).
+FLAGS = {
+    "output": "-o",
+    "format": "--format",
+    "tags": "--tags",
+    "layout": "--layout",
+    "wide": "--wide",
+    "reduce": "--reduce",
+    "align": "--align",
+    "min_runs": "--min-runs",
+    "smoothing": "--smooth",
+    "name_by": "--name-by",
+    "time": "--time",
+    "charts": "--charts",
+    "matlab_script": "--matlab-script",
+    "results": "--results",
+    "group_by": "--group-by",
+    "digits": "--digits",
+    "plot": "--plot",
+    "plot_dir": "--plot-dir",
+    "plot_x": "--x",
+    "plot_log_y": "--log-y",
+    "force": "--force",
+    "keep_duplicates": "--keep-duplicates",
+    "strict": "--strict",
+    "jobs": "--jobs",
+}
 
 
 def _statistics(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
@@ -42,12 +70,12 @@ def _statistics(ctx: click.Context, param: click.Parameter, value: str | None) -
     return names
 
 
-def _name_by(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    return _checked(check_name_by, value)
+def _name_by(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    return None if value is None else _checked(check_name_by, value)
 
 
-def _align(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    return _checked(check_align, value)
+def _align(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    return None if value is None else _checked(check_align, value)
 
 
 def _results(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -103,8 +131,8 @@ def _checked(check: Callable[[str], object], value: str) -> str:
 @click.option(
     "--layout",
     type=click.Choice(LAYOUTS),
-    default="long",
-    show_default=True,
+    default=None,
+    show_default="long",
     help="long: one row per point (a run column for several runs); wide: one "
     "column per run, rows joined on step.",
 )
@@ -118,8 +146,8 @@ def _checked(check: Callable[[str], object], value: str) -> str:
 )
 @click.option(
     "--align",
-    default="steps",
-    show_default=True,
+    default=None,
+    show_default="steps",
     callback=_align,
     metavar="steps|bins:N|grid:STEP",
     help="--reduce on common steps: as logged, N equal-width step bins per tag (each "
@@ -129,8 +157,8 @@ def _checked(check: Callable[[str], object], value: str) -> str:
 @click.option(
     "--min-runs",
     type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
+    default=None,
+    show_default="1",
     metavar="K",
     help="--reduce: drop the steps fewer than K runs have a value at.",
 )
@@ -144,8 +172,8 @@ def _checked(check: Callable[[str], object], value: str) -> str:
 )
 @click.option(
     "--name-by",
-    default="dir",
-    show_default=True,
+    default=None,
+    show_default="dir",
     callback=_name_by,
     metavar="dir|hparam:KEY",
     help="Label runs by directory or by a hyperparameter.",
@@ -154,8 +182,8 @@ def _checked(check: Callable[[str], object], value: str) -> str:
     "--time",
     "time",
     type=click.Choice(TIME_MODES),
-    default="unix",
-    show_default=True,
+    default=None,
+    show_default="unix",
     help="Time column: unix seconds, datetime (Excel dates, ISO 8601, datenum), "
     "or seconds since the run's first exported point.",
 )
@@ -202,8 +230,8 @@ def _checked(check: Callable[[str], object], value: str) -> str:
     "--x",
     "plot_x",
     type=click.Choice(X_AXES),
-    default="step",
-    show_default=True,
+    default=None,
+    show_default="step",
     help="x axis of plots.",
 )
 @click.option("--log-y", is_flag=True, help="Plots: logarithmic y axis.")
@@ -324,9 +352,9 @@ def cli(
                     **reading,
                 )
     except InvalidOptionError as error:  # options that do not go together: exit 2
-        raise click.UsageError(str(error)) from error
+        raise click.UsageError(error.worded(FLAGS)) from error
     except TbexportError as error:
-        raise click.ClickException(str(error)) from error
+        raise click.ClickException(error.worded(FLAGS)) from error
     if list_only:
         try:
             _list(data, filtered=bool(tags))
@@ -359,7 +387,6 @@ def _check_list_only(ctx: click.Context) -> None:
         if param.name not in _LIST_OPTIONS
         and param.name is not None
         and ctx.get_parameter_source(param.name) == click.core.ParameterSource.COMMANDLINE
-        and ctx.params[param.name] != param.default  # (--layout long changes nothing)
     ]
     if given:
         raise click.UsageError(f"--list writes nothing: {', '.join(given)} would be ignored")

@@ -22,10 +22,16 @@ record kept in ``DataFrame.attrs["corruptions"]``) when a damaged record is skip
 should know (a chart capped, values a log axis cannot show); :func:`tbexport.export`
 gathers them into ``ExportResult.notes``, which the CLI prints as ``note:`` lines.
 The CLI turns every ``TbexportError`` into a one-line message and exit code 1, but
-``InvalidOptionError`` into a usage error, exit code 2.
+``InvalidOptionError`` into a usage error, exit code 2. A message names options with
+:func:`option`: as the API's parameters in ``str(error)`` (``plot_x``,
+``layout='wide'``), as the command's flags in ``error.worded(flags)`` (``--x``,
+``--layout wide``), so that each audience reads its own words.
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Mapping
 
 __all__ = [
     "CorruptEventFileError",
@@ -43,11 +49,42 @@ __all__ = [
     "TbexportError",
     "UnknownFormatError",
     "UnreadableFileError",
+    "option",
 ]
+
+# Around an option's name (and value) in a message, so that it can be worded for the
+# API or for the command line; control characters no path or tag is printed with.
+_START, _VALUE, _END = "\x1e", "\x1f", "\x1d"
+_OPTION = re.compile(f"{_START}([^{_VALUE}{_END}]*)(?:{_VALUE}([^{_END}]*))?{_END}")
+
+
+def option(name: str, value: str | None = None) -> str:
+    """An option named in an error message: its API parameter ``name`` (with ``value``,
+    ``layout='wide'``); :meth:`TbexportError.worded` names it as a flag instead."""
+    return f"{_START}{name}{_VALUE + value if value is not None else ''}{_END}"
 
 
 class TbexportError(Exception):
     """Base class of every error tbexport raises on purpose."""
+
+    def __init__(self, message: str = "") -> None:
+        self.template = message
+        super().__init__(_OPTION.sub(_api_words, message))
+
+    def worded(self, flags: Mapping[str, str]) -> str:
+        """The message with each option named as ``flags`` says (``{"plot_x": "--x"}``)."""
+
+        def flag(match: re.Match[str]) -> str:
+            name, value = match[1], match[2]
+            named = flags.get(name, name)
+            return named if value is None else f"{named} {value}"
+
+        return _OPTION.sub(flag, self.template)
+
+
+def _api_words(match: re.Match[str]) -> str:
+    name, value = match[1], match[2]
+    return name if value is None else f"{name}={value!r}"
 
 
 class InputError(TbexportError):

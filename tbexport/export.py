@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import rules
 from .align import check_align
 from .discover import as_list
-from .exceptions import InvalidOptionError, NoScalarsError, OutputWarning
+from .exceptions import InvalidOptionError, NoScalarsError, OutputWarning, option
 from .hparams import check_name_by, hparams_frame, run_labels
 from .load import Paths, ScalarData, load_scalars
 from .options import LAYOUTS, WriteOptions
@@ -31,12 +32,11 @@ from .transform import (
     statistics_list,
     with_time,
 )
-from .write import RESULTS_FORMATS, atomic_path, format_for, write_scalars
+from .write import atomic_path, format_for, write_scalars
 
 __all__ = [
     "ExportResult",
-    "check_format_options",
-    "check_results_options",
+    "check_options",
     "default_output",
     "export",
     "shape",
@@ -79,60 +79,33 @@ def default_output(paths: Paths, format: str | None = None) -> Path:
 
 def check_options(
     *,
-    layout: str,
-    reduce: str | Sequence[str] | None,
-    smoothing: float | None,
-    time: str,
-    name_by: str,
+    layout: str | None = None,
+    reduce: str | Sequence[str] | None = None,
+    smoothing: float | None = None,
+    time: str | None = None,
+    name_by: str | None = None,
+    align: str | None = None,
+    min_runs: int | None = None,
+    digits: int | None = None,
 ) -> None:
-    """Raise :class:`InvalidOptionError` for a value no step below could use."""
-    if layout not in LAYOUTS:
+    """Raise :class:`InvalidOptionError` for a value no step below could use (None: the
+    option was not given)."""
+    if layout is not None and layout not in LAYOUTS:
         raise InvalidOptionError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
     if reduce is not None:
         check_statistics(reduce)
-    check_name_by(name_by)
+    if name_by is not None:
+        check_name_by(name_by)
     if smoothing is not None:
         check_weight(smoothing)
-    check_time_mode(time)
-
-
-def check_format_options(
-    suffix: str,
-    *,
-    wide: bool,
-    layout: str,
-    time: str,
-    charts: bool,
-    matlab_script: bool,
-    keep_duplicates: bool,
-) -> None:
-    """Raise :class:`InvalidOptionError` for an option the output format would ignore."""
-    only_for = [
-        (wide, ".csv", "wide (--wide)"),
-        (charts, ".xlsx", "charts (--charts)"),
-        (matlab_script, ".mat", "matlab_script (--matlab-script)"),
-    ]
-    for asked, needed, name in only_for:
-        if asked and suffix != needed:
-            raise InvalidOptionError(f"{name} is for {needed} output, not {suffix}")
-    if wide and layout == "wide":
-        raise InvalidOptionError(
-            "choose one wide table: wide (--wide) puts tags side by side, "
-            "layout='wide' (--layout wide) runs"
-        )
-    if time != "unix" and (wide or layout == "wide"):
-        raise InvalidOptionError(
-            "a wide table has no time column: time (--time) needs the long layout"
-        )
-    if suffix in (".tfevents", *RESULTS_FORMATS) and (layout == "wide" or time != "unix"):
-        raise InvalidOptionError(
-            f"layout and time (--layout, --time) shape a table of points, not {suffix} output"
-        )
-    if keep_duplicates and (wide or layout == "wide"):
-        raise InvalidOptionError(
-            "a wide table holds one point per step: keep_duplicates (--keep-duplicates) "
-            "needs the long layout"
-        )
+    if time is not None:
+        check_time_mode(time)
+    if align is not None:
+        check_align(align)
+    if min_runs is not None:
+        check_min_runs(min_runs)
+    if digits is not None and not 1 <= digits <= 17:
+        raise InvalidOptionError(f"{option('digits')} must be 1 to 17, not {digits}")
 
 
 def shape(
@@ -166,13 +139,13 @@ def export(
     format: str | None = None,
     tags: str | Sequence[str] | None = None,
     wide: bool = False,
-    layout: str = "long",
+    layout: str | None = None,
     reduce: str | Sequence[str] | None = None,
-    align: str = "steps",
-    min_runs: int = 1,
+    align: str | None = None,
+    min_runs: int | None = None,
     smoothing: float | None = None,
-    time: str = "unix",
-    name_by: str = "dir",
+    time: str | None = None,
+    name_by: str | None = None,
     charts: bool = False,
     matlab_script: bool = False,
     results: str | Sequence[str] | None = None,
@@ -180,7 +153,7 @@ def export(
     digits: int | None = None,
     plot: str | os.PathLike[str] | None = None,
     plot_dir: str | os.PathLike[str] | None = None,
-    plot_x: str = "step",
+    plot_x: str | None = None,
     plot_log_y: bool = False,
     write_table: bool = True,
     force: bool = False,
@@ -213,70 +186,48 @@ def export(
     :class:`NoScalarsError` when there is nothing to write. The reading options are
     those of :func:`tbexport.load_scalars`.
     """
-    check_options(layout=layout, reduce=reduce, smoothing=smoothing, time=time, name_by=name_by)
+    check_options(
+        layout=layout,
+        reduce=reduce,
+        smoothing=smoothing,
+        time=time,
+        name_by=name_by,
+        align=align,
+        min_runs=min_runs,
+        digits=digits,
+    )
     paths = as_list(paths)  # once: a generator (Path.glob) can be read only once
     if plot is not None:
         check_plot_path(plot)  # before reading, like the table's format
-    if not write_table and (wide or layout == "wide" or charts or matlab_script or time != "unix"):
-        raise InvalidOptionError(
-            "wide, layout='wide', charts, matlab_script and time (--wide, --layout wide, "
-            "--charts, --matlab-script, --time) shape a table, and only figures are written"
-        )
-    if plot is None and plot_dir is None and (plot_x != "step" or plot_log_y):
-        raise InvalidOptionError(
-            "plot_x and plot_log_y (--x, --log-y) shape figures: give plot or plot_dir "
-            "(--plot, --plot-dir)"
-        )
-    if reduce and name_by != "dir":
-        raise InvalidOptionError(
-            "name_by (--name-by) labels runs, and reduce (--reduce) puts statistics in their place"
-        )
-    if not reduce and (align != "steps" or min_runs != 1):
-        raise InvalidOptionError(
-            "align and min_runs (--align, --min-runs) shape the statistics of reduce (--reduce)"
-        )
-    if reduce:
-        check_align(align)
-        check_min_runs(min_runs)
-        if keep_duplicates:
-            raise InvalidOptionError(
-                "reduce (--reduce) takes one point per run and step, and keep_duplicates "
-                "(--keep-duplicates) keeps the points a resumed run replaced"
-            )
     metrics = parse_metrics(results) if results is not None else None
     keys = check_group_by(group_by) if group_by is not None else None
     target = None
     if write_table:
         target = Path(output) if output is not None else default_output(paths, format)
-        suffix = format_for(target, format)  # fail on an unknown format before reading
-        check_format_options(
+    suffix = format_for(target, format) if target is not None else None  # (before reading)
+    rules.check(
+        rules.Asked(
             suffix,
+            figures=plot is not None or plot_dir is not None,
             wide=wide,
             layout=layout,
             time=time,
             charts=charts,
             matlab_script=matlab_script,
             keep_duplicates=keep_duplicates,
-        )
-        check_results_options(
-            suffix,
+            reduce=bool(reduce),
+            align=align is not None,
+            min_runs=min_runs is not None,
+            smoothing=smoothing is not None,
+            name_by=name_by is not None,
             results=metrics is not None,
             group_by=keys is not None,
-            digits=digits,
-            reduce=bool(reduce),
-            smoothing=smoothing is not None and plot is None and plot_dir is None,
-            points_layout=wide or layout == "wide" or time != "unix",
-            name_by=name_by != "dir",
+            digits=digits is not None,
+            plot_x=plot_x is not None,
+            log_y=plot_log_y,
         )
-        if suffix == ".tfevents" and smoothing is not None and plot is None and plot_dir is None:
-            raise InvalidOptionError(
-                "smoothing (--smooth) is not written to TensorBoard runs: TensorBoard smooths "
-                "its charts itself"
-            )
-    elif metrics is not None:
-        raise InvalidOptionError(
-            "results (--results) is a table, and only figures are written: give an output (-o)"
-        )
+    )
+    layout, time, name_by = layout or "long", time or "unix", name_by or "dir"
     data = load_scalars(
         paths,
         tags=tags,
@@ -302,22 +253,24 @@ def export(
             frame, hparams = shape(
                 data,
                 reduce=reduce,
-                align=align,
-                min_runs=min_runs,
+                align=align or "steps",
+                min_runs=min_runs or 1,
                 smoothing=smoothing,
                 name_by=name_by,
             )
     except InvalidOptionError as error:
         # a tag filter may be why a metric is missing, a left-out hparams.yaml why a
         # hyperparameter is
-        why = [f"read with tags={list(as_list(tags))} (--tags)"] if tags and metrics else []
+        patterns = [tags] if isinstance(tags, str) else list(tags or ())
+        read = f"read with {option('tags', ','.join(patterns))}" if patterns else ""
+        why = [read] if read and metrics else []
         why += data.notes
         if not why:
             raise
         raise InvalidOptionError(f"{error} ({'; '.join(why)})") from error
     if frame.empty:  # (min_runs above the runs there are)
         raise NoScalarsError(
-            f"no tag and step has {min_runs} runs with a value ({data.frame['run'].nunique()} "
+            f"no tag and step has {min_runs or 1} runs with a value ({data.frame['run'].nunique()} "
             "runs were read): nothing to write"
         )
     with _gathered_notes() as notes:
@@ -337,7 +290,7 @@ def export(
                 write_scalars(
                     with_time(frame, time), target, format=format, options=options, force=force
                 )
-        plots = _plots(frame, plot, plot_dir, plot_x, plot_log_y)
+        plots = _plots(frame, plot, plot_dir, plot_x or "step", plot_log_y)
     return ExportResult(
         output=target,
         runs=int(data.frame["run"].nunique()),
@@ -352,59 +305,6 @@ def export(
         groups=len(table.frame) if table is not None and table.grouped else None,
         statistics=statistics_list(reduce) if reduce else [],
     )
-
-
-def check_results_options(
-    suffix: str,
-    *,
-    results: bool,
-    group_by: bool,
-    digits: int | None,
-    reduce: bool,
-    smoothing: bool,
-    points_layout: bool = False,
-    name_by: bool = False,
-) -> None:
-    """Raise :class:`InvalidOptionError` for results options the output would ignore.
-
-    ``smoothing``: smoothing was asked for and no figure uses it; ``points_layout``:
-    a layout or time option of the points table was.
-    """
-    if suffix in RESULTS_FORMATS and not results:
-        raise InvalidOptionError(
-            f"{suffix} output is a results table: give results (--results METRIC:AGG, "
-            "e.g. val_acc:max)"
-        )
-    if group_by and not results:
-        raise InvalidOptionError(
-            "group_by (--group-by) groups the results table: give results (--results)"
-        )
-    if digits is not None and suffix not in RESULTS_FORMATS:
-        raise InvalidOptionError(
-            f"digits (--digits) rounds the results of .md and .tex output, not {suffix}"
-        )
-    if digits is not None and not 1 <= digits <= 17:
-        raise InvalidOptionError(f"digits (--digits) must be 1 to 17, not {digits}")
-    if group_by and name_by:
-        raise InvalidOptionError(
-            "name_by (--name-by) labels runs, and group_by (--group-by) puts groups in their place"
-        )
-    if not results:
-        return
-    if suffix not in (".csv", ".xlsx", *RESULTS_FORMATS):
-        raise InvalidOptionError(
-            f"results (--results) are written as .csv, .md, .tex or .xlsx, not {suffix}"
-        )
-    if reduce:
-        raise InvalidOptionError(
-            "results (--results) is a table of runs, and reduce (--reduce) puts statistics "
-            "in their place"
-        )
-    if (smoothing or points_layout) and suffix != ".xlsx":
-        raise InvalidOptionError(
-            "smoothing, layout, wide and time (--smooth, --layout, --wide, --time) shape the "
-            f"points, and a {suffix} with results (--results) holds the results table only"
-        )
 
 
 def _write_results(

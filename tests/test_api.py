@@ -41,7 +41,7 @@ def test_exception_tree_matches_the_module_docstring() -> None:
     doc = tbexport.exceptions.__doc__ or ""
     for name in tbexport.exceptions.__all__:
         cls = getattr(tbexport.exceptions, name)
-        if issubclass(cls, Exception) and not issubclass(cls, Warning):
+        if isinstance(cls, type) and issubclass(cls, Exception) and not issubclass(cls, Warning):
             assert name in doc
             assert issubclass(cls, tbexport.TbexportError)
             assert len((cls.__doc__ or "").strip().splitlines()) == 1, name

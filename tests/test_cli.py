@@ -189,9 +189,12 @@ def test_an_unusable_hparams_yaml_is_reported_not_dropped_silently(
         tbexport.read_hparams(run_dir)
 
 
-def test_list_takes_options_given_at_their_defaults(run_dir: Path) -> None:
+def test_list_refuses_options_given_at_their_defaults(run_dir: Path) -> None:
     result = invoke(run_dir, "--list", "--layout", "long", "--name-by", "dir", "--time", "unix")
-    assert result.exit_code == 0 and result.stdout.startswith("version_0  (1 event file, 2 tags)")
+    assert result.exit_code == 2
+    assert result.stderr.endswith(
+        "Error: --list writes nothing: --layout, --name-by, --time would be ignored\n"
+    )
 
 
 def test_an_unwritable_plot_dir_is_one_line(run_dir: Path, tmp_path: Path) -> None:
@@ -260,44 +263,52 @@ def test_two_format_flags_are_a_usage_error(
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (["--xlsx", "--wide"], "wide (--wide) is for .csv output, not .xlsx"),
-        (["--csv", "--charts"], "charts (--charts) is for .xlsx output, not .csv"),
-        (
-            ["--csv", "--matlab-script"],
-            "matlab_script (--matlab-script) is for .mat output, not .csv",
-        ),
+        (["--xlsx", "--wide"], "--wide is for .csv output, not .xlsx"),
+        (["--csv", "--charts"], "--charts is for .xlsx output, not .csv"),
+        (["--csv", "--matlab-script"], "--matlab-script is for .mat output, not .csv"),
         (
             ["--csv", "--wide", "--layout", "wide"],
-            "choose one wide table: wide (--wide) puts tags side by side, "
-            "layout='wide' (--layout wide) runs",
+            "choose one wide table: --wide puts tags side by side, --layout wide runs",
         ),
+        # an option is judged by being given, not by its value
         (
-            ["--plot", "p.png", "--charts"],
-            "wide, layout='wide', charts, matlab_script and time (--wide, --layout wide, "
-            "--charts, --matlab-script, --time) shape a table, and only figures are written",
+            ["--csv", "--wide", "--layout", "long"],
+            "choose one wide table: --wide puts tags side by side, --layout wide runs",
+        ),
+        (["--plot", "p.png", "--charts"], "--charts shapes a table, and only figures are written"),
+        (
+            ["--plot", "p.png", "--layout", "long", "--time", "unix"],
+            "--layout, --time shape a table, and only figures are written",
         ),
         (
             ["--csv", "--layout", "wide", "--time", "datetime"],
-            "a wide table has no time column: time (--time) needs the long layout",
+            "a wide table has no time column: --time needs the long layout",
+        ),
+        (
+            ["--csv", "--layout", "wide", "--time", "unix"],
+            "a wide table has no time column: --time needs the long layout",
         ),
         (
             ["--csv", "--reduce", "mean", "--name-by", "hparam:lr"],
-            "name_by (--name-by) labels runs, and reduce (--reduce) puts statistics in their place",
+            "--name-by labels runs, and --reduce puts statistics in their place",
+        ),
+        (
+            ["--csv", "--reduce", "mean", "--name-by", "dir"],
+            "--name-by labels runs, and --reduce puts statistics in their place",
+        ),
+        (
+            ["-o", "x.xlsx", "--x", "step"],
+            "--x and --log-y shape figures: give --plot or --plot-dir",
         ),
         (["--list", "--name-by", "hparam:lr"], "--list writes nothing: --name-by would be ignored"),
-        (
-            ["--csv", "--log-y"],
-            "plot_x and plot_log_y (--x, --log-y) shape figures: give plot or plot_dir "
-            "(--plot, --plot-dir)",
-        ),
+        (["--csv", "--log-y"], "--x and --log-y shape figures: give --plot or --plot-dir"),
         (
             ["--list", "--csv", "--smooth", "0.5"],
             "--list writes nothing: --csv, --smooth would be ignored",
         ),
         (
             ["--mat", "--layout", "wide", "--keep-duplicates"],
-            "a wide table holds one point per step: keep_duplicates (--keep-duplicates) "
-            "needs the long layout",
+            "a wide table holds one point per step: --keep-duplicates needs the long layout",
         ),
     ],
 )

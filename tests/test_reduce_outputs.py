@@ -104,12 +104,12 @@ def test_format_flag_writes_the_runs_themselves(sweep: Path, tmp_path: Path) -> 
         (
             ["--align", "bins:10", "-o", "s.csv"],
             2,
-            "align and min_runs (--align, --min-runs) shape the statistics of reduce (--reduce)",
+            "--align and --min-runs shape the statistics of --reduce",
         ),
         (
-            ["--min-runs", "2", "-o", "s.csv"],
+            ["--min-runs", "1", "-o", "s.csv"],
             2,
-            "align and min_runs (--align, --min-runs) shape the statistics of reduce (--reduce)",
+            "--align and --min-runs shape the statistics of --reduce",
         ),
         (
             ["--reduce", "mean", "--align", "bins:0", "-o", "s.csv"],
@@ -126,7 +126,8 @@ def test_format_flag_writes_the_runs_themselves(sweep: Path, tmp_path: Path) -> 
         (
             ["--reduce", "mean", "--time", "relative", "-o", "s/"],
             2,
-            "layout and time (--layout, --time) shape a table of points, not .tfevents output",
+            "--time shapes a table of points, not TensorBoard runs (which TensorBoard smooths "
+            "itself)",
         ),
         (["--mat", "-o", "s/"], 2, "--mat conflicts with output 's/', a directory"),
         (
@@ -170,8 +171,8 @@ def test_keep_duplicates_with_reduce_is_refused(sweep: Path) -> None:
     result = invoke(sweep, "--reduce", "mean", "--keep-duplicates", "-o", "s.csv")
     assert result.exit_code == 2
     assert result.stderr.splitlines()[-1] == (
-        "Error: reduce (--reduce) takes one point per run and step, and keep_duplicates "
-        "(--keep-duplicates) keeps the points a resumed run replaced"
+        "Error: --reduce takes one point per run and step, and --keep-duplicates keeps the "
+        "points a resumed run replaced"
     )
 
 

@@ -342,29 +342,27 @@ def test_results_sheet_in_a_workbook(sweep: Path, tmp_path: Path) -> None:
         ),
         (
             ["-o", "t.tex"],
-            ".tex output is a results table: give results (--results METRIC:AGG, e.g. val_acc:max)",
+            ".tex output is a results table: give --results METRIC:AGG (e.g. val_acc:max)",
         ),
         (
             ["--group-by", "hparam:lr", "-o", "t.csv"],
-            "group_by (--group-by) groups the results table: give results (--results)",
+            "--group-by groups the results table: give --results",
         ),
         (
             ["--results", "val_acc:max", "--digits", "3", "-o", "t.csv"],
-            "digits (--digits) rounds the results of .md and .tex output, not .csv",
+            "--digits is for .md and .tex output, not .csv",
         ),
         (
             ["--results", "val_acc:max", "-o", "t.mat"],
-            "results (--results) are written as .csv, .md, .tex or .xlsx, not .mat",
+            "--results are written as .csv, .md, .tex or .xlsx, not .mat",
         ),
         (
             ["--results", "val_acc:max", "--reduce", "mean", "-o", "t.csv"],
-            "results (--results) is a table of runs, and reduce (--reduce) puts statistics in "
-            "their place",
+            "--results is a table of runs, and --reduce puts statistics in their place",
         ),
         (
             ["--results", "val_acc:max", "--smooth", "0.6", "-o", "t.md"],
-            "smoothing, layout, wide and time (--smooth, --layout, --wide, --time) shape the "
-            "points, and a .md with results (--results) holds the results table only",
+            "--smooth shapes the points, and a .md with --results holds the results table only",
         ),
     ],
 )
@@ -473,8 +471,8 @@ def test_a_minimum_of_runs_no_step_reaches_is_an_error(sweep: Path, tmp_path: Pa
     [
         (
             ["--reduce", "mean", "--smooth", "0.6", "-o", "s/"],
-            "smoothing (--smooth) is not written to TensorBoard runs: TensorBoard smooths "
-            "its charts itself",
+            "--smooth shapes a table of points, not TensorBoard runs (which TensorBoard smooths "
+            "itself)",
         ),
         (
             [
@@ -487,7 +485,7 @@ def test_a_minimum_of_runs_no_step_reaches_is_an_error(sweep: Path, tmp_path: Pa
                 "-o",
                 "s.md",
             ],
-            "name_by (--name-by) labels runs, and group_by (--group-by) puts groups in their place",
+            "--name-by labels runs, and --group-by puts groups in their place",
         ),
         (
             ["--format", "tfevents", "-o", "s.xlsx"],
@@ -499,8 +497,7 @@ def test_a_minimum_of_runs_no_step_reaches_is_an_error(sweep: Path, tmp_path: Pa
         ),
         (
             ["--results", "val_acc:max", "-t", "val_loss", "-o", "s.md"],
-            "no run has the metric 'val_acc'; tags include: val_loss (read with "
-            "tags=['val_loss'] (--tags))",
+            "no run has the metric 'val_acc'; tags include: val_loss (read with --tags val_loss)",
         ),
     ],
 )
