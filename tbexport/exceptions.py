@@ -55,13 +55,19 @@ __all__ = [
 # Around an option's name (and value) in a message, so that it can be worded for the
 # API or for the command line; control characters no path or tag is printed with.
 _START, _VALUE, _END = "\x1e", "\x1f", "\x1d"
-_OPTION = re.compile(f"{_START}([^{_VALUE}{_END}]*)(?:{_VALUE}([^{_END}]*))?{_END}")
+_OPTION = re.compile(
+    f"{_START}([^{_VALUE}{_END}]*)(?:{_VALUE}([^{_VALUE}{_END}]*){_VALUE}([^{_END}]*))?{_END}"
+)
 
 
-def option(name: str, value: str | None = None) -> str:
-    """An option named in an error message: its API parameter ``name`` (with ``value``,
-    ``layout='wide'``); :meth:`TbexportError.worded` names it as a flag instead."""
-    return f"{_START}{name}{_VALUE + value if value is not None else ''}{_END}"
+def option(name: str, value: object = None) -> str:
+    """An option named in an error message: its API parameter ``name``, with ``value``
+    (``layout='wide'``, ``force=True``); :meth:`TbexportError.worded` names it as a flag
+    instead (``--layout wide``, ``--force``)."""
+    if value is None:
+        return f"{_START}{name}{_END}"
+    flag_value = "" if value is True else str(value)  # (a flag takes no value)
+    return f"{_START}{name}{_VALUE}{value!r}{_VALUE}{flag_value}{_END}"
 
 
 class TbexportError(Exception):
@@ -75,16 +81,15 @@ class TbexportError(Exception):
         """The message with each option named as ``flags`` says (``{"plot_x": "--x"}``)."""
 
         def flag(match: re.Match[str]) -> str:
-            name, value = match[1], match[2]
-            named = flags.get(name, name)
-            return named if value is None else f"{named} {value}"
+            named, value = flags.get(match[1], match[1]), match[3]
+            return f"{named} {value}" if value else named
 
         return _OPTION.sub(flag, self.template)
 
 
 def _api_words(match: re.Match[str]) -> str:
     name, value = match[1], match[2]
-    return name if value is None else f"{name}={value!r}"
+    return name if value is None else f"{name}={value}"
 
 
 class InputError(TbexportError):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .exceptions import OutputWriteError, UnknownFormatError
+from .exceptions import OutputWriteError, UnknownFormatError, option
 from .options import WriteOptions
 
 __all__ = [
@@ -141,7 +141,7 @@ def check_replaceable(path: Path, *, force: bool = False) -> None:
     """Raise :class:`OutputWriteError` if ``path`` is read-only and not ``force``."""
     if not force and _read_only(path):
         raise OutputWriteError(
-            f"cannot write {path}: it is read-only (force=True, --force, replaces it)"
+            f"cannot write {path}: it is read-only ({option('force', True)} replaces it)"
         )
 
 

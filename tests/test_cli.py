@@ -423,3 +423,27 @@ def test_help_and_version() -> None:
     )
     assert invoke("-h").output == help_text
     assert invoke("--version").output == f"tbexport, version {tbexport.__version__}\n"
+
+
+def test_every_option_named_in_a_message_has_its_flag() -> None:
+    import re
+
+    from tbexport.cli import FLAGS
+
+    package = Path(tbexport.__file__).parent
+    code = "\n".join(p.read_text() for p in package.rglob("*.py"))
+    named = set(re.findall(r"""option\(["']([a-z_]+)["']""", code))
+    assert named and named <= set(FLAGS), named - set(FLAGS)
+    flags = {opt for param in cli.params for opt in param.opts}
+    assert set(FLAGS.values()) <= flags, set(FLAGS.values()) - flags
+
+
+def test_the_api_names_its_parameters(run_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(tbexport.InvalidOptionError) as raised:
+        tbexport.export(run_dir, tmp_path / "x.xlsx", plot_x="step")
+    assert str(raised.value) == "plot_x and plot_log_y shape figures: give plot or plot_dir"
+    with pytest.raises(tbexport.InvalidOptionError) as raised:
+        tbexport.export(run_dir, tmp_path / "x.csv", wide=True, layout="long")
+    assert str(raised.value) == (
+        "choose one wide table: wide puts tags side by side, layout='wide' runs"
+    )

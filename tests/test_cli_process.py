@@ -102,7 +102,7 @@ def test_a_read_only_output_is_refused_unless_forced(many_tags: Path, tmp_path: 
     )
     assert refused.returncode == 1
     assert refused.stderr == (
-        f"Error: cannot write {out}: it is read-only (force=True, --force, replaces it)\n"
+        f"Error: cannot write {out}: it is read-only (--force replaces it)\n"
     )
     assert out.read_text() == "an earlier export"
     assert stat.S_IMODE(out.stat().st_mode) == 0o444
