@@ -54,7 +54,8 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 @click.option(
     "--resume",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Resume from a checkpoint; logs continue in that checkpoint's version_N.",
+    help="Resume from a checkpoint; logs continue in that checkpoint's version_N, whose "
+    "checkpoints/last.ckpt is always the latest epoch's.",
 )
 @click.option(
     "--stop-at-step",

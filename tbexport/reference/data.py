@@ -9,10 +9,15 @@ from torch.utils.data import DataLoader, TensorDataset, random_split
 
 
 class DigitsDataModule(pl.LightningDataModule):
-    """1,797 digit images split 1,200 / 300 / 297 into train / val / test."""
+    """1,797 digit images split 1,200 / 300 / 297 into train / val / test.
+
+    ``batch_size`` and ``seed`` are hyperparameters: Lightning logs them with the model's
+    (``hparams.yaml``, the event file's hparams records) and keeps them in checkpoints.
+    """
 
     def __init__(self, batch_size: int = 32, seed: int = 0) -> None:
         super().__init__()
+        self.save_hyperparameters()
         self.batch_size = batch_size
         self.seed = seed
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from argparse import Namespace
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -14,6 +16,7 @@ from pytorch_lightning.callbacks import (
     ModelCheckpoint,
 )
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+from pytorch_lightning.utilities import rank_zero_only
 
 from .checkpoints import checkpoint_run
 from .data import DigitsDataModule
@@ -25,9 +28,43 @@ class TrainResult:
     """Where the logs are, and how the run ended."""
 
     log_dir: Path
-    device: str
+    device: str  # "CPU", or the CUDA device's name (torch.cuda.get_device_name)
     interrupted: bool
-    last_checkpoint: Path | None
+    last_checkpoint: Path | None  # always .../checkpoints/last.ckpt, the latest epoch's
+
+
+class _TensorBoardLogger(TensorBoardLogger):
+    """Lightning's TensorBoardLogger, adding the run's own settings (``max_epochs``) to the
+    hyperparameters, and writing TensorBoard's hparams records (the HPARAMS tab; what
+    ``tbexport`` reads besides ``hparams.yaml``) with ``hp_metric`` as their metric.
+
+    ``default_hp_metric=True`` would write those records too, but with a placeholder
+    ``hp_metric = -1`` at step 0 in every new event file; hp_metric is logged for real in
+    ``validation_step``, so the records here name it without logging a point.
+    """
+
+    def __init__(self, save_dir: Path, version: int | None, run_hparams: dict[str, Any]) -> None:
+        super().__init__(save_dir, name="lightning_logs", version=version, default_hp_metric=False)
+        self._run_hparams = run_hparams
+
+    @rank_zero_only
+    def log_hyperparams(
+        self,
+        params: dict[str, Any] | Namespace,
+        metrics: dict[str, Any] | None = None,
+        step: int | None = None,
+    ) -> None:
+        params = {**(vars(params) if isinstance(params, Namespace) else params)}
+        params |= self._run_hparams
+        super().log_hyperparams(params, metrics, step)  # -> self.hparams -> hparams.yaml
+        if metrics is None:
+            from torch.utils.tensorboard.summary import hparams
+
+            values = self._sanitize_params(dict(self.hparams))  # all so far, as hparams.yaml
+            records = hparams(values, {"hp_metric": 0})  # type: ignore[no-untyped-call]
+            writer = self.experiment._get_file_writer()
+            for record in records:
+                writer.add_summary(record, step)
 
 
 class _StopAtStep(Callback):
@@ -62,14 +99,23 @@ def train(
     on_gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
     found = checkpoint_run(resume) if resume else None
     version = found[1] if found else None
-    # default_hp_metric=False: hp_metric is logged for real in validation_step; the
-    # default would add a placeholder -1 at step 0 to every new event file.
-    loggers: list[pl.loggers.Logger] = [
-        TensorBoardLogger(out, name="lightning_logs", version=version, default_hp_metric=False)
-    ]
+    tensorboard = _TensorBoardLogger(out, version, {"max_epochs": max_epochs})
+    loggers: list[pl.loggers.Logger] = [tensorboard]
     if csv_log:
         loggers.append(CSVLogger(out, name="csv_logs", version=version))
-    checkpoint = ModelCheckpoint(monitor="val_loss", mode="min", save_top_k=1, save_last=True)
+    checkpoint = ModelCheckpoint(
+        # Absolute, so that a resume through another path to the same run (the command line
+        # resolves it) restores the callback's state (best score, kept files) instead of
+        # starting over.
+        dirpath=Path(tensorboard.log_dir).resolve() / "checkpoints",
+        monitor="val_loss",
+        mode="min",
+        save_top_k=1,
+        save_last=True,
+        # last.ckpt is always the latest: overwritten, never last-v1.ckpt beside an old one
+        # (which a second resume from last.ckpt would go back to).
+        enable_version_counter=False,
+    )
     callbacks: list[Callback] = [
         checkpoint,
         EarlyStopping(monitor="val_loss", mode="min", patience=5),
@@ -108,5 +154,6 @@ def train(
             verbose=False,
         )
     last = Path(checkpoint.last_model_path) if checkpoint.last_model_path else None
-    device = torch.cuda.get_device_name(0) if on_gpu else "CPU"
-    return TrainResult(Path(str(loggers[0].log_dir)), device, interrupted, last)
+    root = trainer.strategy.root_device  # where training ran, not merely what was asked for
+    device = torch.cuda.get_device_name(root) if root.type == "cuda" else "CPU"
+    return TrainResult(Path(str(tensorboard.log_dir)), device, interrupted, last)
