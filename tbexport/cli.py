@@ -35,6 +35,7 @@ FLAGS = {
     "output": "-o",
     "format": "--format",
     "tags": "--tags",
+    "ignore_case": "--ignore-case",
     "layout": "--layout",
     "wide": "--wide",
     "reduce": "--reduce",
@@ -127,6 +128,12 @@ def _checked(check: Callable[[str], object], value: str) -> str:
     multiple=True,
     metavar="GLOB",
     help="Only tags matching this glob pattern (repeatable), e.g. 'val_*'.",
+)
+@click.option(
+    "-i",
+    "--ignore-case",
+    is_flag=True,
+    help="--tags patterns match whatever the case (val_* matches Val_Loss).",
 )
 @click.option(
     "--layout",
@@ -283,6 +290,7 @@ def cli(
     list_only: bool,
     quiet: bool,
     tags: tuple[str, ...],
+    ignore_case: bool,
     no_verify: bool,
     keep_duplicates: bool,
     strict: bool,
@@ -314,6 +322,7 @@ def cli(
         _check_list_only(click.get_current_context())
     reading: dict[str, Any] = {
         "tags": tags or None,
+        "ignore_case": ignore_case,
         "verify": not no_verify,
         "keep_duplicates": keep_duplicates,
         "strict": strict,
@@ -372,6 +381,7 @@ _LIST_OPTIONS = {
     "paths",
     "list_only",
     "tags",
+    "ignore_case",
     "keep_duplicates",
     "strict",
     "jobs",

@@ -18,7 +18,7 @@ import os
 import stat
 import threading
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -84,17 +84,33 @@ class FileScalars:
 
 @dataclass(frozen=True)
 class GlobFilter:
-    """Matches tags against glob patterns; no patterns match everything. Picklable."""
+    """Matches tags against glob patterns; no patterns match everything. Picklable.
+
+    ``ignore_case``: ``val_*`` also matches ``Val_Loss``.
+    """
 
     patterns: tuple[str, ...] = ()
+    ignore_case: bool = False
 
     def __call__(self, tag: str) -> bool:
-        return not self.patterns or any(fnmatchcase(tag, p) for p in self.patterns)
+        if not self.patterns:
+            return True
+        if self.ignore_case:
+            tag = tag.casefold()
+            return any(fnmatchcase(tag, p.casefold()) for p in self.patterns)
+        return any(fnmatchcase(tag, p) for p in self.patterns)
+
+    def unmatched(self, tags: Iterable[str]) -> list[str]:
+        """The patterns that match none of ``tags``."""
+        tags = list(tags)
+        return [
+            p for p in self.patterns if not any(GlobFilter((p,), self.ignore_case)(t) for t in tags)
+        ]
 
 
-def tag_filter(patterns: list[str] | None) -> GlobFilter:
+def tag_filter(patterns: list[str] | None, ignore_case: bool = False) -> GlobFilter:
     """A predicate matching tags against glob patterns (all tags when ``patterns`` is empty)."""
-    return GlobFilter(tuple(patterns or ()))
+    return GlobFilter(tuple(patterns or ()), ignore_case)
 
 
 @dataclass

@@ -138,6 +138,7 @@ def export(
     *,
     format: str | None = None,
     tags: str | Sequence[str] | None = None,
+    ignore_case: bool = False,
     wide: bool = False,
     layout: str | None = None,
     reduce: str | Sequence[str] | None = None,
@@ -231,6 +232,7 @@ def export(
     data = load_scalars(
         paths,
         tags=tags,
+        ignore_case=ignore_case,
         keep_duplicates=keep_duplicates,
         strict=strict,
         verify=verify,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import os
 import threading
@@ -35,7 +36,9 @@ from .exceptions import (
     InvalidOptionError,
     NoMatchingTagsError,
     NotAnEventFileError,
+    TbexportError,
     UnreadableFileError,
+    option,
 )
 from .hparams import hparams_frame, merge_hparams, read_hparams_yaml
 from .parallel import default_jobs, map_in_order
@@ -71,6 +74,7 @@ def read_scalars(
     paths: Paths,
     *,
     tags: str | Sequence[str] | None = None,
+    ignore_case: bool = False,
     keep_duplicates: bool = False,
     strict: bool = False,
     jobs: int | None = None,
@@ -81,7 +85,8 @@ def read_scalars(
     (float64 seconds since the epoch) and ``value`` (float64, holding float32
     values bit-exactly). ``paths`` may be event files, run directories or whole
     trees such as ``lightning_logs``. ``tags``: a glob pattern (``"val_*"``) or a
-    list of them, any of which may match.
+    list of them, any of which may match (``ignore_case``: whatever the case); one
+    that matches no tag while others do is said in a ``UserWarning``.
 
     Within a run, a point at step ``s`` replaces earlier points of its tag at steps
     ``>= s`` (what TensorBoard shows after a resume) unless ``keep_duplicates``.
@@ -90,7 +95,14 @@ def read_scalars(
     :class:`CorruptEventFileError` instead. ``jobs``: threads to read and list
     directories on (default: one per core; 1 reads on the calling thread alone).
     """
-    data = load_scalars(paths, tags=tags, keep_duplicates=keep_duplicates, strict=strict, jobs=jobs)
+    data = load_scalars(
+        paths,
+        tags=tags,
+        ignore_case=ignore_case,
+        keep_duplicates=keep_duplicates,
+        strict=strict,
+        jobs=jobs,
+    )
     for corruption in data.corruptions:
         warnings.warn(str(corruption), CorruptRecordWarning, stacklevel=2)
     for note in data.notes:
@@ -116,6 +128,7 @@ def load_scalars(
     paths: Paths,
     *,
     tags: str | Sequence[str] | None = None,
+    ignore_case: bool = False,
     keep_duplicates: bool = False,
     strict: bool = False,
     verify: bool = True,
@@ -137,6 +150,7 @@ def load_scalars(
     if not paths:
         raise InputError("no paths given to read")
     tags = [tags] if isinstance(tags, str) else tags
+    accept = tag_filter(list(tags) if tags else None, ignore_case)
     threads = scans_without_gil()
     unlisted: list[Corruption] = []
     found = find_runs(paths, jobs=jobs, unreadable=unlisted)
@@ -154,7 +168,7 @@ def load_scalars(
     # the bar while it is read; worker processes report a run once it is back.
     read: Callable[[Run], RunScalars] = partial(
         read_run,
-        accept=tag_filter(list(tags) if tags else None),
+        accept=accept,
         verify=verify,
         keep_duplicates=keep_duplicates,
         strict=strict,
@@ -193,7 +207,9 @@ def load_scalars(
     pieces = [] if placed is not None else _pieces(ordered, placer)
     data.tags_seen = set(placed.tags) if placed is not None else {t for _, t, _, _ in pieces}
     if tags and not data.tags_seen:
-        raise NoMatchingTagsError(f"no scalar tag matches {', '.join(repr(t) for t in tags)}")
+        raise NoMatchingTagsError(_no_match(paths, list(tags), accept, jobs))
+    for pattern in accept.unmatched(data.tags_seen) if tags else []:
+        data.notes.append(f"the tag pattern {pattern!r} matches no tag (the others do)")
     if placed is not None:
         data.frame = _placed_frame(names, placed)
     else:
@@ -296,6 +312,30 @@ def _then(
         return result
 
     return read_and_place
+
+
+def _no_match(paths: Paths, patterns: list[str], accept: GlobFilter, jobs: int) -> str:
+    """What to say when no tag matches: the patterns, and the tags closest to them (read
+    again without the filter: this is the path of a mistake, not of an export)."""
+    text = f"no scalar tag matches {', '.join(repr(p) for p in patterns)}"
+    try:
+        tags = sorted(set(load_scalars(paths, jobs=jobs).frame["tag"].astype(str)))
+    except TbexportError:
+        return text
+    if not tags:
+        return text
+    stems = [
+        p.strip("*?[]").casefold() if accept.ignore_case else p.strip("*?[]") for p in patterns
+    ]
+    close = []
+    for stem in stems:
+        pool = [t.casefold() for t in tags] if accept.ignore_case else tags
+        close += [tags[pool.index(c)] for c in difflib.get_close_matches(stem, pool, n=5, cutoff=0)]
+    shown = list(dict.fromkeys(close))[:5]
+    more = "" if len(tags) <= len(shown) else f" ({len(tags)} in all)"
+    if not accept.ignore_case and any(GlobFilter(accept.patterns, True)(t) for t in tags):
+        text += f" (but with {option('ignore_case', True)} some do)"
+    return f"{text}; tags include: {', '.join(shown)}{more}"
 
 
 def _serialized(callback: Callable[[int], None]) -> Callable[[int], None]:

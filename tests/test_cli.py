@@ -231,7 +231,9 @@ def test_directory_without_event_files(tmp_path: Path) -> None:
 def test_tag_filter_matching_nothing(run_dir: Path) -> None:
     result = invoke(run_dir, "--tags", "acc*")
     assert result.exit_code == 1
-    assert result.stderr == "Error: no scalar tag matches 'acc*'\n"
+    assert result.stderr == (
+        "Error: no scalar tag matches 'acc*'; tags include: val_loss, train_loss\n"
+    )
 
 
 def test_unknown_suffix(run_dir: Path, tmp_path: Path) -> None:
@@ -447,3 +449,24 @@ def test_the_api_names_its_parameters(run_dir: Path, tmp_path: Path) -> None:
     assert str(raised.value) == (
         "choose one wide table: wide puts tags side by side, layout='wide' runs"
     )
+
+
+def test_tag_patterns_whatever_the_case(run_dir: Path, tmp_path: Path) -> None:
+    upper = invoke(run_dir, "-t", "VAL_*", "--csv")
+    assert upper.exit_code == 1
+    assert upper.stderr == (
+        "Error: no scalar tag matches 'VAL_*' (but with --ignore-case some do); tags include: "
+        "val_loss, train_loss\n"
+    )
+    out = tmp_path / "v.csv"
+    ignoring = invoke(run_dir, "-t", "VAL_*", "--ignore-case", "-o", out, "-q")
+    assert ignoring.exit_code == 0
+    assert out.read_text().splitlines()[1] == "version_0,val_loss,0,1000.0,2.0"
+
+
+def test_a_pattern_matching_nothing_among_others_is_a_note(run_dir: Path, tmp_path: Path) -> None:
+    result = invoke(run_dir, "-t", "val_*", "-t", "tset_*", "-o", tmp_path / "v.csv", "-q")
+    assert result.exit_code == 0
+    assert result.stderr == "note: the tag pattern 'tset_*' matches no tag (the others do)\n"
+    with pytest.warns(UserWarning, match="'tset_\\*' matches no tag"):
+        tbexport.read_scalars(run_dir, tags=["val_*", "tset_*"])
