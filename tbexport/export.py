@@ -288,6 +288,7 @@ def export(
                     hparams=hparams,
                     results=table.frame if table is not None else None,
                     directories=_directories(data, name_by),
+                    statistics=tuple(statistics_list(reduce)) if reduce else (),
                 )
                 write_scalars(
                     with_time(frame, time), target, format=format, options=options, force=force

@@ -25,7 +25,8 @@ class WriteOptions:
     ``.mat``; ``hparams`` (one row per run) becomes an ``hparams`` sheet or struct;
     ``results`` (:func:`tbexport.results`' table) becomes the workbook's first sheet;
     ``directories`` maps each run's label to its directory where ``--name-by``
-    relabelled runs (the index, hparams and run maps keep both).
+    relabelled runs (the index, hparams and run maps keep both); ``statistics`` names
+    the statistics that ``--reduce`` put in the runs' place (none: the runs are runs).
     """
 
     layout: Literal["long", "wide"] = "long"
@@ -35,3 +36,4 @@ class WriteOptions:
     hparams: pd.DataFrame | None = None
     results: pd.DataFrame | None = None
     directories: Mapping[str, str] | None = None
+    statistics: tuple[str, ...] = ()

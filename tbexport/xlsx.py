@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import sys
 import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -63,7 +64,10 @@ def xml_text(text: str) -> str:
     return escape(text)
 
 
-DATE_STYLE = 3  # cell style of date-time cells (yyyy-mm-dd hh:mm:ss)
+DATE_STYLE = 3  # cell style of date-time cells (yyyy-mm-dd hh:mm:ss.000)
+# Every entry of the archive carries this time stamp (the earliest a zip can hold), so
+# the same workbook is the same bytes whenever it is written.
+ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 def number_cell(ref: str, value: float | np.integer[Any] | np.floating[Any], style: int = 0) -> str:
@@ -169,6 +173,7 @@ class Workbook:
         self._zip = zipfile.ZipFile(
             path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=compresslevel
         )
+        self._compresslevel = compresslevel
         self._names: list[str] = []
         self._open: Sheet | None = None
         self._charts: dict[int, tuple[str, int]] = {}  # sheet number -> (chart XML, column)
@@ -177,7 +182,8 @@ class Workbook:
         if self._open is not None:
             self._open.close()
         self._names.append(name)
-        stream = self._zip.open(f"xl/worksheets/sheet{len(self._names)}.xml", "w", force_zip64=True)
+        entry = self._entry(f"xl/worksheets/sheet{len(self._names)}.xml")
+        stream = self._zip.open(entry, "w", force_zip64=True)
         self._open = Sheet(stream, widths)
         return self._open
 
@@ -193,10 +199,20 @@ class Workbook:
             self._open.close()
             self._open = None
         for name, text in self._chart_parts().items():
-            self._zip.writestr(name, text)
+            self._zip.writestr(self._entry(name), text)
         for name, text in self._package_parts().items():
-            self._zip.writestr(name, text)
+            self._zip.writestr(self._entry(name), text)
         self._zip.close()
+
+    def _entry(self, name: str) -> zipfile.ZipInfo:
+        """A zip entry stamped with :data:`ZIP_TIME` (not the clock), deflated."""
+        entry = zipfile.ZipInfo(name, date_time=ZIP_TIME)
+        entry.compress_type = zipfile.ZIP_DEFLATED
+        entry.external_attr = 0o600 << 16  # (as ZipFile gives the entries it names itself)
+        # the level ZipFile gives an entry named by a string (public from Python 3.13)
+        level = "compress_level" if sys.version_info >= (3, 13) else "_compresslevel"
+        setattr(entry, level, self._compresslevel)
+        return entry
 
     def __enter__(self) -> Workbook:
         return self
@@ -324,10 +340,11 @@ _DRAWING = (
     "</xdr:wsDr>"
 )
 
-# Style 0: default; 1: bold (headers); 2: blue underlined (hyperlinks); 3: date-time.
+# Style 0: default; 1: bold (headers); 2: blue underlined (hyperlinks); 3: date-time
+# to the millisecond (wall times are logged to the microsecond).
 _STYLES = (
     f'{_HEAD}<styleSheet xmlns="{_MAIN}">'
-    r'<numFmts count="1"><numFmt numFmtId="164" formatCode="yyyy\-mm\-dd\ hh:mm:ss"/></numFmts>'
+    r'<numFmts count="1"><numFmt numFmtId="164" formatCode="yyyy\-mm\-dd\ hh:mm:ss.000"/></numFmts>'
     '<fonts count="3">'
     '<font><sz val="11"/><name val="Calibri"/><family val="2"/></font>'
     '<font><b/><sz val="11"/><name val="Calibri"/><family val="2"/></font>'

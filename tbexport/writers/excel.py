@@ -6,14 +6,17 @@ Wide layout: ``step`` then one column per run. NaN and ±Inf, which Excel cannot
 store as numbers, are written as the text ``nan``/``inf``/``-inf`` in the long
 layout and counted in the index (``nonfinite``); in the wide layout an empty cell
 is a step that run did not log. A tag with more rows than a sheet holds continues
-on sheets named ``<sheet> #2``, …, all listed in the index.
+on sheets named ``<sheet> #2``, …, all listed in the index. Date-time cells
+(``--time datetime``) hold the serial date nearest to the logged time and show it
+to the millisecond. Where ``--name-by`` relabelled the runs (``directories``), the
+index and hparams sheets have a ``dir`` column after ``run``.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +57,8 @@ INDEX_COLUMNS = [
 ]
 ROWS_PER_SHEET = MAX_ROWS - 1  # the header takes one
 _OWN_SHEETS = ("index", "summary", "hparams")
-_EXCEL_EPOCH_DAYS = 25569.0  # 1970-01-01 as an Excel serial date
+_EXCEL_EPOCH_DAYS = 25569  # 1970-01-01 as an Excel serial date
+_DAY = 86400
 
 
 def write(frame: pd.DataFrame, path: Path, options: WriteOptions | None = None) -> None:
@@ -74,20 +78,43 @@ def write(frame: pd.DataFrame, path: Path, options: WriteOptions | None = None) 
         for tag, table in tables.items()
     }
     summary = summarize(frame)
+    directories = _directories(frame, options.directories)
+    # the count of --reduce on an axis of its own, beside the other statistics
+    statistics = "count" in options.statistics and len(options.statistics) > 1
     with Workbook(path) as book:
         if options.results is not None:
             _write_frame(book.add_sheet("results", [28, 28] + [14] * 60), options.results)
-        _write_index(book.add_sheet("index", [28, 28, 24] + [12] * 7), summary, sheets)
+        widths = [28] + ([40] if directories else []) + [28, 24] + [12] * 7
+        _write_index(book.add_sheet("index", widths), summary, sheets, directories)
         _write_frame(book.add_sheet("summary", [28, 28] + [12] * 10), summary)
         if options.hparams is not None and len(options.hparams.columns) > 1:
-            _write_frame(book.add_sheet("hparams", [28] + [14] * 20), options.hparams)
+            hparams = _with_directories(options.hparams, directories)
+            widths = [28] + ([40] if directories else []) + [14] * 20
+            _write_frame(book.add_sheet("hparams", widths), hparams)
         for tag, table in tables.items():
             for part, name in enumerate(sheets[tag]):
-                sheet = book.add_sheet(name, [28 if table.run_column else 16] + [16] * 30)
+                sheet = book.add_sheet(name, table.widths())
                 if options.charts:
-                    chart = line_chart(name, tag, _chart_series(table, part))
-                    book.add_chart(chart, column=len(table.headers) + 1)
+                    lines = _chart_series(table, part, statistics)
+                    book.add_chart(line_chart(name, tag, lines), column=len(table.headers) + 1)
                 _write_table(sheet, table, part)
+
+
+def _directories(frame: pd.DataFrame, directories: Mapping[str, str] | None) -> dict[str, str]:
+    """The directories of the frame's runs (none where no run has one: statistics)."""
+    if not directories:
+        return {}
+    runs = [str(r) for r in frame["run"].unique()]
+    return {run: str(directories[run]) for run in runs if run in directories}
+
+
+def _with_directories(hparams: pd.DataFrame, directories: dict[str, str]) -> pd.DataFrame:
+    """``hparams`` with a ``dir`` column after ``run`` (a hyperparameter ``dir`` renamed)."""
+    if not directories:
+        return hparams
+    table = hparams.rename(columns={"dir": "dir (hparam)"})
+    table.insert(1, "dir", [directories.get(str(run)) for run in table["run"]])
+    return table
 
 
 class _Table:
@@ -112,6 +139,13 @@ class _Table:
         self.runs = runs
         self.run_column = runs is not None
 
+    def widths(self) -> list[float]:
+        """Column widths: the run, the step, then 16 (24 for a date to the millisecond)."""
+        offset = 1 if self.run_column else 0
+        widths: list[float] = [28.0] * offset + [16.0]
+        widths += [24.0 if style == DATE_STYLE else 16.0 for style in self.styles]
+        return (widths + [16.0] * 31)[:31]
+
 
 def _tag_table(group: pd.DataFrame, options: WriteOptions) -> _Table:
     values = value_columns(group)
@@ -133,7 +167,7 @@ def _tag_table(group: pd.DataFrame, options: WriteOptions) -> _Table:
     times = group[time].to_numpy(dtype=np.float64)
     style = 0
     if time == "datetime":  # Excel dates are days since 1899-12-30, shown with a date style
-        times, style = times / 86400.0 + _EXCEL_EPOCH_DAYS, DATE_STYLE
+        times, style = excel_serial(times), DATE_STYLE
     multi_run = group["run"].nunique() > 1
     headers = (["run"] if multi_run else []) + ["step", time, *values]
     columns = [times, *(group[c].to_numpy() for c in values)]
@@ -143,25 +177,52 @@ def _tag_table(group: pd.DataFrame, options: WriteOptions) -> _Table:
     return _Table(headers, group["step"].to_numpy(), columns, styles, words, runs)
 
 
-def _chart_series(table: _Table, part: int) -> list[ChartSeries]:
-    """Lines of a tag sheet's chart: one per run (raw faint, smoothed solid)."""
+def excel_serial(seconds: np.ndarray) -> np.ndarray:
+    """Unix seconds as Excel serial dates: the double nearest to
+    ``seconds / 86400 + 25569`` (computed in double-double arithmetic, not with the
+    two roundings of that expression, which can be a bit off)."""
+    seconds = np.asarray(seconds, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        offset = float(_EXCEL_EPOCH_DAYS * _DAY)
+        high = seconds + offset  # seconds since 1899-12-30 = high + low, exactly
+        bits = high - seconds
+        low = (seconds - (high - bits)) + (offset - bits)
+        days = high / _DAY
+        # days * 86400 = product + error, exactly (Dekker: 86400 has 10 significant bits)
+        split = days * 134217729.0  # 2**27 + 1
+        days_high = split - (split - days)
+        product = days * _DAY
+        error = (days_high * _DAY - product) + (days - days_high) * _DAY
+        remainder = ((high - product) - error) + low  # what days * 86400 misses
+        serial: np.ndarray = days + remainder / _DAY
+    return serial
+
+
+def _chart_series(table: _Table, part: int, statistics: bool = False) -> list[ChartSeries]:
+    """Lines of a tag sheet's chart: one per run (raw faint, smoothed solid). With
+    ``statistics``, the ``count`` lines go on the secondary axis."""
     start = part * ROWS_PER_SHEET
     stop = min(start + ROWS_PER_SHEET, len(table.steps))
     if table.wide:
         # wide layout: step in A, one column per run (smoothed columns after the raw ones)
         smoothed = any(h.endswith(" (smoothed)") for h in table.headers)
-        return [
-            ChartSeries(
-                h,
-                "A",
-                column_letter(j),
-                2,
-                stop - start + 1,
-                faint=smoothed and not h.endswith(" (smoothed)"),
-                key=h.removesuffix(" (smoothed)"),
+        lines = []
+        for j, h in enumerate(table.headers[1:], 1):
+            run = h.removesuffix(" (smoothed)")
+            lines.append(
+                ChartSeries(
+                    h,
+                    "A",
+                    column_letter(j),
+                    2,
+                    stop - start + 1,
+                    faint=smoothed and not h.endswith(" (smoothed)"),
+                    key=run,
+                    points=_numbers(table.columns[j - 1][start:stop]),
+                    secondary=statistics and run == "count",
+                )
             )
-            for j, h in enumerate(table.headers[1:], 1)
-        ]
+        return lines
     offset = 1 if table.run_column else 0
     step = column_letter(offset)
     smoothed = SMOOTHED in table.headers
@@ -169,13 +230,40 @@ def _chart_series(table: _Table, part: int) -> list[ChartSeries]:
     for first, last in _run_segments(table.runs, start, stop):
         run = str(table.runs[first]) if table.runs is not None else "value"
         rows = (first - start + 2, last - start + 1)
+        secondary = statistics and run == "count"
+        values = table.columns[1][first:last]
         lines.append(
-            ChartSeries(run, step, column_letter(offset + 2), *rows, faint=smoothed, key=run)
+            ChartSeries(
+                run,
+                step,
+                column_letter(offset + 2),
+                *rows,
+                faint=smoothed,
+                key=run,
+                points=_numbers(values),
+                secondary=secondary,
+            )
         )
         if smoothed:
             name = wide_column(run, SMOOTHED) if table.runs is not None else SMOOTHED
-            lines.append(ChartSeries(name, step, column_letter(offset + 3), *rows, key=run))
+            values = table.columns[2][first:last]
+            lines.append(
+                ChartSeries(
+                    name,
+                    step,
+                    column_letter(offset + 3),
+                    *rows,
+                    key=run,
+                    points=_numbers(values),
+                    secondary=secondary,
+                )
+            )
     return lines
+
+
+def _numbers(values: np.ndarray) -> int:
+    """How many of a chart series' cells hold a number (finite values)."""
+    return int(np.isfinite(values).sum())
 
 
 def _parts(rows: int) -> int:
@@ -260,26 +348,39 @@ def _nonfinite_text(value: float) -> str:
     return "inf" if value > 0 else "-inf"
 
 
-def _write_index(sheet: Sheet, summary: pd.DataFrame, sheets: dict[str, list[str]]) -> None:
-    sheet.header(INDEX_COLUMNS)
+def _write_index(
+    sheet: Sheet,
+    summary: pd.DataFrame,
+    sheets: dict[str, list[str]],
+    directories: dict[str, str],
+) -> None:
+    """One row per (run, tag); a ``dir`` column after ``run`` with ``directories``."""
+    with_dir = bool(directories)
+    sheet.header(INDEX_COLUMNS[:1] + (["dir"] if with_dir else []) + INDEX_COLUMNS[1:])
     rows = []
     stats = summary[[c for c in INDEX_COLUMNS if c != "sheet"]]
+    numbers = [c for c in stats.columns if c not in ("run", "tag")]
+    first = 4 if with_dir else 3  # the column of the first number
     for r, row in enumerate(stats.itertuples(index=False), 2):
         run, tag = str(row.run), str(row.tag)
         targets = sheets[tag]
+        texts = [run, *([directories.get(run)] if with_dir else []), tag]
         cells = [
-            string_cell(f"A{r}", run),
-            string_cell(f"B{r}", tag),
-            string_cell(f"C{r}", ", ".join(targets), 2),
+            string_cell(f"{column_letter(c)}{r}", text)
+            for c, text in enumerate(texts)
+            if text is not None
         ]
-        for c, value in enumerate(row[2:], 3):
+        link = f"{column_letter(first - 1)}{r}"
+        cells.append(string_cell(link, ", ".join(targets), 2))
+        for c, (column, value) in enumerate(zip(numbers, row[2:], strict=True), first):
             ref = f"{column_letter(c)}{r}"
             if np.isfinite(value):
                 cells.append(number_cell(ref, value))
-            elif c == 6 or not np.isnan(value):  # min/max stay empty when nothing is finite
+            elif column == "last_value" or not np.isnan(value):
+                # (min/max stay empty when nothing is finite)
                 cells.append(string_cell(ref, _nonfinite_text(value)))
         rows.append(f'<row r="{r}">{"".join(cells)}</row>')
-        sheet.link(f"C{r}", targets[0], ", ".join(targets))
+        sheet.link(link, targets[0], ", ".join(targets))
     sheet.raw_rows(rows)
     sheet.close()
 
