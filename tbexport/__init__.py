@@ -8,6 +8,14 @@
 
 from __future__ import annotations
 
+import os as _os
+import sys as _sys
+
+if _os.path.basename(_sys.argv[0] if _sys.argv else "") == "tbexport":  # the command
+    from ._startup import quiet_interrupts as _quiet_interrupts
+
+    _quiet_interrupts()  # (before the imports below: they take half a second)
+
 from .discover import Run, find_runs
 from .exceptions import (
     CorruptEventFileError,

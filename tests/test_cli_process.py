@@ -101,9 +101,7 @@ def test_a_read_only_output_is_refused_unless_forced(many_tags: Path, tmp_path: 
         [*TBEXPORT, str(many_tags), "-o", str(out), "-q"], capture_output=True, text=True
     )
     assert refused.returncode == 1
-    assert refused.stderr == (
-        f"Error: cannot write {out}: it is read-only (--force replaces it)\n"
-    )
+    assert refused.stderr == (f"Error: cannot write {out}: it is read-only (--force replaces it)\n")
     assert out.read_text() == "an earlier export"
     assert stat.S_IMODE(out.stat().st_mode) == 0o444
     forced = subprocess.run([*TBEXPORT, str(many_tags), "-o", str(out), "-q", "--force"])
@@ -175,3 +173,16 @@ def test_an_unreadable_run_directory_is_reported(open_tree: Path) -> None:
     assert strict.returncode == 1
     assert strict.stderr == f"Error: {logs / 'b'}: cannot be listed (Permission denied)\n"
     assert not out.exists()
+
+
+def test_ctrl_c_while_the_command_starts_prints_no_traceback() -> None:
+    # as the console script starts: argv[0] is the command, the package's imports run,
+    # and a Ctrl-C comes before the command's own handler is set
+    script = (
+        "import sys; sys.argv[0] = '/usr/bin/tbexport'\n"
+        "import os, signal, time, tbexport\n"
+        "os.kill(os.getpid(), signal.SIGINT); time.sleep(10)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == -signal.SIGINT  # (a shell reports 130)
+    assert done.stderr == ""
