@@ -174,9 +174,9 @@ def test_mat_several_runs_nest_one_struct_per_run(two_runs: Path, tmp_path: Path
         float(np.float32(s / 1000 * 2)) for s in (0, 100, 200)
     ]
     assert mat["version_0"]["train_loss"]["step"].tolist() == list(range(300))
-    assert [list(r) for r in mat["tbexport_runs"]] == [
-        ["version_0", "version_0"],
-        ["version_1", "version_1"],
+    assert [list(r) for r in mat["tbexport_runs"]] == [  # {run, variable, directory}
+        ["version_0", "version_0", "version_0"],
+        ["version_1", "version_1", "version_1"],
     ]
 
 

@@ -1,74 +1,148 @@
-"""A MATLAB ``.m`` script that loads a tbexport ``.mat`` and plots every tag."""
+"""A MATLAB ``.m`` script that loads a tbexport ``.mat`` and plots every tag.
+
+One panel per tag, titled with the tag as logged; one colour per run (the same in
+every panel), raw values solid, or faint under the smoothed values where the file
+has them; a legend of the runs (one entry each) where the file holds several (or
+statistics); a marker on every point that has no neighbour to draw a line to (a
+series of one point, a point between NaNs). The same text runs in MATLAB and in
+Octave: names are set as properties with no TeX (``Interpreter`` ``none``), never
+passed where ``legend`` or ``title`` would read them as options.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ..options import WriteOptions
 
 _LOAD = """\
-%% Plots every tag in {mat} (written by tbexport): one panel per tag.
+%% Plots every tag in {comment} (written by tbexport): one panel per tag.
 %% Run it from anywhere: it loads the .mat file that sits beside it.
-data = load(fullfile(fileparts(mfilename('fullpath')), '{mat}'));
+name = {mat};
+data = load(fullfile(fileparts(mfilename('fullpath')), name));
 tags = data.tbexport_tags;              % {{original tag, variable name}}
+several = isfield(data, 'tbexport_runs');
+if several
+    runs = data.tbexport_runs;          % {{run name, variable name, directory}}
+end
+colours = get(0, 'DefaultAxesColorOrder');
 n = size(tags, 1);
-cols = ceil(sqrt(n));
-rows = ceil(n / cols);
-figure('Name', '{mat}');
+ncols = ceil(sqrt(n));
+nrows = ceil(n / ncols);
+figure('Name', name);
 for k = 1:n
-    subplot(rows, cols, k);
-    hold on;
+    ax = subplot(nrows, ncols, k);
+    hold(ax, 'on');
+    series = cell(0, 5);                % {{step, value, smoothed or [], name, colour}}
 """
 
-_SINGLE = """\
-    s = data.(tags{k, 2});
-    plot(s.step, s.value, 'DisplayName', 'value');
-    if isfield(s, 'value_smoothed')
-        plot(s.step, s.value_smoothed, 'LineWidth', 1.5, 'DisplayName', 'smoothed');
-    end
-"""
-
-_RUNS = """\
-    runs = data.tbexport_runs;          % {run name, variable name}
-    for j = 1:size(runs, 1)
-        run = data.(runs{j, 2});
-        if isfield(run, tags{k, 2})
-            s = run.(tags{k, 2});
-            if isfield(s, 'value_smoothed')
-                plot(s.step, s.value_smoothed, 'LineWidth', 1.5, 'DisplayName', runs{j, 1});
-            else
-                plot(s.step, s.value, 'DisplayName', runs{j, 1});
+_LONG = """\
+    if ~several                         % one run: the tag structs are the file's variables
+        s = data.(tags{k, 2});
+        z = [];
+        if isfield(s, 'value_smoothed')
+            z = s.value_smoothed;
+        end
+        series(1, :) = {s.step, s.value, z, 'value', 1};
+    else                                % a struct per run (or per statistic, in stats)
+        holder = data;
+        if isfield(data, 'stats')
+            holder = data.stats;
+        end
+        for r = 1:size(runs, 1)
+            one = holder.(runs{r, 2});
+            if isfield(one, tags{k, 2})
+                s = one.(tags{k, 2});
+                z = [];
+                if isfield(s, 'value_smoothed')
+                    z = s.value_smoothed;
+                end
+                series(end + 1, :) = {s.step, s.value, z, runs{r, 1}, r};
             end
         end
     end
-    legend('show', 'Interpreter', 'none', 'Location', 'best');
 """
 
 _WIDE = """\
     s = data.(tags{k, 2});
-    for j = 1:size(s.value, 2)          % one column per run; NaN where a run has no point
-        ok = logical(s.logged(:, j));   % its own points (runs logged at other steps
-        plot(s.step(ok), s.value(ok, j), 'DisplayName', s.runs{j});  % would draw nothing)
+    for r = 1:numel(s.runs)             % one column per run; NaN where a run has no point
+        ok = logical(s.logged(:, r));   % its own points (runs logged at other steps
+        z = [];                         % would draw nothing)
+        if isfield(s, 'value_smoothed')
+            z = s.value_smoothed(ok, r);
+        end
+        c = find(strcmp(runs(:, 1), s.runs{r}), 1);
+        series(end + 1, :) = {s.step(ok), s.value(ok, r), z, s.runs{r}, c};
     end
-    legend('show', 'Interpreter', 'none', 'Location', 'best');
 """
 
-_END = """\
-    title(tags{k, 1}, 'Interpreter', 'none');
-    xlabel('step');
-    grid on;
-    hold off;
+_DRAW = """\
+    for r = 1:size(series, 1)
+        [x, y, z, label, c] = series{r, :};
+        colour = colours(mod(c - 1, size(colours, 1)) + 1, :);
+        if isempty(z)
+            layers = {y, colour, 1};    % {values, colour, line width}
+        else                            % raw values faint, smoothed solid
+            layers = {y, 1 - 0.4 * (1 - colour), 0.5; z, colour, 1.5};
+        end
+        for m = 1:size(layers, 1)
+            [v, shade, lw] = layers{m, :};
+            h = plot(ax, x, v, 'Color', shade, 'LineWidth', lw, 'HandleVisibility', 'off');
+            % a point with no finite neighbour draws no line: mark it
+            fin = isfinite(v(:));
+            lone = fin & ~[false; fin(1:end - 1)] & ~[fin(2:end); false];
+            if any(lone) && all(lone(fin))
+                set(h, 'Marker', 'o', 'MarkerSize', 4);
+            elseif any(lone)
+                plot(ax, x(lone), v(lone), 'LineStyle', 'none', 'Marker', 'o', ...
+                     'MarkerSize', 4, 'Color', shade, 'HandleVisibility', 'off');
+            end
+        end
+        set(h, 'DisplayName', label, 'HandleVisibility', 'on');  % the legend's line
+    end
+    if several && ~isempty(series)
+        lgd = legend(ax, 'show');
+        set(lgd, 'Interpreter', 'none');
+        if ~exist('OCTAVE_VERSION', 'builtin')  % (Octave has no 'best')
+            set(lgd, 'Location', 'best');
+        end
+    end
+    set(get(ax, 'Title'), 'String', tags{k, 1}, 'Interpreter', 'none');
+    xlabel(ax, 'step');
+    grid(ax, 'on');
+    hold(ax, 'off');
 end
 """
 
+_UNQUOTABLE = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def literal(text: str) -> str:
+    """``text`` as a MATLAB expression: a quoted char vector (a quote doubled), with
+    the characters a literal cannot hold (newline, tab, other controls) as ``char(N)``:
+    ``['a' char(10) 'b']``. Other text stays as it is (the file is UTF-8)."""
+    pieces: list[str] = []
+    position = 0
+    for match in _UNQUOTABLE.finditer(text):
+        if match.start() > position:
+            pieces.append(_quoted(text[position : match.start()]))
+        codes = " ".join(str(ord(c)) for c in match.group())
+        pieces.append(f"char({codes})" if len(match.group()) == 1 else f"char([{codes}])")
+        position = match.end()
+    if position < len(text) or not pieces:
+        pieces.append(_quoted(text[position:]))
+    return pieces[0] if len(pieces) == 1 else "[" + " ".join(pieces) + "]"
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
 
 def script(mat_path: Path, runs: int, options: WriteOptions) -> str:
-    """The text of the ``.m`` file for ``mat_path``."""
-    if options.layout == "wide":
-        body = _WIDE
-    elif runs > 1:
-        body = _RUNS
-    else:
-        body = _SINGLE
-    # the name goes into MATLAB string literals, where a quote is written twice
-    return _LOAD.format(mat=mat_path.name.replace("'", "''")) + body + _END
+    """The text of the ``.m`` file for ``mat_path`` (``runs``: how many it holds; the
+    script itself tells one run from several, and statistics, by the file)."""
+    del runs  # (the .mat says it: tbexport_runs, stats)
+    body = _WIDE if options.layout == "wide" else _LONG
+    comment = _UNQUOTABLE.sub(" ", mat_path.name)  # (a newline would end the comment)
+    return _LOAD.format(mat=literal(mat_path.name), comment=comment) + body + _DRAW
