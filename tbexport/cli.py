@@ -361,9 +361,9 @@ def cli(
                     **reading,
                 )
     except InvalidOptionError as error:  # options that do not go together: exit 2
-        raise click.UsageError(error.worded(FLAGS)) from error
+        raise click.UsageError(shown(error.worded(FLAGS))) from error
     except TbexportError as error:
-        raise click.ClickException(error.worded(FLAGS)) from error
+        raise click.ClickException(shown(error.worded(FLAGS))) from error
     if list_only:
         try:
             _list(data, filtered=bool(tags))
@@ -373,7 +373,7 @@ def cli(
         return
     _report_problems(result.corruptions, result.truncated, result.notes)
     if not quiet:
-        click.echo(_summary(result), err=True)
+        click.echo(shown(_summary(result)), err=True)
 
 
 # What --list reads with; every other option shapes or writes an output it does not write.
@@ -471,27 +471,45 @@ def _list(data: ScalarData, filtered: bool) -> None:
             if run.files[0].name == "metrics.csv"
             else f"{files} event file{'s' if files != 1 else ''}"
         )
-        click.echo(f"{run.name}  ({source}, {len(rows)} tag{'s' if len(rows) != 1 else ''})")
+        click.echo(shown(f"{run.name}  ({source}, {len(rows)} tag{'s' if len(rows) != 1 else ''})"))
         hparams = data.hparams.get(run.name)
         if hparams:
-            click.echo("  hparams: " + ", ".join(f"{k}={v}" for k, v in hparams.items()))
-        width = max((len(tag) for tag, *_ in rows), default=0)
-        for tag, count, first_step, last_step in rows:
+            click.echo(shown("  hparams: " + ", ".join(f"{k}={v}" for k, v in hparams.items())))
+        tags = [shown(tag) for tag, *_ in rows]
+        width = max((len(tag) for tag in tags), default=0)
+        for tag, (_, count, first_step, last_step) in zip(tags, rows, strict=True):
             points = "point" if count == 1 else "points"
             click.echo(
                 f"  {tag:<{width}}  {count:>9,} {points:<6}  steps {first_step}..{last_step}"
             )
 
 
+# Characters that would act on a terminal instead of showing: the C0 and C1 controls
+# (escape sequences clear the screen, set the window's title, colour) and the marks
+# that reorder text (a tag could show as another). Written as Python writes them.
+_CONTROLS = [*range(0x20), *range(0x7F, 0xA0)]
+_REORDERING = [0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+_HIDDEN = {c: repr(chr(c))[1:-1] for c in [*_CONTROLS, *_REORDERING]}
+
+
+def shown(text: str) -> str:
+    """``text`` as printed for a person: controls and reordering marks as escapes
+    (``\\x1b``, ``\\n``, ``\\u202e``), a lone surrogate of an undecodable name too."""
+    escaped = text.translate(_HIDDEN)
+    if escaped.isascii() or not any("\ud800" <= c <= "\udfff" for c in escaped):
+        return escaped
+    return escaped.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _report_problems(
     corruptions: list[Corruption], truncated: dict[str, int], notes: list[str]
 ) -> None:
     for corruption in corruptions:
-        click.echo(f"warning: {corruption}", err=True)
+        click.echo(shown(f"warning: {corruption}"), err=True)
     for path, size in truncated.items():
-        click.echo(f"note: {path}: incomplete last record ({size} bytes) ignored", err=True)
+        click.echo(shown(f"note: {path}: incomplete last record ({size} bytes) ignored"), err=True)
     for note in notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(shown(f"note: {note}"), err=True)
 
 
 def _count(n: int, thing: str) -> str:
@@ -561,4 +579,4 @@ def _terminated(main_pid: int, signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-__all__ = ["FORMAT_NAMES", "cli", "main"]
+__all__ = ["FLAGS", "FORMAT_NAMES", "cli", "main", "shown"]

@@ -470,3 +470,17 @@ def test_a_pattern_matching_nothing_among_others_is_a_note(run_dir: Path, tmp_pa
     assert result.stderr == "note: the tag pattern 'tset_*' matches no tag (the others do)\n"
     with pytest.warns(UserWarning, match="'tset_\\*' matches no tag"):
         tbexport.read_scalars(run_dir, tags=["val_*", "tset_*"])
+
+
+def test_names_cannot_act_on_the_terminal(tmp_path: Path) -> None:
+    run = tmp_path / "logs" / "run\x1b[2J"
+    write_events(run / "events.out.tfevents.1", [simple("x\x1b]0;pwned\x07\u202e", 1, 1.0)])
+    listed = invoke(tmp_path / "logs", "--list")
+    assert listed.exit_code == 0
+    assert listed.stdout.splitlines() == [
+        "run\\x1b[2J  (1 event file, 1 tag)",
+        "  x\\x1b]0;pwned\\x07\\u202e          1 point   steps 1..1",
+    ]
+    missing = invoke(tmp_path / "logs", "-t", "y\x1b[31m", "--csv")
+    assert "\x1b" not in missing.stderr
+    assert missing.stderr.startswith("Error: no scalar tag matches 'y\\x1b[31m'")
