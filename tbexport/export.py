@@ -13,8 +13,14 @@ import pandas as pd
 
 from . import rules
 from .align import check_align
-from .discover import as_list
-from .exceptions import InvalidOptionError, NoScalarsError, OutputWarning, option
+from .discover import HPARAMS_FILE, as_list
+from .exceptions import (
+    InvalidOptionError,
+    NoScalarsError,
+    OutputWarning,
+    OutputWriteError,
+    option,
+)
 from .hparams import check_name_by, hparams_frame, run_labels
 from .load import Paths, ScalarData, load_scalars
 from .options import LAYOUTS, WriteOptions
@@ -242,6 +248,10 @@ def export(
     )
     if data.frame.empty:
         raise NoScalarsError(f"no scalar data found in {_describe(paths)}")
+    outputs = [target] if target is not None else []
+    if target is not None and matlab_script:
+        outputs.append(target.with_suffix(".m"))
+    _check_not_read(outputs + [Path(p) for p in ([plot] if plot is not None else [])], data)
     table = None
     try:
         if metrics is not None:
@@ -362,6 +372,27 @@ def _directories(data: ScalarData, name_by: str) -> dict[str, str] | None:
         return None
     runs = [str(r) for r in data.frame["run"].cat.categories]
     return {label: run for run, label in run_labels(runs, data.hparams, name_by).items()}
+
+
+def _check_not_read(outputs: list[Path], data: ScalarData) -> None:
+    """Refuse to write over a file just read (``-o v0/metrics.csv``), as ``cp a a`` does."""
+    existing = [path for path in outputs if path.exists()]
+    if not existing:
+        return
+    read = {
+        _identity(path)
+        for run in data.runs
+        for path in [*run.files, run.files[0].parent / HPARAMS_FILE]
+        if path.exists()
+    }
+    for path in existing:
+        if _identity(path) in read:
+            raise OutputWriteError(f"cannot write {path}: it is one of the files read")
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    status = path.stat()
+    return status.st_dev, status.st_ino
 
 
 def _describe(paths: Paths) -> str:

@@ -25,6 +25,7 @@ __all__ = [
     "FORMATS",
     "RESULTS_FORMATS",
     "atomic_path",
+    "atomic_paths",
     "check_replaceable",
     "format_for",
     "write_scalars",
@@ -88,18 +89,30 @@ def write_scalars(
         write_runs(frame, path)  # (all or nothing: a new directory, renamed into place)
         return path
     writer = _writer(suffix)
-    script = path.with_suffix(".m") if options.matlab_script and suffix == ".mat" else None
-    if script is not None:  # (before the .mat is replaced: both or neither)
-        check_replaceable(script, force=force)
-    with atomic_path(path, force=force) as temporary:
-        writer(frame, temporary, options)
-    if script is not None:
-        from .writers.matlab_script import script as script_text
+    if not (options.matlab_script and suffix == ".mat"):
+        with atomic_path(path, force=force) as temporary:
+            writer(frame, temporary, options)
+        return path
+    from .writers.matlab_script import script as script_text
 
-        text = script_text(path, int(frame["run"].nunique()), options)
-        with atomic_path(script, force=force) as temporary:
-            temporary.write_text(text, encoding="utf-8")
+    # the .mat and its .m: both or neither (every destination checked before the first
+    # is written, both renamed into place only when both are complete)
+    with atomic_paths([path, path.with_suffix(".m")], force=force) as (mat, m):
+        writer(frame, mat, options)
+        m.write_text(script_text(path, int(frame["run"].nunique()), options), encoding="utf-8")
     return path
+
+
+@contextlib.contextmanager
+def atomic_paths(paths: list[Path], *, force: bool = False) -> Iterator[list[Path]]:
+    """:func:`atomic_path` for outputs that belong together: each is checked before any
+    is written, and all are renamed into place once the block has written them all."""
+    for path in paths:
+        _check_destination(path, force)
+    with contextlib.ExitStack() as stack:
+        temporaries = [stack.enter_context(atomic_path(p, force=force)) for p in paths]
+        yield temporaries
+    # (the renames run as the stack unwinds, the last path first, only after success)
 
 
 @contextlib.contextmanager
@@ -111,12 +124,8 @@ def atomic_path(path: Path, *, force: bool = False) -> Iterator[Path]:
     one left by a process of this host that no longer runs (killed with SIGKILL) is
     removed by the next write of the same output.
     """
+    _check_destination(path, force)
     directory = path.parent
-    if not directory.is_dir():
-        raise OutputWriteError(f"cannot write {path}: directory {directory} does not exist")
-    if path.is_dir():
-        raise OutputWriteError(f"cannot write {path}: it is a directory")
-    check_replaceable(path, force=force)
     _remove_stale_temporaries(path)
     try:
         handle, name = tempfile.mkstemp(
@@ -135,6 +144,14 @@ def atomic_path(path: Path, *, force: bool = False) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
+
+
+def _check_destination(path: Path, force: bool) -> None:
+    if not path.parent.is_dir():
+        raise OutputWriteError(f"cannot write {path}: directory {path.parent} does not exist")
+    if path.is_dir():
+        raise OutputWriteError(f"cannot write {path}: it is a directory")
+    check_replaceable(path, force=force)
 
 
 def check_replaceable(path: Path, *, force: bool = False) -> None:

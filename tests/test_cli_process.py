@@ -186,3 +186,37 @@ def test_ctrl_c_while_the_command_starts_prints_no_traceback() -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == -signal.SIGINT  # (a shell reports 130)
     assert done.stderr == ""
+
+
+def test_an_output_that_is_one_of_the_inputs_is_refused(tmp_path: Path) -> None:
+    run = tmp_path / "v0"
+    run.mkdir()
+    metrics = run / "metrics.csv"
+    metrics.write_text("step,loss\n0,1.5\n1,0.5\n")
+    result = subprocess.run(
+        [*TBEXPORT, str(run), "-o", str(metrics), "-q"], capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert result.stderr == f"Error: cannot write {metrics}: it is one of the files read\n"
+    assert metrics.read_text() == "step,loss\n0,1.5\n1,0.5\n"
+    linked = tmp_path / "same.csv"  # the same file by another name
+    linked.hardlink_to(metrics)
+    again = subprocess.run([*TBEXPORT, str(run), "-o", str(linked), "-q"], capture_output=True)
+    assert again.returncode == 1 and metrics.read_text().startswith("step,loss")
+
+
+def test_a_script_that_cannot_be_written_leaves_the_mat_alone(
+    many_tags: Path, tmp_path: Path
+) -> None:
+    mat = tmp_path / "v.mat"
+    mat.write_text("an earlier .mat")
+    (tmp_path / "v.m").mkdir()
+    result = subprocess.run(
+        [*TBEXPORT, str(many_tags), "-o", str(mat), "--matlab-script", "-q"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert result.stderr == f"Error: cannot write {tmp_path / 'v.m'}: it is a directory\n"
+    assert mat.read_text() == "an earlier .mat"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.m", "v.mat", "version_0"]
