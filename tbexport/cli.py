@@ -264,7 +264,8 @@ def _checked(check: Callable[[str], object], value: str) -> str:
     type=click.IntRange(min=1),
     default=None,
     help="Threads to read on (small files: C threads read ahead; big ones: a run per"
-    " thread) and to list directories on.  [default: all cores]",
+    " thread) and to list directories on; never more than the files, nor 8 per core."
+    "  [default: all cores]",
 )
 @click.option(
     "--no-verify",

@@ -50,6 +50,7 @@ __all__ = ["COLUMNS", "ScalarData", "load_scalars", "read_hparams", "read_scalar
 PathLike = str | os.PathLike[str]
 Paths = PathLike | Sequence[PathLike]
 COLUMNS = ("run", "tag", "step", "wall_time", "value")
+MAX_THREADS_PER_CORE = 8
 
 
 @dataclass
@@ -145,7 +146,9 @@ def load_scalars(
     """
     if jobs is not None and jobs < 1:
         raise InvalidOptionError(f"jobs must be 1 or more, not {jobs}")
-    jobs = default_jobs() if jobs is None else jobs  # (once: the walk, the reading, the join)
+    # (once: the walk, the reading, the join); never more threads than help: a thread
+    # per file at most, and 8 per core (reads that wait on a network mount may use them)
+    jobs = default_jobs() if jobs is None else min(jobs, MAX_THREADS_PER_CORE * default_jobs())
     paths = as_list(paths)  # once: a generator (Path.glob) can be read only once
     if not paths:
         raise InputError("no paths given to read")
@@ -154,6 +157,7 @@ def load_scalars(
     threads = scans_without_gil()
     unlisted: list[Corruption] = []
     found = find_runs(paths, jobs=jobs, unreadable=unlisted)
+    jobs = max(1, min(jobs, sum(len(run.files) for run in found)))
     if strict and unlisted:
         raise UnreadableFileError(str(unlisted[0]).removesuffix(", skipped"))
     # (one pass, for the choice of workers and the reservation; 0 for an unreadable file,

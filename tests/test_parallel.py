@@ -374,3 +374,26 @@ def test_a_refused_reservation_leaves_the_frame_joined(
         assert read["step"].to_numpy().base is None or len(read["step"].to_numpy().base) == len(
             read
         )
+
+
+def test_a_huge_jobs_starts_no_more_threads_than_help(tmp_path: Path) -> None:
+    from benchmarks.generate import write_sweep
+
+    write_sweep(tmp_path, 200, 2, 2_000)
+    most = [0]
+    reading = threading.Event()
+
+    def count() -> None:  # the process's threads, C ones included
+        while not reading.is_set():
+            most[0] = max(most[0], len(os.listdir("/proc/self/task")))
+
+    counter = threading.Thread(target=count)
+    counter.start()
+    try:
+        frame = tbexport.read_scalars(tmp_path, jobs=300_000)
+    finally:
+        reading.set()
+        counter.join()
+    assert len(frame) == 200 * 2 * 2_000
+    cores = len(os.sched_getaffinity(0))
+    assert most[0] <= 8 * cores + 3  # (this one, the counter, and a spare)
