@@ -54,6 +54,7 @@ FLAGS = {
     "plot_x": "--x",
     "plot_log_y": "--log-y",
     "force": "--force",
+    "csv_safe": "--csv-safe",
     "keep_duplicates": "--keep-duplicates",
     "strict": "--strict",
     "jobs": "--jobs",
@@ -243,6 +244,12 @@ def _checked(check: Callable[[str], object], value: str) -> str:
 )
 @click.option("--log-y", is_flag=True, help="Plots: logarithmic y axis.")
 @click.option(
+    "--csv-safe",
+    is_flag=True,
+    help="CSV: prefix ' to run and tag names starting with = + - @, which a spreadsheet "
+    "would run as formulas (numbers are never changed).",
+)
+@click.option(
     "--force",
     is_flag=True,
     help="Replace outputs that are read-only (refused otherwise, as cp refuses without -f).",
@@ -359,6 +366,7 @@ def cli(
                     plot_log_y=shaping["log_y"],
                     write_table=not plot_only,
                     force=shaping["force"],
+                    csv_safe=shaping["csv_safe"],
                     **reading,
                 )
     except InvalidOptionError as error:  # options that do not go together: exit 2

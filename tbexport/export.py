@@ -164,6 +164,7 @@ def export(
     plot_log_y: bool = False,
     write_table: bool = True,
     force: bool = False,
+    csv_safe: bool = False,
     keep_duplicates: bool = False,
     strict: bool = False,
     verify: bool = True,
@@ -189,7 +190,8 @@ def export(
     (``.md``/``.tex``, default 4) sets its significant digits (see
     :func:`tbexport.results`). ``plot``/``plot_dir`` draw figures (see
     :func:`tbexport.plot_scalars`); ``write_table=False`` only plots; ``force``
-    replaces read-only outputs (refused otherwise). Raises
+    replaces read-only outputs (refused otherwise); ``csv_safe`` prefixes ``'`` to CSV
+    text that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``). Raises
     :class:`NoScalarsError` when there is nothing to write. The reading options are
     those of :func:`tbexport.load_scalars`.
     """
@@ -230,6 +232,7 @@ def export(
             results=metrics is not None,
             group_by=keys is not None,
             digits=digits is not None,
+            csv_safe=csv_safe,
             plot_x=plot_x is not None,
             log_y=plot_log_y,
         )
@@ -288,7 +291,7 @@ def export(
     with _gathered_notes() as notes:
         if target is not None:
             if table is not None and format_for(target, format) != ".xlsx":
-                _write_results(table, target, format_for(target, format), digits, force)
+                _write_results(table, target, format_for(target, format), digits, force, csv_safe)
             else:
                 options = WriteOptions(
                     layout="wide" if layout == "wide" else "long",
@@ -299,6 +302,7 @@ def export(
                     results=table.frame if table is not None else None,
                     directories=_directories(data, name_by),
                     statistics=tuple(statistics_list(reduce)) if reduce else (),
+                    csv_safe=csv_safe,
                 )
                 write_scalars(
                     with_time(frame, time), target, format=format, options=options, force=force
@@ -321,12 +325,17 @@ def export(
 
 
 def _write_results(
-    table: ResultsTable, target: Path, suffix: str, digits: int | None, force: bool
+    table: ResultsTable,
+    target: Path,
+    suffix: str,
+    digits: int | None,
+    force: bool,
+    csv_safe: bool,
 ) -> None:
     from .writers.results import write
 
     with atomic_path(target, force=force) as temporary:
-        write(table, temporary, suffix, DEFAULT_DIGITS if digits is None else digits)
+        write(table, temporary, suffix, DEFAULT_DIGITS if digits is None else digits, csv_safe)
 
 
 def _plots(

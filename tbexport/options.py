@@ -26,7 +26,8 @@ class WriteOptions:
     ``results`` (:func:`tbexport.results`' table) becomes the workbook's first sheet;
     ``directories`` maps each run's label to its directory where ``--name-by``
     relabelled runs (the index, hparams and run maps keep both); ``statistics`` names
-    the statistics that ``--reduce`` put in the runs' place (none: the runs are runs).
+    the statistics that ``--reduce`` put in the runs' place (none: the runs are runs);
+    ``csv_safe`` prefixes ``'`` to CSV text that a spreadsheet would run as a formula.
     """
 
     layout: Literal["long", "wide"] = "long"
@@ -37,3 +38,4 @@ class WriteOptions:
     results: pd.DataFrame | None = None
     directories: Mapping[str, str] | None = None
     statistics: tuple[str, ...] = ()
+    csv_safe: bool = False

@@ -44,6 +44,7 @@ class Asked:
     results: bool = False
     group_by: bool = False
     digits: bool = False
+    csv_safe: bool = False
     plot_x: bool = False
     log_y: bool = False
 
@@ -122,6 +123,7 @@ def _check_format(asked: Asked, suffix: str) -> None:
         (asked.charts, ".xlsx", option("charts")),
         (asked.matlab_script, ".mat", option("matlab_script")),
         (asked.digits, ".md and .tex", option("digits")),
+        (asked.csv_safe, ".csv", option("csv_safe")),
     ]
     for on, needed, name in only_for:
         if on and suffix not in needed.split(" and "):

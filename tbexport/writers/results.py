@@ -24,10 +24,19 @@ from ..results import Metric, ResultsTable
 __all__ = ["cells", "latex", "latex_escape", "markdown", "significant", "write"]
 
 
-def write(table: ResultsTable, path: Path, suffix: str, digits: int) -> None:
-    """Write ``table`` to ``path`` as ``suffix`` (``.csv``, ``.md`` or ``.tex``) says."""
+def write(
+    table: ResultsTable, path: Path, suffix: str, digits: int, csv_safe: bool = False
+) -> None:
+    """Write ``table`` to ``path`` as ``suffix`` (``.csv``, ``.md`` or ``.tex``) says;
+    ``csv_safe``: text a spreadsheet would run as a formula prefixed with ``'``."""
     if suffix == ".csv":
-        table.frame.to_csv(path, index=False, lineterminator="\n")
+        frame = table.frame
+        if csv_safe:
+            from .csv import safe_text
+
+            frame = frame.map(lambda v: safe_text(v) if isinstance(v, str) else v)
+            frame.columns = [safe_text(str(c)) for c in frame.columns]
+        frame.to_csv(path, index=False, lineterminator="\n")
         return
     text = latex(table, digits) if suffix == ".tex" else markdown(table, digits)
     path.write_text(text, encoding="utf-8")
