@@ -381,3 +381,25 @@ def test_a_failure_while_finishing_an_xlsx_leaves_no_file_open(
             with contextlib.suppress(OSError):  # (the listing's own descriptor is gone)
                 open_files.append(os.readlink(f"/proc/self/fd/{fd}"))
         assert not [f for f in open_files if ".out.xlsx." in f]
+
+
+def test_an_hparams_sheet_past_the_last_column_is_turned(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from tbexport.cli import cli
+
+    for run in ("a", "b"):
+        write_events(tmp_path / "logs" / run / "events.out.tfevents.1", [simple("x", 1, 1.0)])
+        keys = "".join(f"k{i:05d}: {i}\n" for i in range(17_000))
+        (tmp_path / "logs" / run / "hparams.yaml").write_text(keys)
+    out = tmp_path / "h.xlsx"
+    result = CliRunner().invoke(cli, [str(tmp_path / "logs"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == (
+        "note: sheet 'hparams': 17,000 hyperparameters are more columns than a sheet has "
+        "(16,384): written one row per hyperparameter"
+    )
+    rows = list(openpyxl.load_workbook(out, read_only=True)["hparams"].iter_rows(values_only=True))
+    assert rows[0] == ("hyperparameter", "a", "b")
+    assert len(rows) == 17_001
+    assert rows[-1] == ("k16999", 16999, 16999)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..decode import _fastscan
-from ..exceptions import OutputError
+from ..exceptions import OutputError, OutputWarning
 from ..names import sheet_continuation, sheet_names
 from ..options import WriteOptions
 from ..reshape import SMOOTHED, runs_side_by_side, summarize, value_columns, wide_column
@@ -88,7 +89,7 @@ def write(frame: pd.DataFrame, path: Path, options: WriteOptions | None = None) 
         _write_index(book.add_sheet("index", widths), summary, sheets, directories)
         _write_frame(book.add_sheet("summary", [28, 28] + [12] * 10), summary)
         if options.hparams is not None and len(options.hparams.columns) > 1:
-            hparams = _with_directories(options.hparams, directories)
+            hparams = _fitted(_with_directories(options.hparams, directories))
             widths = [28] + ([40] if directories else []) + [14] * 20
             _write_frame(book.add_sheet("hparams", widths), hparams)
         for tag, table in tables.items():
@@ -106,6 +107,25 @@ def _directories(frame: pd.DataFrame, directories: Mapping[str, str] | None) -> 
         return {}
     runs = [str(r) for r in frame["run"].unique()]
     return {run: str(directories[run]) for run in runs if run in directories}
+
+
+def _fitted(hparams: pd.DataFrame) -> pd.DataFrame:
+    """The hparams table as a sheet holds it: past Excel's 16,384 columns (XFD), one row
+    per hyperparameter and a column per run; past that too, the first runs' columns."""
+    if len(hparams.columns) <= MAX_COLUMNS:
+        return hparams
+    turned = hparams.set_index("run").T.reset_index(names="hyperparameter")
+    turned.columns = [str(c) for c in turned.columns]
+    shown = turned.iloc[:, :MAX_COLUMNS]
+    runs = len(turned.columns) - 1
+    more = "" if runs < MAX_COLUMNS else f", the first {MAX_COLUMNS - 1:,} of {runs:,} runs"
+    warnings.warn(
+        f"sheet 'hparams': {len(hparams.columns) - 1:,} hyperparameters are more columns than "
+        f"a sheet has ({MAX_COLUMNS:,}): written one row per hyperparameter{more}",
+        OutputWarning,
+        stacklevel=3,
+    )
+    return shown.iloc[: MAX_ROWS - 1]
 
 
 def _with_directories(hparams: pd.DataFrame, directories: dict[str, str]) -> pd.DataFrame:
