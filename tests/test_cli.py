@@ -134,38 +134,6 @@ def test_list_with_a_tag_filter_leaves_out_runs_without_those_tags(tmp_path: Pat
     ]
 
 
-@pytest.mark.skipif(not hasattr(os, "kill") or os.name == "nt", reason="POSIX signals")
-def test_sigterm_during_a_write_removes_the_temporary_file(run_dir: Path, tmp_path: Path) -> None:
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    out = tmp_path / "out.csv"
-    out.write_text("an earlier export")
-    # the CSV writer stalls once its temporary file exists, as a long write would
-    script = (
-        "import time, sys\n"
-        "from tbexport.writers import csv as w\n"
-        "def slow(frame, path, options=None):\n"
-        "    path.write_text('partial')\n"
-        "    time.sleep(60)\n"
-        "w.write = slow\n"
-        "from tbexport.cli import main\n"
-        f"sys.argv = ['tbexport', {str(run_dir)!r}, '-o', {str(out)!r}, '-q']\n"
-        "main()\n"
-    )
-    child = subprocess.Popen([sys.executable, "-c", script])
-    deadline = time.monotonic() + 60
-    while not list(tmp_path.glob(".out.csv.*.tmp")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert list(tmp_path.glob(".out.csv.*.tmp")), "the export never started writing"
-    child.send_signal(signal.SIGTERM)
-    assert child.wait(timeout=60) == 128 + signal.SIGTERM
-    assert out.read_text() == "an earlier export"
-    assert list(tmp_path.glob(".out.csv.*")) == []
-
-
 def test_an_unusable_hparams_yaml_is_reported_not_dropped_silently(
     run_dir: Path, tmp_path: Path
 ) -> None:

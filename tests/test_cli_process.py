@@ -76,6 +76,18 @@ def test_ctrl_c_ends_an_export_with_130_and_leaves_nothing(many_tags: Path, tmp_
     assert list(tmp_path.glob(".out.csv.*")) == []
 
 
+def test_sigterm_ends_an_export_with_143_and_leaves_nothing(
+    many_tags: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.csv"
+    out.write_text("an earlier export")
+    child = stalled_export(many_tags, out)
+    child.send_signal(signal.SIGTERM)  # (kill, a batch scheduler's time limit)
+    assert child.wait(timeout=60) == 128 + signal.SIGTERM
+    assert out.read_text() == "an earlier export"
+    assert list(tmp_path.glob(".out.csv.*")) == []
+
+
 def test_a_killed_exports_temporary_is_removed_by_the_next(many_tags: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.csv"
     child = stalled_export(many_tags, out)
