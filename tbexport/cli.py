@@ -20,7 +20,7 @@ from .exceptions import InvalidOptionError, TbexportError
 from .export import ExportResult, export
 from .hparams import check_name_by
 from .load import ScalarData, load_scalars
-from .options import LAYOUTS
+from .options import LAYOUTS, FigureOptions
 from .plot import X_AXES
 from .records import Corruption
 from .reshape import tag_stats
@@ -53,6 +53,11 @@ FLAGS = {
     "plot_dir": "--plot-dir",
     "plot_x": "--x",
     "plot_log_y": "--log-y",
+    "plot_band": "--band",
+    "plot_figsize": "--figsize",
+    "plot_cols": "--cols",
+    "plot_dpi": "--dpi",
+    "plot_format": "--plot-format",
     "force": "--force",
     "csv_safe": "--csv-safe",
     "keep_duplicates": "--keep-duplicates",
@@ -86,6 +91,20 @@ def _results(ctx: click.Context, param: click.Parameter, value: str | None) -> s
 
 def _group_by(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     return None if value is None else _checked(check_group_by, value)
+
+
+def _figsize(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    try:
+        width, height = (float(part) for part in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"give W,H in inches (e.g. 8,6), not {value!r}") from None
+    if not (0 < width <= 200 and 0 < height <= 200):
+        raise click.BadParameter(f"inches from 0 to 200, not {value!r}")
+    return width, height
 
 
 def _checked(check: Callable[[str], object], value: str) -> str:
@@ -242,7 +261,34 @@ def _checked(check: Callable[[str], object], value: str) -> str:
     show_default="step",
     help="x axis of plots.",
 )
-@click.option("--log-y", is_flag=True, help="Plots: logarithmic y axis.")
+@click.option(
+    "--log-y",
+    is_flag=True,
+    help="Plots: logarithmic y axis (values <= 0 left out, with a note).",
+)
+@click.option(
+    "--band",
+    type=click.Choice(["std", "minmax"]),
+    help="Plots of --reduce: shade mean ± std, or min to max.  [default: std]",
+)
+@click.option(
+    "--figsize",
+    callback=_figsize,
+    metavar="W,H",
+    help="Plots: the whole figure's size in inches (e.g. 8,6).  [default: 4.2 x 3.2 a panel]",
+)
+@click.option("--cols", type=click.IntRange(min=1), metavar="N", help="Plots: panels per row.")
+@click.option(
+    "--dpi",
+    type=click.IntRange(10, 1200),
+    metavar="N",
+    help="Plots: pixels per inch of a PNG.  [default: 120]",
+)
+@click.option(
+    "--plot-format",
+    type=click.Choice(["png", "pdf", "svg"]),
+    help="--plot-dir: the figures' format.  [default: png]",
+)
 @click.option(
     "--csv-safe",
     is_flag=True,
@@ -337,8 +383,12 @@ def cli(
         "jobs": jobs,
     }
     plot_only = (shaping["plot"] or shaping["plot_dir"]) and output is None and format is None
+    figures = bool(shaping["plot"] or shaping["plot_dir"])
     try:
-        with _progress(quiet) as (progress, progress_total):
+        with (
+            _progress(quiet) as (progress, progress_total),
+            _progress(quiet or not figures, "drawing", "panel") as drawing,
+        ):
             reading |= {"progress": progress, "progress_total": progress_total}
             if list_only:
                 data = load_scalars(list(paths), **reading)
@@ -364,6 +414,15 @@ def cli(
                     plot_dir=shaping["plot_dir"],
                     plot_x=shaping["plot_x"],
                     plot_log_y=shaping["log_y"],
+                    figure=FigureOptions(
+                        band=shaping["band"],
+                        figsize=shaping["figsize"],
+                        cols=shaping["cols"],
+                        dpi=shaping["dpi"],
+                        format=shaping["plot_format"],
+                    ),
+                    figure_progress=drawing[0],
+                    figure_progress_total=drawing[1],
                     write_table=not plot_only,
                     force=shaping["force"],
                     csv_safe=shaping["csv_safe"],
@@ -436,28 +495,28 @@ def _choose_format(output: str | None, format_name: str | None, **flags: bool) -
 
 
 @contextmanager
-def _progress(quiet: bool) -> Iterator[tuple[Any, Any]]:
-    """A byte-based progress bar that appears only for reads lasting over half a second,
-    and only on a terminal: its update, and what sets its total (the reading gives it,
-    once it has walked)."""
+def _progress(quiet: bool, desc: str = "reading", unit: str = "B") -> Iterator[tuple[Any, Any]]:
+    """A progress bar that appears only for work lasting over half a second, and only
+    on a terminal: its update, and what adds to its total (the reading gives it once
+    it has walked, in bytes; each figure its panels)."""
     if quiet:
         yield None, None
         return
     bar = tqdm(
-        unit="B",
-        unit_scale=True,
-        desc="reading",
+        unit=unit,
+        unit_scale=unit == "B",
+        desc=desc,
         delay=0.5,
         file=sys.stderr,
         leave=False,
         disable=None,  # no bar when stderr is not a terminal (a log file, a batch job)
     )
 
-    def set_total(total: int) -> None:
-        bar.total = total
+    def add_total(total: int) -> None:
+        bar.total = (bar.total or 0) + total
 
     try:
-        yield bar.update, set_total
+        yield bar.update, add_total
     finally:
         bar.close()
 

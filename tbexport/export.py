@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -23,7 +24,7 @@ from .exceptions import (
 )
 from .hparams import check_name_by, hparams_frame, run_labels
 from .load import Paths, ScalarData, load_scalars
-from .options import LAYOUTS, WriteOptions
+from .options import LAYOUTS, FigureOptions, WriteOptions
 from .plot import check_plot_path
 from .records import Corruption
 from .results import ResultsTable, check_group_by, parse_metrics, results_table
@@ -162,6 +163,7 @@ def export(
     plot_dir: str | os.PathLike[str] | None = None,
     plot_x: str | None = None,
     plot_log_y: bool = False,
+    figure: FigureOptions | None = None,
     write_table: bool = True,
     force: bool = False,
     csv_safe: bool = False,
@@ -171,6 +173,8 @@ def export(
     jobs: int | None = None,
     progress: Callable[[int], None] | None = None,
     progress_total: Callable[[int], None] | None = None,
+    figure_progress: Callable[[int], None] | None = None,
+    figure_progress_total: Callable[[int], None] | None = None,
 ) -> ExportResult:
     """Read every scalar under ``paths``, shape it, and write it to ``output``.
 
@@ -235,6 +239,8 @@ def export(
             csv_safe=csv_safe,
             plot_x=plot_x is not None,
             log_y=plot_log_y,
+            figure_options=tuple(figure.given()) if figure is not None else (),
+            per_tag=plot_dir is not None,
         )
     )
     layout, time, name_by = layout or "long", time or "unix", name_by or "dir"
@@ -307,7 +313,14 @@ def export(
                 write_scalars(
                     with_time(frame, time), target, format=format, options=options, force=force
                 )
-        plots = _plots(frame, plot, plot_dir, plot_x or "step", plot_log_y)
+        drawing = _Drawing(
+            plot_x or "step",
+            plot_log_y,
+            figure or FigureOptions(),
+            figure_progress,
+            figure_progress_total,
+        )
+        plots = _plots(frame, plot, plot_dir, drawing)
     return ExportResult(
         output=target,
         runs=int(data.frame["run"].nunique()),
@@ -338,22 +351,43 @@ def _write_results(
         write(table, temporary, suffix, DEFAULT_DIGITS if digits is None else digits, csv_safe)
 
 
+@dataclass(frozen=True)
+class _Drawing:
+    """How the figures of an export are drawn, and who is told of each panel."""
+
+    x: str
+    log_y: bool
+    options: FigureOptions
+    progress: Callable[[int], None] | None
+    progress_total: Callable[[int], None] | None
+
+
 def _plots(
     frame: pd.DataFrame,
     plot: str | os.PathLike[str] | None,
     plot_dir: str | os.PathLike[str] | None,
-    x: str,
-    log_y: bool,
+    drawing: _Drawing,
 ) -> list[Path]:
     if plot is None and plot_dir is None:
         return []
-    from .plot import plot_scalars
+    from .plot import DPI, plot_scalars
 
-    written = []
+    given = drawing.options
+    common: dict[str, Any] = {
+        "x": drawing.x,
+        "log_y": drawing.log_y,
+        "band": given.band or "std",
+        "figsize": given.figsize,
+        "cols": given.cols,
+        "dpi": given.dpi or DPI,
+        "progress": drawing.progress,
+        "progress_total": drawing.progress_total,
+    }
+    written: list[Path] = []
     if plot is not None:
-        written += plot_scalars(frame, plot, x=x, log_y=log_y)
+        written += plot_scalars(frame, plot, **common)
     if plot_dir is not None:
-        written += plot_scalars(frame, plot_dir, x=x, log_y=log_y, per_tag=True)
+        written += plot_scalars(frame, plot_dir, per_tag=True, format=given.format, **common)
     return written
 
 

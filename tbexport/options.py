@@ -8,7 +8,7 @@ from typing import Literal
 
 import pandas as pd
 
-__all__ = ["LAYOUTS", "WriteOptions"]
+__all__ = ["LAYOUTS", "FigureOptions", "WriteOptions"]
 
 LAYOUTS = ("long", "wide")
 
@@ -39,3 +39,26 @@ class WriteOptions:
     directories: Mapping[str, str] | None = None
     statistics: tuple[str, ...] = ()
     csv_safe: bool = False
+
+
+@dataclass(frozen=True)
+class FigureOptions:
+    """How figures are drawn; None where not given (the figure's own default).
+
+    ``band``: what a statistics frame's shaded band spans, ``std`` (mean ± std) or
+    ``minmax``; ``figsize``: the whole figure in inches (width, height); ``cols``:
+    panels per row; ``dpi``: pixels per inch of a PNG; ``format``: ``png``, ``pdf`` or
+    ``svg`` for the one-figure-per-tag directory (``--plot-dir``).
+    """
+
+    band: Literal["std", "minmax"] | None = None
+    figsize: tuple[float, float] | None = None
+    cols: int | None = None
+    dpi: int | None = None
+    format: str | None = None
+
+    def given(self) -> list[str]:
+        """The API names of the options given (for the rules between options)."""
+        names = {"band": "plot_band", "figsize": "plot_figsize", "cols": "plot_cols"}
+        names |= {"dpi": "plot_dpi", "format": "plot_format"}
+        return [names[n] for n in names if getattr(self, n) is not None]

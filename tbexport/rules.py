@@ -47,6 +47,9 @@ class Asked:
     csv_safe: bool = False
     plot_x: bool = False
     log_y: bool = False
+    figure_options: tuple[str, ...] = ()  # the FigureOptions given, by API name
+    per_tag_format: bool = False  # plot_format given
+    per_tag: bool = False  # plot_dir given
 
 
 def check(asked: Asked) -> None:
@@ -64,6 +67,20 @@ def _check_figures(asked: Asked) -> None:
         raise InvalidOptionError(
             f"{option('plot_x')} and {option('plot_log_y')} shape figures: give "
             f"{option('plot')} or {option('plot_dir')}"
+        )
+    if not asked.figures and asked.figure_options:
+        names = [option(n) for n in asked.figure_options]
+        raise InvalidOptionError(
+            f"{_listed(names, 'shape')} figures: give {option('plot')} or {option('plot_dir')}"
+        )
+    if "plot_band" in asked.figure_options and not asked.reduce:
+        raise InvalidOptionError(
+            f"{option('plot_band')} shades the statistics of {option('reduce')}"
+        )
+    if "plot_format" in asked.figure_options and not asked.per_tag:
+        raise InvalidOptionError(
+            f"{option('plot_format')} is the format of {option('plot_dir')}'s figures "
+            f"({option('plot')} takes its file's suffix)"
         )
     shaping = [
         (asked.wide, option("wide")),

@@ -452,3 +452,46 @@ def test_names_cannot_act_on_the_terminal(tmp_path: Path) -> None:
     missing = invoke(tmp_path / "logs", "-t", "y\x1b[31m", "--csv")
     assert "\x1b" not in missing.stderr
     assert missing.stderr.startswith("Error: no scalar tag matches 'y\\x1b[31m'")
+
+
+def test_figure_options(run_dir: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    png = tmp_path / "f.png"
+    result = invoke(run_dir, "--plot", png, "--figsize", "8,6", "--dpi", "100", "--cols", "1")
+    assert result.exit_code == 0, result.output
+    with Image.open(png) as image:
+        assert image.size == (800, 600)
+    figures = tmp_path / "figures"
+    result = invoke(run_dir, "--plot-dir", figures, "--plot-format", "svg", "-q")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.suffix for p in figures.iterdir()) == [".svg", ".svg"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--csv", "--dpi", "90"], "--dpi shapes figures: give --plot or --plot-dir"),
+        (
+            ["--csv", "--figsize", "8,6", "--cols", "2"],
+            "--figsize, --cols shape figures: give --plot or --plot-dir",
+        ),
+        (["--plot", "p.png", "--band", "minmax"], "--band shades the statistics of --reduce"),
+        (
+            ["--plot", "p.png", "--plot-format", "svg"],
+            "--plot-format is the format of --plot-dir's figures (--plot takes its file's suffix)",
+        ),
+        (
+            ["--plot", "p.png", "--figsize", "8x6"],
+            "Invalid value for '--figsize': give W,H in inches (e.g. 8,6), not '8x6'",
+        ),
+    ],
+)
+def test_figure_options_that_would_be_ignored(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: list[str], message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = invoke(run_dir, *options)
+    assert result.exit_code == 2
+    assert result.stderr.endswith(f"Error: {message}\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["logs"]
