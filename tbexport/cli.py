@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .align import check_align
+from .discover import readable_name
 from .exceptions import InvalidOptionError, TbexportError
 from .export import ExportResult, export
 from .hparams import check_name_by
@@ -562,11 +563,9 @@ _HIDDEN = {c: repr(chr(c))[1:-1] for c in [*_CONTROLS, *_REORDERING]}
 
 def shown(text: str) -> str:
     """``text`` as printed for a person: controls and reordering marks as escapes
-    (``\\x1b``, ``\\n``, ``\\u202e``), a lone surrogate of an undecodable name too."""
-    escaped = text.translate(_HIDDEN)
-    if escaped.isascii() or not any("\ud800" <= c <= "\udfff" for c in escaped):
-        return escaped
-    return escaped.encode("utf-8", "backslashreplace").decode("utf-8")
+    (``\\x1b``, ``\\n``, ``\\u202e``), an undecodable byte of a path as its run name
+    shows it (``\\xff``)."""
+    return readable_name(text.translate(_HIDDEN))
 
 
 def _report_problems(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import itertools
 import os
 import re
+import unicodedata
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -28,9 +30,10 @@ try:
 except ImportError:  # built without a C compiler: directories are listed by os.scandir
     _fastscan = None
 
-__all__ = ["Run", "as_list", "find_runs", "is_event_file", "run_order"]
+__all__ = ["Run", "as_list", "find_runs", "is_event_file", "readable_name", "run_order"]
 
 PathLike = str | os.PathLike[str]
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 HPARAMS_FILE = "hparams.yaml"  # what Lightning's loggers write beside the metrics
 
 
@@ -50,22 +53,58 @@ def is_event_file(name: str) -> bool:
 
 
 _DIGIT_RUNS = re.compile(r"(\d+)")
+# The key of natural order: (1, text) for text, (0, significant digits, those digits)
+# for a digit run, and (-1, the whole name) last.
+NaturalKey = tuple[tuple[int, int, str] | tuple[int, str], ...]
+
+
+def _number_key(digits: str) -> tuple[int, int, str]:
+    """A digit run, by the number it writes, without converting it to an int (a run of
+    thousands of digits is beyond what ``int()`` converts, and costly to convert):
+    fewer significant digits is smaller, and equal lengths compare as text."""
+    if not digits.isascii():  # other scripts' decimal digits ("٣"): as the digits they are
+        digits = "".join(str(unicodedata.decimal(c)) for c in digits)
+    significant = digits.lstrip("0")
+    return (0, len(significant), significant)
 
 
 @functools.lru_cache(maxsize=1 << 16)  # the same tags recur in every file and run
-def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
+def natural_key(text: str) -> NaturalKey:
     """Sort key that orders ``version_2`` before ``version_10``.
 
-    Names equal but for leading zeros (``a1``, ``a01``) are ordered by the text itself,
-    so the order never depends on which was met first.
+    Digit runs compare by the numbers they write (of any length: no conversion to
+    int); names equal but for leading zeros (``a1``, ``a01``) are ordered by the text
+    itself, so the order never depends on which was met first.
     """
     # The split alternates text and digit runs: the runs are at odd places. (Telling
     # them by str.isdigit() would take "²", a digit that int() refuses, for a number.)
-    parts = tuple(
-        (0, int(part)) if odd else (1, part)
+    parts: tuple[tuple[int, int, str] | tuple[int, str], ...] = tuple(
+        _number_key(part) if odd else (1, part)
         for part, odd in zip(_DIGIT_RUNS.split(text), itertools.cycle((False, True)))
     )
     return (*parts, (-1, text))  # -1: a name that is a prefix of another still sorts first
+
+
+_UNDECODED = re.compile("[\ud800-\udfff]")
+
+
+def readable_name(text: str) -> str:
+    r"""A name read from the file system (or a file), as it is shown and written out.
+
+    Bytes that are not UTF-8 reach Python as lone surrogates (``os.fsdecode``'s
+    "surrogateescape"), which no UTF-8 output (CSV, XLSX, Arrow strings) can hold:
+    each is written as a backslash escape of the byte, so the directory ``run_``
+    followed by the bytes 0xFF 0xFE is named ``run_\xff\xfe`` (the text, backslashes
+    and all); any other lone surrogate as ``\udXXX``. Other text is returned as it is.
+    """
+    if text.isascii() or not _UNDECODED.search(text):
+        return text
+    return _UNDECODED.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
 
 
 def as_list(paths: PathLike | Sequence[PathLike]) -> list[PathLike]:
@@ -108,14 +147,37 @@ def find_runs(
         for corruption in skipped:
             warnings.warn(str(corruption), CorruptRecordWarning, stacklevel=2)
     names = [run.name for _, _, run in found]
-    if len(set(names)) < len(names):
+    given = [_given_path(root, relative) for root, relative, _ in found]
+    if len(set(names)) < len(names) and len(set(given)) > len(set(names)):
         # Two roots hold runs of the same relative name, or a root that is a run holds
         # one named as the root is: fall back to the paths as given.
         found = [
-            (root, relative, replace(run, name=_given_path(root, relative)))
-            for root, relative, run in found
+            (root, relative, replace(run, name=name))
+            for (root, relative, run), name in zip(found, given, strict=True)
         ]
-    return sorted((run for _, _, run in found), key=run_order)
+    runs = sorted((run for _, _, run in found), key=lambda run: (run_order(run), run.files))
+    return _unique_names(runs)
+
+
+def _unique_names(runs: list[Run]) -> list[Run]:
+    """``runs``, a name two of them still share (an undecodable name written as
+    ``\\xff`` and a name that is that very text) told apart: the second as
+    ``NAME (2)``, the next ``NAME (3)``, in run order."""
+    names = {run.name for run in runs}
+    if len(names) == len(runs):
+        return runs
+    seen: set[str] = set()
+    unique = []
+    for run in runs:
+        name, n = run.name, 2
+        while name in seen:
+            name, n = f"{run.name} ({n})", n + 1
+            if name in names:  # another run's own name
+                name = run.name
+        seen.add(name)
+        names.add(name)
+        unique.append(replace(run, name=name))
+    return unique
 
 
 def _one_run_per_directory(found: list[tuple[Path, str, Run]]) -> list[tuple[Path, str, Run]]:
@@ -141,13 +203,13 @@ def _one_run_per_directory(found: list[tuple[Path, str, Run]]) -> list[tuple[Pat
 def _runs(root: Path, threads: int, skipped: list[Corruption]) -> Iterator[tuple[str, Run]]:
     """The runs under one root, in no set order, with their paths relative to it; the
     directories that cannot be listed appended to ``skipped``."""
-    base = root.parent if root.is_file() else root
+    base = root.parent if _is_file(root) else root
     for relative, files, hparams_yaml in _runs_under(root, threads, skipped):
-        name = relative or _display_name(base)
+        name = readable_name(relative) if relative else _display_name(base)
         yield relative, Run(name, tuple(Path(path) for path in sorted(files)), hparams_yaml)
 
 
-def run_order(run: Run) -> tuple[tuple[int, int | str], ...]:
+def run_order(run: Run) -> NaturalKey:
     """Sort key of runs: natural order of their names."""
     return natural_key(run.name)
 
@@ -158,9 +220,9 @@ def _runs_under(
     """Run directories under ``root`` (relative to it, "" for itself) with their files,
     and whether each holds an hparams.yaml (None: a file given, its directory not looked at).
     """
-    if not root.exists():
+    if not _exists(root):
         raise PathNotFoundError(f"path does not exist: {root}")
-    if root.is_file():
+    if _is_file(root):
         yield "", [os.fspath(root)], None
         return
     top = os.fspath(root)
@@ -221,7 +283,11 @@ def _directories_with_runs(
 
 def _cannot_list(directory: str, top: str, skipped: list[Corruption] | None) -> None:
     """Report a directory the listing could not read (the reason asked of the OS again:
-    the C listing gives none); one gone since its parent was listed is not reported."""
+    the C listing gives none); one gone since its parent was listed is not reported.
+
+    A directory whose path is longer than the system takes (PATH_MAX, 4096 bytes on
+    Linux) cannot be opened by its path: it is skipped as "path too long", and so is
+    every run below it (each file is opened by its path too)."""
     try:
         with os.scandir(directory):
             os.stat(directory)
@@ -229,11 +295,37 @@ def _cannot_list(directory: str, top: str, skipped: list[Corruption] | None) -> 
     except FileNotFoundError:
         return
     except OSError as error:
-        reason = error.strerror or str(error)
+        if error.errno == errno.ENAMETOOLONG:
+            reason = "path too long"
+        else:
+            reason = f"cannot be listed ({error.strerror or error})"
     if directory == top:
         raise UnreadableFileError(f"cannot read {directory}: {reason}")
     if skipped is not None:
-        skipped.append(Corruption(directory, 0, 0, f"cannot be listed ({reason})", unit="file"))
+        skipped.append(Corruption(directory, 0, 0, reason, unit="file"))
+
+
+def _exists(path: Path) -> bool:
+    """Whether ``path`` exists; a path the system cannot look up (too long) is an
+    :class:`UnreadableFileError`, not a traceback."""
+    try:
+        return path.exists()
+    except OSError as error:
+        raise _unreadable_path(path, error) from error
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError as error:
+        raise _unreadable_path(path, error) from error
+
+
+def _unreadable_path(path: Path, error: OSError) -> UnreadableFileError:
+    too_long = error.errno == errno.ENAMETOOLONG
+    return UnreadableFileError(
+        f"cannot read {path}: {'path too long' if too_long else error.strerror or error}"
+    )
 
 
 def _run_directory(directory: str, files: list[str]) -> tuple[str, list[str], bool] | None:
@@ -265,17 +357,25 @@ def _list_dir(path: str) -> Listing | None:
     below: list[str] = []
     linked: list[str] = []
     try:
-        with os.scandir(path) as entries:
-            for entry in entries:
-                try:
-                    is_directory = entry.is_dir()  # (a link to a directory is one)
-                except OSError:
-                    is_directory = False
-                if not is_directory:
-                    files.append(entry.name)
-                else:
-                    (linked if entry.is_symlink() else below).append(entry.name)
-        status = os.stat(path)
+        # Entries looked at relative to the directory where the system can (as the C
+        # listing does): an entry whose full path is over PATH_MAX is still told apart.
+        by_fd = os.scandir in os.supports_fd and os.open in os.supports_dir_fd
+        handle: int | str = os.open(path, os.O_RDONLY | _O_DIRECTORY) if by_fd else path
+        try:
+            with os.scandir(handle) as entries:
+                for entry in entries:
+                    try:
+                        is_directory = entry.is_dir()  # (a link to a directory is one)
+                    except OSError:
+                        is_directory = False
+                    if not is_directory:
+                        files.append(entry.name)
+                    else:
+                        (linked if entry.is_symlink() else below).append(entry.name)
+            status = os.stat(handle)
+        finally:
+            if isinstance(handle, int):
+                os.close(handle)
     except OSError:
         return None
     # None where the file system gives no inode numbers (as the C listing)
@@ -284,9 +384,9 @@ def _list_dir(path: str) -> Listing | None:
 
 
 def _display_name(directory: Path) -> str:
-    return directory.resolve().name or directory.resolve().as_posix()
+    return readable_name(directory.resolve().name or directory.resolve().as_posix())
 
 
 def _given_path(root: Path, relative: str) -> str:
     base = root.parent if root.is_file() else root
-    return (base / relative).as_posix() if relative else base.as_posix()
+    return readable_name((base / relative).as_posix() if relative else base.as_posix())

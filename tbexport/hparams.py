@@ -12,19 +12,32 @@ from typing import Any
 import pandas as pd
 
 from .decode import HParam, open_regular
-from .discover import HPARAMS_FILE
+from .discover import HPARAMS_FILE, readable_name
 from .exceptions import InvalidOptionError
 
 __all__ = ["check_name_by", "hparams_frame", "merge_hparams", "read_hparams_yaml", "run_labels"]
 
 
+MAX_DEPTH = 100  # nesting of an hparams.yaml, its aliases expanded
+MAX_REPEATED = 100_000  # values its aliases repeat, in all
+_INT64 = range(-(2**63), 2**63)
+
+
 @functools.cache
 def _lenient_loader() -> type[Any]:
-    """Safe loading that turns Python-specific tags (``!!python/...``) into plain text.
+    """Safe loading that turns Python-specific tags (``!!python/...``) into plain text,
+    bounded against hostile files.
 
-    Built on first use: most exports read no hparams.yaml, and yaml is slow to import.
+    Aliases are followed as written, but one inside the node it names (a recursive
+    alias), nesting deeper than ``MAX_DEPTH`` or aliases that repeat more than
+    ``MAX_REPEATED`` values (a "billion laughs" bomb) stop the load with
+    :class:`_Refused` before anything is built. Integers beyond int64, and scalars
+    tagged as what they are not (``!!int abc``, a date of month 13), are kept as the
+    text written. Built on first use: most exports read no hparams.yaml, and yaml is
+    slow to import.
     """
     import yaml
+    from yaml.constructor import SafeConstructor
 
     def unknown_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
         if isinstance(node, yaml.MappingNode):
@@ -33,11 +46,81 @@ def _lenient_loader() -> type[Any]:
             return loader.construct_sequence(node, deep=True)
         return loader.construct_scalar(node)  # type: ignore[arg-type]
 
+    def as_written(construct: Any) -> Any:
+        """A scalar constructor that keeps the text where it cannot make the value."""
+
+        def lenient(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+            try:
+                return construct(loader, node)
+            except (ValueError, KeyError, IndexError, TypeError, OverflowError):
+                return loader.construct_scalar(node)
+
+        return lenient
+
+    def integer(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+        text = loader.construct_scalar(node)
+        digits = text.replace("_", "").lstrip("+-")
+        digits = (digits[2:] if digits[:2] in ("0b", "0x") else digits).lstrip("0")
+        if len(digits) > 64:  # beyond int64 in any base (and costly for int() to read)
+            return text
+        value = SafeConstructor.construct_yaml_int(loader, node)
+        return value if value in _INT64 else text
+
     class LenientLoader(yaml.SafeLoader):
-        pass
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            self.depth = 0  # of the node being composed (the document's is 1)
+            self.deepest = 0  # the deepest level reached by the node being composed
+            self.values = 0  # composed so far, aliases expanded
+            self.repeated = 0  # of them, the values aliases repeat
+            self.open: set[str] = set()  # anchors whose node is being composed
+            self.sizes: dict[str, tuple[int, int]] = {}  # anchor: (values, levels)
+
+        def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            if isinstance(event, yaml.AliasEvent):
+                if event.anchor in self.open:
+                    raise _Refused("a recursive alias", event.start_mark)
+                values, levels = self.sizes.get(event.anchor or "", (0, 0))
+                self.values += values
+                self.repeated += values
+                if self.repeated > MAX_REPEATED:
+                    raise _Refused(f"aliases repeat over {MAX_REPEATED} values", event.start_mark)
+                if self.depth + levels > MAX_DEPTH:
+                    raise _Refused(f"nested over {MAX_DEPTH} levels deep", event.start_mark)
+                self.deepest = max(self.deepest, self.depth + levels)
+                return super().compose_node(parent, index)
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise _Refused(f"nested over {MAX_DEPTH} levels deep", event.start_mark)
+            anchor, values, deepest = event.anchor, self.values, self.deepest
+            self.values += 1
+            self.deepest = self.depth
+            if anchor is not None:
+                self.open.add(anchor)
+            node = super().compose_node(parent, index)
+            if anchor is not None:
+                self.open.discard(anchor)
+                self.sizes[anchor] = (self.values - values, self.deepest - self.depth + 1)
+            self.deepest = max(deepest, self.deepest)
+            self.depth -= 1
+            return node
 
     LenientLoader.add_multi_constructor("", unknown_tag)
+    LenientLoader.add_constructor("tag:yaml.org,2002:int", integer)
+    for kind in ("int", "float", "bool", "timestamp"):
+        tag = f"tag:yaml.org,2002:{kind}"
+        LenientLoader.add_constructor(tag, as_written(LenientLoader.yaml_constructors[tag]))
     return LenientLoader
+
+
+class _Refused(Exception):
+    """An hparams.yaml tbexport does not load (a recursive alias, too deep, a bomb)."""
+
+    def __init__(self, reason: str, mark: Any) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.line = mark.line + 1 if mark is not None else None
 
 
 def read_hparams_yaml(
@@ -59,6 +142,10 @@ def read_hparams_yaml(
 
     try:
         loaded = yaml.load(text, Loader=_lenient_loader())
+    except _Refused as refused:
+        line = f" (line {refused.line})" if refused.line is not None else ""
+        _note(problems, f"{path}: {refused.reason}{line}, hyperparameters left out")
+        return {}
     except yaml.YAMLError as error:
         where = getattr(error, "problem_mark", None)
         line = f" (line {where.line + 1})" if where is not None else ""
@@ -112,15 +199,17 @@ def _regular_file_text(path: Path) -> str | None:
 
 
 def _flatten(mapping: Mapping[Any, Any], prefix: str = "") -> dict[str, HParam | None]:
+    """Nested keys joined with ``.``; text that is no Unicode (a ``"\\udcff"`` escape
+    makes a lone surrogate) written with backslash escapes, as undecodable names are."""
     flat: dict[str, HParam | None] = {}
     for key, value in mapping.items():
-        name = f"{prefix}{key}"
+        name = readable_name(f"{prefix}{key}")
         if isinstance(value, Mapping):
             flat.update(_flatten(value, name + "."))
-        elif value is None or isinstance(value, bool | int | float | str):
+        elif value is None or isinstance(value, bool | int | float):
             flat[name] = value
-        else:
-            flat[name] = str(value)
+        else:  # (text, and lists, dates and the like as text)
+            flat[name] = readable_name(str(value))
     return flat
 
 
