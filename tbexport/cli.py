@@ -609,13 +609,16 @@ def _summary(result: ExportResult) -> str:
                 f"{_count(result.points, 'point')} of {_count(result.tags, 'tag')} in "
                 f"{_count(result.files, 'event file')}"
             )
-    stretches = [c for c in result.corruptions if c.unit != "file"]
+    stretches = [c for c in result.corruptions if c.unit == "byte"]
     if stretches:
         skipped = sum(c.skipped for c in stretches)
         count = len(stretches)
         text += f"; skipped {count} damaged stretch{'es' if count != 1 else ''}"
         text += f" ({_count(skipped, 'byte')})"
-    unreadable = len(result.corruptions) - len(stretches)
+    rows = sum(c.unit == "line" for c in result.corruptions)
+    if rows:  # (of a CSVLogger metrics.csv)
+        text += f"; skipped {_count(rows, 'unreadable row')}"
+    unreadable = sum(c.unit == "file" for c in result.corruptions)
     if unreadable:
         text += f"; skipped {_count(unreadable, 'unreadable file')}"
     return text
