@@ -303,8 +303,6 @@ KINDS: dict[str, tuple[dict[str, Any], bool]] = {
     "runs, smoothed": ({"smoothing": 0.6}, True),
     "wide": ({"layout": "wide"}, True),
     "wide, smoothed": ({"layout": "wide", "smoothing": 0.6}, True),
-    "reduced": ({"reduce": "mean,std,count"}, True),
-    "reduced, smoothed": ({"reduce": "mean,max", "smoothing": 0.5}, True),
 }
 
 
@@ -327,14 +325,18 @@ def test_scripts_draw_every_run_in_octave(
     expected = _expected_figure(table, several)
     assert sorted(panels) == sorted(expected)  # one panel per tag, titled as logged
     colours: dict[str, tuple[float, ...]] = {}  # run -> the colour of its solid lines
+    shown: set[str] = set()
     for tag, (lines, styles, legend) in expected.items():
         panel = panels[tag]
         assert panel.interpreter == "none"
         drawn = [(line.name, line.visible, line.marker, line.points) for line in panel.lines]
         assert drawn == lines, tag
-        assert panel.legend == legend, tag
-        if legend is not None:
+        # one legend for the figure: on the first panel, and on any other with a run the
+        # legends so far lack (not on every panel, where it covered the lines)
+        assert panel.legend in (None, legend), tag
+        if panel.legend is not None:
             assert panel.legend_interpreter == "none"
+            shown.update(panel.legend)
         for line, (run, _, _) in zip(panel.lines, styles, strict=True):
             if line.visible == "on":  # one colour per run, the same in every panel
                 assert colours.setdefault(run, line.colour) == line.colour, (tag, run)
@@ -343,6 +345,9 @@ def test_scripts_draw_every_run_in_octave(
             if width is not None:
                 assert line.width == width, (tag, run)
     assert len(set(colours.values())) == len(colours)  # runs told apart
+    if several:
+        assert shown == {run for _, _, legend in expected.values() for run in legend or []}
+        assert sum(panels[tag].legend is not None for tag in expected) < len(expected)
     # the script leaves no variable that hides a function (run, rows, width...)
     assert script_vars and {n: e for n, e in script_vars.items() if e} == {}
 
@@ -610,3 +615,45 @@ def test_script_literals() -> None:
     assert literal("\t\r") == "char([9 13])"
     assert literal("") == "''"
     assert literal("50% ü") == "'50% ü'"
+
+
+def test_statistics_are_drawn_as_a_mean_over_its_band(
+    octave: str, logs: Path, probes: Path, tmp_path: Path
+) -> None:
+    mat = tmp_path / "stats.mat"
+    tbexport.export(logs, mat, matlab_script=True, reduce="mean,std,median,count")
+    report = _run_octave(
+        octave, _source(mat.with_suffix(".m")) + "figure_report(gcf);\n", tmp_path, probes
+    )
+    panels, _ = _figure(report)
+    stats = tbexport.reduce_runs(tbexport.read_scalars(logs), "mean,std")
+    loss = stats[stats["tag"] == "loss"]
+    spread = loss[loss["run"] == "std"]["value"].notna().sum()  # steps two runs or more log
+    shown = [line for line in panels["loss"].lines if line.visible == "on"]
+    # the band first (a bar at each of its few steps, one legend entry), then the lines;
+    # count is no value, and std is the band: neither drawn as a curve
+    assert [line.name for line in shown] == ["mean +/- std", "mean", "median"]
+    bars = [line for line in panels["loss"].lines if line.points == 2 and line.width == 3]
+    assert len(bars) == spread
+    assert all(
+        line.name != "count" and line.name != "std" for p in panels.values() for line in p.lines
+    )
+    # one point logged by one run: a mean, no spread to show
+    assert [line.name for line in panels["lone"].lines if line.visible == "on"] == [
+        "mean",
+        "median",
+    ]
+
+
+def test_a_double_quote_in_a_run_name_reaches_gnuplot_as_a_quote(
+    octave: str, probes: Path, tmp_path: Path
+) -> None:
+    for run in ("a", 'run "q"'):
+        write_events(tmp_path / "logs" / run / "events.out.tfevents.1", [simple("x", 1, 1.0)])
+    mat = tmp_path / "q.mat"
+    tbexport.export(tmp_path / "logs", mat, matlab_script=True)
+    report = _run_octave(
+        octave, _source(mat.with_suffix(".m")) + "figure_report(gcf);\n", tmp_path, probes
+    )
+    panels, _ = _figure(report)
+    assert panels["x"].legend == ["a", "run 'q'"]  # (gnuplot ends its string at a ")

@@ -31,6 +31,10 @@ n = size(tags, 1);
 ncols = ceil(sqrt(n));
 nrows = ceil(n / ncols);
 figure('Name', name);
+% gnuplot (Octave's toolkit without a display) takes a double quote in a legend
+% entry for the end of its own string: such names are drawn with '' instead
+quotes = exist('OCTAVE_VERSION', 'builtin') && strcmp(graphics_toolkit(), 'gnuplot');
+legended = {{}};                        % the runs a legend shows so far
 for k = 1:n
     ax = subplot(nrows, ncols, k);
     hold(ax, 'on');
@@ -45,11 +49,47 @@ _LONG = """\
             z = s.value_smoothed;
         end
         series(1, :) = {s.step, s.value, z, 'value', 1};
-    else                                % a struct per run (or per statistic, in stats)
-        holder = data;
-        if isfield(data, 'stats')
-            holder = data.stats;
+    elseif isfield(data, 'stats')       % --reduce: mean (and median) over a band
+        st = data.stats;
+        t = tags{k, 2};
+        band = {};                      % {low, high, label}: std around the mean, else min-max
+        if isfield(st, 'mean') && isfield(st.mean, t) && isfield(st, 'std') && isfield(st.std, t)
+            band = {st.mean.(t).step, st.mean.(t).value - st.std.(t).value, ...
+                    st.mean.(t).value + st.std.(t).value, 'mean +/- std'};
+        elseif isfield(st, 'min') && isfield(st.min, t) && isfield(st, 'max') && isfield(st.max, t)
+            band = {st.min.(t).step, st.min.(t).value, st.max.(t).value, 'min to max'};
         end
+        if ~isempty(band)
+            [x, lo, hi, label] = band{:};
+            ok = isfinite(lo) & isfinite(hi);
+            x = x(ok); lo = lo(ok); hi = hi(ok);
+            shade = 1 - 0.3 * (1 - colours(1, :));
+            if numel(x) > 10             % an area; few points: a bar at each
+                fill(ax, [x; flipud(x)], [lo; flipud(hi)], shade, 'EdgeColor', 'none', ...
+                     'DisplayName', label);
+            else
+                for p = 1:numel(x)
+                    h = plot(ax, [x(p) x(p)], [lo(p) hi(p)], 'Color', shade, 'LineWidth', 3, ...
+                             'HandleVisibility', 'off');
+                end
+                if numel(x)
+                    set(h, 'DisplayName', label, 'HandleVisibility', 'on');
+                end
+            end
+        end
+        names = {'mean', 'median'};     % (count is no value: not drawn; the rest is the band)
+        for r = 1:numel(names)
+            if isfield(st, names{r}) && isfield(st.(names{r}), t)
+                s = st.(names{r}).(t);
+                z = [];
+                if isfield(s, 'value_smoothed')
+                    z = s.value_smoothed;
+                end
+                series(end + 1, :) = {s.step, s.value, z, names{r}, r};
+            end
+        end
+    else                                % a struct per run
+        holder = data;
         for r = 1:size(runs, 1)
             one = holder.(runs{r, 2});
             if isfield(one, tags{k, 2})
@@ -99,9 +139,15 @@ _DRAW = """\
                      'MarkerSize', 4, 'Color', shade, 'HandleVisibility', 'off');
             end
         end
+        if quotes
+            label = strrep(label, '"', "'");
+        end
         set(h, 'DisplayName', label, 'HandleVisibility', 'on');  % the legend's line
     end
-    if several && ~isempty(series)
+    % a legend on the first panel, and on any other with a run the legends lack
+    fresh = ~isempty(series) && ~isempty(setdiff(series(:, 4), legended));
+    if several && fresh
+        legended = union(legended, series(:, 4));
         lgd = legend(ax, 'show');
         set(lgd, 'Interpreter', 'none');
         if ~exist('OCTAVE_VERSION', 'builtin')  % (Octave has no 'best')
