@@ -27,6 +27,7 @@ from .records import Corruption
 from .reshape import tag_stats
 from .results import AGGREGATIONS, check_group_by, parse_metrics
 from .transform import REDUCTIONS, TIME_MODES, check_statistics, statistics_list
+from .write import FORMATS, RESULTS_FORMATS
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 FORMAT_NAMES = ("xlsx", "mat", "csv", "md", "tex", "tfevents")
@@ -252,7 +253,7 @@ def _checked(check: Callable[[str], object], value: str) -> str:
     "--plot-dir",
     type=click.Path(file_okay=False, path_type=Path),
     metavar="DIR",
-    help="Draw one PNG per tag into DIR.",
+    help="Draw one figure per tag into DIR (PNG, or as --plot-format says).",
 )
 @click.option(
     "--x",
@@ -490,6 +491,8 @@ def _choose_format(output: str | None, format_name: str | None, **flags: bool) -
         return wanted
     if directory:
         raise click.UsageError(f"{flag} conflicts with output {output!r}, a directory")
+    if suffix.lower() not in (*FORMATS, *RESULTS_FORMATS):  # (a suffix of no format: yours)
+        return wanted
     if suffix.lower() != wanted:
         raise click.UsageError(f"{flag} conflicts with output suffix {suffix!r}")
     return wanted

@@ -63,15 +63,11 @@ def check(asked: Asked) -> None:
 
 
 def _check_figures(asked: Asked) -> None:
-    if not asked.figures and (asked.plot_x or asked.log_y):
+    axes = [name for on, name in ((asked.plot_x, "plot_x"), (asked.log_y, "plot_log_y")) if on]
+    given = [option(n) for n in [*axes, *asked.figure_options]]
+    if not asked.figures and given:
         raise InvalidOptionError(
-            f"{option('plot_x')} and {option('plot_log_y')} shape figures: give "
-            f"{option('plot')} or {option('plot_dir')}"
-        )
-    if not asked.figures and asked.figure_options:
-        names = [option(n) for n in asked.figure_options]
-        raise InvalidOptionError(
-            f"{_listed(names, 'shape')} figures: give {option('plot')} or {option('plot_dir')}"
+            f"{_listed(given, 'shape')} figures: give {option('plot')} or {option('plot_dir')}"
         )
     if "plot_band" in asked.figure_options and not asked.reduce:
         raise InvalidOptionError(

@@ -268,10 +268,14 @@ def test_two_format_flags_are_a_usage_error(
         ),
         (
             ["-o", "x.xlsx", "--x", "step"],
-            "--x and --log-y shape figures: give --plot or --plot-dir",
+            "--x shapes figures: give --plot or --plot-dir",
         ),
         (["--list", "--name-by", "hparam:lr"], "--list writes nothing: --name-by would be ignored"),
-        (["--csv", "--log-y"], "--x and --log-y shape figures: give --plot or --plot-dir"),
+        (["--csv", "--log-y"], "--log-y shapes figures: give --plot or --plot-dir"),
+        (
+            ["--csv", "--x", "relative", "--log-y"],
+            "--x, --log-y shape figures: give --plot or --plot-dir",
+        ),
         (
             ["--list", "--csv", "--smooth", "0.5"],
             "--list writes nothing: --csv, --smooth would be ignored",
@@ -411,7 +415,7 @@ def test_every_option_named_in_a_message_has_its_flag() -> None:
 def test_the_api_names_its_parameters(run_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(tbexport.InvalidOptionError) as raised:
         tbexport.export(run_dir, tmp_path / "x.xlsx", plot_x="step")
-    assert str(raised.value) == "plot_x and plot_log_y shape figures: give plot or plot_dir"
+    assert str(raised.value) == "plot_x shapes figures: give plot or plot_dir"
     with pytest.raises(tbexport.InvalidOptionError) as raised:
         tbexport.export(run_dir, tmp_path / "x.csv", wide=True, layout="long")
     assert str(raised.value) == (
@@ -495,3 +499,10 @@ def test_figure_options_that_would_be_ignored(
     assert result.exit_code == 2
     assert result.stderr.endswith(f"Error: {message}\n")
     assert [p.name for p in tmp_path.iterdir()] == ["logs"]
+
+
+def test_format_given_for_a_suffix_of_no_format(run_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.v2"
+    result = invoke(run_dir, "-o", out, "-f", "csv", "-q")
+    assert result.exit_code == 0, result.output
+    assert out.read_text().startswith("run,tag,step,wall_time,value\n")
