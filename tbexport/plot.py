@@ -823,15 +823,22 @@ class _Drawer:
             by_step = pd.Series(found, index=data.step[stats[name]]).groupby(level=0).mean()
             return by_step.reindex(data.step[rows]).to_numpy(dtype=np.float64)
 
+        shaded: tuple[np.ndarray, np.ndarray, np.ndarray, str] | None = None
         if band == "std" and "mean" in stats and "std" in stats:
             rows = stats["mean"]
             centre, spread = values("mean"), values("std", rows)
-            ax.fill_between(data.x[rows], centre - spread, centre + spread, color=colour,
-                            alpha=0.22, lw=0, label="mean ± std")  # fmt: skip
+            shaded = (rows, centre - spread, centre + spread, "mean ± std")
         if band == "minmax" and "min" in stats and "max" in stats:
             rows = stats["min"]
-            ax.fill_between(data.x[rows], values("min"), values("max", rows), color=colour,
-                            alpha=0.22, lw=0, label="min to max")  # fmt: skip
+            shaded = (rows, values("min"), values("max", rows), "min to max")
+        if shaded is not None:
+            rows, low, high = shaded[:3]
+            if len(rows) < 3:  # (test_acc, logged once: an area of no width shows nothing)
+                ax.vlines(data.x[rows], low, high, colors=[colour], alpha=0.35, lw=5,
+                          label=shaded[3])  # fmt: skip
+            else:
+                ax.fill_between(data.x[rows], low, high, color=colour, alpha=0.22, lw=0,
+                                label=shaded[3])  # fmt: skip
         styles = {"mean": ("-", 1.6), "median": ("--", 1.4), "min": (":", 0.9), "max": (":", 0.9)}
         for name in drawn:
             rows = stats[name]
@@ -857,11 +864,15 @@ def _title(tag: str, chars: int) -> tuple[str, bool]:
     if len(tag) <= chars:
         return tag, False
     if len(tag) <= 2 * chars:
-        fits = range(len(tag) - chars, chars + 1)  # breaks leaving both lines short enough
+        # breaks leaving both lines short enough, a quarter over if that saves a word
+        # (val_metrics/precision_macro breaks at its /, not in "precision")
+        slack = chars + chars // 4
+        fits = range(max(1, len(tag) - slack), min(slack, len(tag) - 1) + 1)
         for separators in ("/", "_-.: "):
-            breaks = [i for i in fits if i > 0 and tag[i - 1] in separators]
+            breaks = [i for i in fits if tag[i - 1] in separators]
             if breaks:
-                return f"{tag[: breaks[-1]]}\n{tag[breaks[-1] :]}", False
+                best = min(breaks, key=lambda i: max(i, len(tag) - i))
+                return f"{tag[:best]}\n{tag[best:]}", False
         return f"{tag[:chars]}\n{tag[chars:]}", False
     return f"{tag[:chars]}\n…{tag[-(chars - 1) :]}", True
 
