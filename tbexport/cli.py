@@ -618,9 +618,9 @@ def _summary(result: ExportResult) -> str:
         count = len(stretches)
         text += f"; skipped {count} damaged stretch{'es' if count != 1 else ''}"
         text += f" ({_count(skipped, 'byte')})"
-    rows = sum(c.unit == "line" for c in result.corruptions)
-    if rows:  # (of a CSVLogger metrics.csv)
-        text += f"; skipped {_count(rows, 'unreadable row')}"
+    lines = sum(c.unit == "line" for c in result.corruptions)
+    if lines:  # (rows of a CSVLogger metrics.csv)
+        text += f"; skipped {_count(lines, 'unreadable row')}"
     unreadable = sum(c.unit == "file" for c in result.corruptions)
     if unreadable:
         text += f"; skipped {_count(unreadable, 'unreadable file')}"

@@ -319,6 +319,7 @@ def export(
             figure or FigureOptions(),
             figure_progress,
             figure_progress_total,
+            force,
         )
         plots = _plots(frame, plot, plot_dir, drawing)
     return ExportResult(
@@ -360,6 +361,7 @@ class _Drawing:
     options: FigureOptions
     progress: Callable[[int], None] | None
     progress_total: Callable[[int], None] | None
+    force: bool = False
 
 
 def _plots(
@@ -382,6 +384,7 @@ def _plots(
         "dpi": given.dpi or DPI,
         "progress": drawing.progress,
         "progress_total": drawing.progress_total,
+        "force": drawing.force,
     }
     written: list[Path] = []
     if plot is not None:

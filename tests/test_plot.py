@@ -200,12 +200,12 @@ def test_each_figure_is_let_go_before_the_next_is_drawn(
     alive: list[int] = []
     real_save = plotting._save
 
-    def save(drawn: Figure, path: Path, dpi: int) -> None:
+    def save(drawn: Figure, path: Path, suffix: str, dpi: int) -> None:
         gc.collect()
         alive.append(sum(ref() is not None for ref in made))
         made.append(weakref.ref(drawn))
         assert len(drawn.axes) <= 48
-        real_save(drawn, path, dpi)
+        real_save(drawn, path, suffix, dpi)
 
     monkeypatch.setattr(plotting, "_save", save)
     grid, _ = _written(frame, tmp_path / "f.png")
@@ -459,3 +459,30 @@ def test_the_spread_of_a_tag_logged_once_shows_as_a_bar(tmp_path: Path) -> None:
     std = stats[stats["run"] == "std"]["value"].item()
     assert (x0, x1) == (7, 7)
     assert (low, high) == pytest.approx((mean - std, mean + std), rel=1e-12)
+
+
+def test_figures_of_a_plot_dir_are_written_all_or_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import matplotlib.figure
+
+    frame = _frame(tmp_path / "logs", 1, [f"tag_{i}" for i in range(5)])
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    (figures / "tag_0.png").write_bytes(b"an earlier figure")
+    saved: list[str] = []
+    real = matplotlib.figure.Figure.savefig
+
+    def full_disk(self: Any, fname: Any, *args: Any, **kwargs: Any) -> None:
+        saved.append(str(fname))
+        if len(saved) == 4:
+            raise OSError(28, "No space left on device")
+        real(self, fname, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", full_disk)
+    with pytest.raises(tbexport.OutputWriteError) as raised:
+        tbexport.plot_scalars(frame, figures, per_tag=True)
+    assert str(raised.value) == f"cannot write {figures / 'tag_3.png'}: No space left on device"
+    assert len(saved) == 4
+    assert sorted(p.name for p in figures.iterdir()) == ["tag_0.png"]  # none of the three
+    assert (figures / "tag_0.png").read_bytes() == b"an earlier figure"
