@@ -26,6 +26,12 @@
 #include <pthread.h>
 #endif
 
+#if defined(__GNUC__) || defined(__clang__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE inline
+#endif
+
 /* ---------- CRC32C (Castagnoli), slicing-by-8 ---------- */
 
 static uint32_t crc_table[8][256];
@@ -41,8 +47,9 @@ static void crc_init(void) {
             crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xFF];
 }
 
-static uint32_t crc32c(const unsigned char *p, size_t n) {
-    uint32_t c = 0xFFFFFFFFu;
+/* The CRC32C of bytes that follow bytes whose CRC32C was `crc` (0 to start). */
+static uint32_t crc32c(uint32_t crc, const unsigned char *p, size_t n) {
+    uint32_t c = ~crc;
     while (n && ((uintptr_t)p & 7)) { c = (c >> 8) ^ crc_table[0][(c ^ *p++) & 0xFF]; n--; }
     while (n >= 8) {
         uint32_t lo, hi;
@@ -68,8 +75,9 @@ static uint32_t crc32c(const unsigned char *p, size_t n) {
    chosen at run time so one build still works on CPUs without it. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define HAVE_HW_CRC 1
-__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(const unsigned char *p, size_t n) {
-    uint64_t c = 0xFFFFFFFFu;
+__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const unsigned char *p,
+                                                            size_t n) {
+    uint64_t c = ~crc;
     while (n >= 8) {
         uint64_t word;
         memcpy(&word, p, 8);
@@ -78,12 +86,27 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_hw(const unsigned char 
         n -= 8;
     }
     uint32_t c32 = (uint32_t)c;
-    while (n--) c32 = __builtin_ia32_crc32qi(c32, *p++);
+    /* the rest in at most three steps (records are short: the tail is much of them) */
+    if (n >= 4) {
+        uint32_t word;
+        memcpy(&word, p, 4);
+        c32 = __builtin_ia32_crc32si(c32, word);
+        p += 4;
+        n -= 4;
+    }
+    if (n >= 2) {
+        uint16_t half;
+        memcpy(&half, p, 2);
+        c32 = __builtin_ia32_crc32hi(c32, half);
+        p += 2;
+        n -= 2;
+    }
+    if (n) c32 = __builtin_ia32_crc32qi(c32, *p);
     return c32 ^ 0xFFFFFFFFu;
 }
 #endif
 
-static uint32_t (*crc32c_best)(const unsigned char *, size_t) = crc32c;
+static uint32_t (*crc32c_best)(uint32_t, const unsigned char *, size_t) = crc32c;
 
 static void crc_choose(void) {
 #ifdef HAVE_HW_CRC
@@ -92,10 +115,9 @@ static void crc_choose(void) {
 #endif
 }
 
-static uint32_t masked(const unsigned char *p, size_t n) {
-    uint32_t c = crc32c_best(p, n);
-    return ((c >> 15) | (c << 17)) + 0xA282EAD8u;
-}
+static uint32_t mask(uint32_t c) { return ((c >> 15) | (c << 17)) + 0xA282EAD8u; }
+
+static uint32_t masked(const unsigned char *p, size_t n) { return mask(crc32c_best(0, p, n)); }
 
 static uint32_t le32(const unsigned char *p) {
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
@@ -103,6 +125,160 @@ static uint32_t le32(const unsigned char *p) {
 
 static uint64_t le64(const unsigned char *p) {
     return (uint64_t)le32(p) | ((uint64_t)le32(p + 4) << 32);
+}
+
+/* ---------- where records are read from ---------- */
+
+/* The bytes of an event file: all in memory (`base`), or a file read a window at a time
+   with ordinary reads. A file is never mapped: one that shrinks under a mapping (a run
+   restarted, a disk cleaned up) kills the reading process with SIGBUS, where a read
+   just ends early. */
+typedef struct {
+    const unsigned char *base; /* in memory: the whole buffer; NULL: read from fd */
+    int fd;
+    unsigned char *window;     /* file bytes [start, start + filled) */
+    size_t cap, filled, step;  /* step: how many bytes to read at a time, at least */
+    uint64_t start;
+    unsigned char *scratch;    /* for checking a record too long for the window */
+    int ended;                 /* a read met the end of the file before the size given */
+    int error;                 /* the errno of a read that failed */
+} Source;
+
+#ifndef _WIN32
+#define READS_FILES 1
+
+/* Reads up to `n` bytes at `offset` into `into`; how many it read (fewer: the file
+   ended, s->ended, or a read failed, s->error). Needs no GIL. */
+static size_t source_read(Source *s, unsigned char *into, size_t n, uint64_t offset) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(s->fd, into + got, n - got, (off_t)(offset + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) { s->error = errno; break; }
+        if (r == 0) { s->ended = 1; break; }
+        got += (size_t)r;
+    }
+    return got;
+}
+
+/* Moves the window to start at `pos` and fills it with at least `n` bytes (a step's
+   worth when the file has them); NULL when the file ended or a read failed first. */
+static const unsigned char *source_fill(Source *s, uint64_t pos, uint64_t n, uint64_t size) {
+    size_t keep = 0;
+    if (pos >= s->start && pos - s->start < s->filled) { /* the bytes still wanted, kept */
+        keep = s->filled - (size_t)(pos - s->start);
+        memmove(s->window, s->window + (pos - s->start), keep);
+    }
+    s->start = pos;
+    s->filled = keep;
+    uint64_t want = n > s->step ? n : s->step;
+    if (want > size - pos) want = size - pos; /* (n <= size - pos: want >= n) */
+    if (want > (uint64_t)PY_SSIZE_T_MAX) { s->error = ENOMEM; return NULL; }
+    if (s->cap < want) { /* a record longer than the window */
+        unsigned char *grown = realloc(s->window, (size_t)want);
+        if (!grown) { s->error = ENOMEM; return NULL; }
+        s->window = grown;
+        s->cap = (size_t)want;
+    }
+    if (s->filled < want)
+        s->filled += source_read(s, s->window + s->filled, (size_t)want - s->filled,
+                                 pos + s->filled);
+    return s->filled >= n ? s->window : NULL;
+}
+#else
+static const unsigned char *source_fill(Source *s, uint64_t pos, uint64_t n, uint64_t size) {
+    s->error = EINVAL; /* files are only read from memory here */
+    return NULL;
+}
+#endif
+
+/* Bytes [pos, pos + n) of the source, for n <= size - pos; NULL when the file ended (or
+   a read failed) first. Reading a file moves its window: what an earlier call returned
+   is stale. Needs no GIL. */
+static ALWAYS_INLINE const unsigned char *source_at(Source *s, uint64_t pos, uint64_t n,
+                                                    uint64_t size) {
+    if (s->base) return s->base + pos;
+    if (pos >= s->start && n <= s->filled && pos - s->start <= s->filled - n)
+        return s->window + (pos - s->start);
+    return source_fill(s, pos, n, size);
+}
+
+static void source_free(Source *s) {
+    free(s->window);
+    free(s->scratch);
+    s->window = s->scratch = NULL;
+    s->cap = s->filled = 0;
+}
+
+/* Whether the `len` bytes at `at` have the masked CRC32C stored after them, read in
+   pieces when a file's window does not hold them; -1: the file ended first. */
+static int source_crc_matches(Source *s, uint64_t at, uint64_t len, uint64_t size) {
+    if (s->base) return masked(s->base + at, (size_t)len) == le32(s->base + at + len);
+#ifdef READS_FILES
+    enum { PIECE = 1 << 20 };
+    if (!s->scratch && !(s->scratch = malloc(PIECE))) { s->error = ENOMEM; return -1; }
+    uint32_t crc = 0;
+    for (uint64_t done = 0; done < len;) {
+        size_t n = len - done < PIECE ? (size_t)(len - done) : PIECE;
+        if (source_read(s, s->scratch, n, at + done) != n) return -1;
+        crc = crc32c_best(crc, s->scratch, n);
+        done += n;
+    }
+    unsigned char stored[4];
+    if (source_read(s, stored, 4, at + len) != 4) return -1;
+    return mask(crc) == le32(stored);
+#else
+    return -1;
+#endif
+}
+
+/*
+ * The first position >= start where a whole record with both CRCs valid begins; size
+ * when there is none; -1 when the file ended (or a read failed) before `size`.
+ *
+ * Most garbage is rejected by its length alone (past the end). A stretch of zeros (a
+ * file's hole, a zeroed block) would pass that, and is skipped a word at a time: no
+ * record starts with 12 zero bytes (a length of 0 has the masked CRC 0x07980329).
+ * Needs no GIL.
+ */
+static int64_t source_resync(Source *s, uint64_t start, uint64_t size) {
+    if (size < 16 || start > size - 16) return (int64_t)size;
+    uint64_t last = size - 16; /* the last position a record fits at */
+    for (uint64_t pos = start; pos <= last;) {
+        /* a chunk: what remains of a buffer, a window's worth of a file */
+        uint64_t span = size - pos;
+        if (!s->base && span > s->step + 11) span = s->step + 11;
+        const unsigned char *b = source_at(s, pos, span, size);
+        if (!b) return -1;
+        uint64_t stop = pos + span - 11; /* positions whose 12 header bytes are in the chunk */
+        if (stop > last + 1) stop = last + 1;
+        const unsigned char *end = b + span;
+        for (uint64_t p = pos; p < stop;) {
+            const unsigned char *h = b + (p - pos);
+            uint64_t len = le64(h);
+            uint32_t crc = le32(h + 8);
+            if (len == 0 && crc == 0) { /* zeros: on to the first byte that is not */
+                const unsigned char *q = h + 12;
+                uint64_t word;
+                while (end - q >= 8 && (memcpy(&word, q, 8), word == 0)) q += 8;
+                while (q < end && !*q) q++;
+                uint64_t nonzero = pos + (uint64_t)(q - b);
+                p = nonzero - 11 > p ? nonzero - 11 : p + 1;
+                continue;
+            }
+            if (len <= size - p - 16 && masked(h, 8) == crc) {
+                uint64_t in_chunk = span - (p - pos);
+                int ok = len + 16 <= in_chunk
+                             ? masked(h + 12, (size_t)len) == le32(h + 12 + len)
+                             : source_crc_matches(s, p + 12, len, size);
+                if (ok < 0) return -1;
+                if (ok) return (int64_t)p;
+            }
+            p++;
+        }
+        pos = stop;
+    }
+    return (int64_t)size;
 }
 
 /* ---------- protobuf wire format ---------- */
@@ -137,16 +313,22 @@ typedef struct {
     size_t used, cap;
 } Buf;
 
-static int buf_push(Buf *b, const void *item, size_t size) {
+/* Makes room for `size` more bytes; 0: out of memory. */
+static int buf_grow(Buf *b, size_t size) {
+    if (b->used > SIZE_MAX / 4 || size > SIZE_MAX / 4 - b->used) return 0;
+    size_t cap = b->cap ? b->cap * 2 : 1 << 16;
+    while (cap < b->used + size) cap *= 2;
+    char *grown = realloc(b->data, cap);
+    if (!grown) return 0;
+    b->data = grown;
+    b->cap = cap;
+    return 1;
+}
+
+/* Inlined: the scanner pushes items of constant sizes, which then copy without a call. */
+static ALWAYS_INLINE int buf_push(Buf *b, const void *item, size_t size) {
     if (!size) return 1;
-    if (b->used + size > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 1 << 16;
-        while (cap < b->used + size) cap *= 2;
-        char *grown = realloc(b->data, cap);
-        if (!grown) return 0;
-        b->data = grown;
-        b->cap = cap;
-    }
+    if (b->cap - b->used < size && !buf_grow(b, size)) return 0;
     memcpy(b->data + b->used, item, size);
     b->used += size;
     return 1;
@@ -205,7 +387,9 @@ static PyObject *buf_block(Buf *b) {
 /* ---------- tag interning: tag bytes -> index, in plain C so the scan runs without the GIL ---------- */
 
 typedef struct {
-    const unsigned char *ptr; /* into a bytes object of the caller's list, or the scanned buffer */
+    /* into a bytes object of the caller's list, the scanned buffer, or (copy_names) memory
+       of the table's own */
+    const unsigned char *ptr;
     uint64_t len;
     uint32_t hash;
     int32_t index; /* -1: empty slot */
@@ -222,6 +406,7 @@ typedef struct {
        that followed tag i last time, tried before hashing (-1: none yet). */
     int32_t *next;
     int32_t last; /* the tag looked up last; -1 at first */
+    int copy_names; /* new tags' names are copied (a file's window moves on) */
 } Tags;
 
 static uint32_t fnv1a(const unsigned char *ptr, uint64_t len) {
@@ -284,6 +469,7 @@ static int32_t tag_lookup(Tags *t, const unsigned char *ptr, uint64_t len) {
         if (s->hash == h && s->len == len && memcmp(s->ptr, ptr, len) == 0) return s->index;
     }
     if (!valid_utf8(ptr, len)) return TAG_NOT_UTF8;
+    if (t->count == INT32_MAX) return TAG_NO_MEMORY; /* indices are int32 */
     if ((size_t)t->count >= t->order_cap) {
         size_t cap = t->order_cap ? t->order_cap * 2 : 64;
         Slot *order = realloc(t->order, cap * sizeof(Slot));
@@ -294,6 +480,12 @@ static int32_t tag_lookup(Tags *t, const unsigned char *ptr, uint64_t len) {
         for (size_t i = t->order_cap; i < cap; i++) next[i] = -1;
         t->next = next;
         t->order_cap = cap;
+    }
+    if (t->copy_names) {
+        unsigned char *own = malloc(len ? (size_t)len : 1);
+        if (!own) return TAG_NO_MEMORY;
+        memcpy(own, ptr, (size_t)len);
+        ptr = own;
     }
     Slot slot = {ptr, len, h, t->count};
     t->order[t->count++] = slot;
@@ -317,6 +509,8 @@ static int32_t tag_index(Tags *t, const unsigned char *ptr, uint64_t len) {
 }
 
 static void tags_free(Tags *t) {
+    if (t->copy_names)
+        for (int32_t i = t->known; i < t->count; i++) free((void *)t->order[i].ptr);
     free(t->slots);
     free(t->order);
     free(t->next);
@@ -695,9 +889,11 @@ static int decode_event(const unsigned char *p, const unsigned char *end, Tags *
  *      bounds)
  *
  * Reads records from `start` to the end of the buffer, or to the first damaged one,
- * without the GIL (threads read other files meanwhile). `tags` is a list of tag names
- * as bytes whose positions are the tag indices; new tags are appended to it. `failed`
- * is true when the record at `position` is incomplete or fails a CRC. Every
+ * without the GIL (threads read other files meanwhile). The buffer may also be a file,
+ * as (fd, size, step): its first `size` bytes, read `step` at a time (see Source); one
+ * that ends early (it shrank) fails there, as an incomplete record. `tags` is a list of
+ * tag names as bytes whose positions are the tag indices; new tags are appended to it.
+ * `failed` is true when the record at `position` is incomplete or fails a CRC. Every
  * `report_every` bytes, progress(position) is called (None: never). The columns are
  * buffers of int64, float64, float64, int32 and int8 -- the flags, None when every
  * point is a plain simple_value. `fallbacks` lists
@@ -862,7 +1058,7 @@ static PyObject *RecordsChanged;
 
 /* The record loop shared by scan() and count(). */
 typedef struct {
-    const unsigned char *base;
+    Source src;
     uint64_t size, pos, report_every;
     int verify, failed;
     PyObject *progress;
@@ -888,10 +1084,15 @@ static int read_records(Reader *rd, Out *out, PyThreadState **released) {
             if (!answer) return CALLBACK_FAILED;
             next_report = rd->pos + rd->report_every;
         }
-        const unsigned char *at = rd->base + rd->pos;
         if (rd->size - rd->pos < 16) { rd->failed = 1; break; }
+        const unsigned char *at = source_at(&rd->src, rd->pos, 16, rd->size);
+        if (!at) { rd->failed = 1; break; } /* the file shrank: Python sees it and says so */
         uint64_t len = le64(at);
         if (len > rd->size - rd->pos - 16) { rd->failed = 1; break; }
+        if (!rd->src.base && !(at = source_at(&rd->src, rd->pos, 16 + len, rd->size))) {
+            rd->failed = 1;
+            break;
+        }
         const unsigned char *data = at + 12;
         if (rd->verify && (masked(at, 8) != le32(at + 8) ||
                            masked(data, (size_t)len) != le32(data + len))) {
@@ -911,10 +1112,9 @@ static int read_records(Reader *rd, Out *out, PyThreadState **released) {
     return DECODED;
 }
 
-/* Points the reader at `size` bytes, from `start` (the tag table is set apart). */
-static void reader_start(Reader *rd, const void *base, uint64_t size, uint64_t start, int verify,
+/* Points the reader at `size` bytes of rd->src, from `start` (the tag table is set apart). */
+static void reader_start(Reader *rd, uint64_t size, uint64_t start, int verify,
                          Py_ssize_t report_every, PyObject *progress, long long record) {
-    rd->base = base;
     rd->size = size;
     rd->pos = start;
     rd->verify = verify;
@@ -924,26 +1124,66 @@ static void reader_start(Reader *rd, const void *base, uint64_t size, uint64_t s
     rd->record = record;
 }
 
-static int reader_open(Reader *rd, Py_buffer *view, Py_ssize_t start, int verify,
-                       PyObject *names, Py_ssize_t report_every, PyObject *progress,
+/* The source argument of scan(), count() and resync(): a buffer, or (fd, size, step):
+   the first `size` bytes of the open file `fd`, read `step` bytes at a time (see Source).
+   `view` is released by source_close. */
+static int source_open(PyObject *arg, Py_buffer *view, Source *src, uint64_t *size) {
+    static const unsigned char empty[1];
+    memset(src, 0, sizeof *src);
+    view->obj = NULL;
+    if (PyTuple_Check(arg)) {
+#ifdef READS_FILES
+        int fd;
+        long long length;
+        Py_ssize_t step;
+        if (!PyArg_ParseTuple(arg, "iLn", &fd, &length, &step)) return 0;
+        if (fd < 0 || length < 0 || step <= 0) {
+            PyErr_SetString(PyExc_ValueError, "a file source is (fd >= 0, size >= 0, step > 0)");
+            return 0;
+        }
+        src->fd = fd;
+        src->step = (size_t)step;
+        *size = (uint64_t)length;
+        return 1;
+#else
+        PyErr_SetString(PyExc_TypeError, "files are read from buffers on this platform");
+        return 0;
+#endif
+    }
+    if (PyObject_GetBuffer(arg, view, PyBUF_SIMPLE) < 0) return 0;
+    src->base = view->buf ? (const unsigned char *)view->buf : empty;
+    *size = (uint64_t)view->len;
+    return 1;
+}
+
+static void source_close(Source *src, Py_buffer *view) {
+    source_free(src);
+    if (view->obj) PyBuffer_Release(view);
+}
+
+static int reader_open(Reader *rd, PyObject *source, Py_buffer *view, Py_ssize_t start,
+                       int verify, PyObject *names, Py_ssize_t report_every, PyObject *progress,
                        long long record) {
-    if (start < 0 || start > view->len) {
+    uint64_t size;
+    if (!source_open(source, view, &rd->src, &size)) return 0;
+    if (start < 0 || (uint64_t)start > size) {
         PyErr_SetString(PyExc_ValueError, "scan: start outside the buffer");
         return 0;
     }
-    reader_start(rd, view->buf, (uint64_t)view->len, (uint64_t)start, verify, report_every,
-                 progress, record);
+    reader_start(rd, size, (uint64_t)start, verify, report_every, progress, record);
     if (!(rd->known = PyList_AsTuple(names)) || !tags_from_tuple(&rd->tags, rd->known)) {
         if (!PyErr_Occurred()) PyErr_NoMemory();
         return 0;
     }
+    rd->tags.copy_names = !rd->src.base; /* (the names known point into rd->known's bytes) */
     return 1;
 }
 
-static void reader_close(Reader *rd) {
+static void reader_close(Reader *rd, Py_buffer *view) {
     Py_XDECREF(rd->known);
     tags_free(&rd->tags);
     free(rd->fallbacks.data);
+    source_close(&rd->src, view);
 }
 
 /* Sets PLACE mode up: bound (int64[k+1]) from the counts by rank, and columns of that
@@ -967,6 +1207,7 @@ static int place_open(Out *out, const int64_t *counts, int32_t n, const int32_t 
     size_t items[] = {8, 8, 8, 1};
     for (int c = 0; c < 4; c++) {
         if (!columns[c]) continue;
+        if (rows > SIZE_MAX / items[c]) return 0; /* (scan() bounds rows by the buffer) */
         size_t size = rows * items[c];
         if (!(columns[c]->data = malloc(size ? size : 1))) return 0;
         columns[c]->used = columns[c]->cap = size;
@@ -999,12 +1240,12 @@ static int rank_valid(const Py_buffer *view, int32_t tags, int64_t *ranked) {
 }
 
 static PyObject *scan(PyObject *self, PyObject *args) {
-    Py_buffer view, rank_view = {0}, counts_view = {0};
+    Py_buffer view = {0}, rank_view = {0}, counts_view = {0};
     Py_ssize_t start, report_every;
     int verify, with_flags = 0;
-    PyObject *names, *progress, *rank = Py_None, *counts = Py_None;
+    PyObject *source, *names, *progress, *rank = Py_None, *counts = Py_None;
     long long record;
-    if (!PyArg_ParseTuple(args, "y*npO!LnO|OOp", &view, &start, &verify, &PyList_Type, &names,
+    if (!PyArg_ParseTuple(args, "OnpO!LnO|OOp", &source, &start, &verify, &PyList_Type, &names,
                           &record, &report_every, &progress, &rank, &counts, &with_flags))
         return NULL;
     Reader rd = {0};
@@ -1015,7 +1256,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     int grouped = 0, status = DECODED;
     PyObject *result = NULL, *fallback_items = NULL;
     Tags *tags = &rd.tags;
-    if (!reader_open(&rd, &view, start, verify, names, report_every, progress, record))
+    if (!reader_open(&rd, source, &view, start, verify, names, report_every, progress, record))
         goto done;
     if (rank != Py_None) {
         if (PyObject_GetBuffer(rank, &rank_view, PyBUF_SIMPLE) < 0) goto done;
@@ -1072,28 +1313,27 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     fallback_items = NULL; /* the tuple owns it now */
 done:
     Py_XDECREF(fallback_items);
-    reader_close(&rd);
+    reader_close(&rd, &view);
     out_free(&out);
     free(bounds.data);
     if (counts_view.obj) PyBuffer_Release(&counts_view);
     if (rank_view.obj) PyBuffer_Release(&rank_view);
-    PyBuffer_Release(&view);
     return result;
 }
 
 static PyObject *count(PyObject *self, PyObject *args) {
-    Py_buffer view;
+    Py_buffer view = {0};
     Py_ssize_t report_every;
     int verify;
-    PyObject *names, *progress;
-    if (!PyArg_ParseTuple(args, "y*pO!nO", &view, &verify, &PyList_Type, &names, &report_every,
+    PyObject *source, *names, *progress;
+    if (!PyArg_ParseTuple(args, "OpO!nO", &source, &verify, &PyList_Type, &names, &report_every,
                           &progress))
         return NULL;
     Reader rd = {0};
     Out out = {.mode = COUNT};
     PyObject *result = NULL, *fallback_items = NULL;
     Tags *tags = &rd.tags;
-    if (!reader_open(&rd, &view, 0, verify, names, report_every, progress, 0)) goto done;
+    if (!reader_open(&rd, source, &view, 0, verify, names, report_every, progress, 0)) goto done;
     PyThreadState *released = PyEval_SaveThread();
     int status = read_records(&rd, &out, &released);
     /* a count for every tag, also one interned for a record handed over after all */
@@ -1113,9 +1353,8 @@ static PyObject *count(PyObject *self, PyObject *args) {
     fallback_items = NULL;
 done:
     Py_XDECREF(fallback_items);
-    reader_close(&rd);
+    reader_close(&rd, &view);
     out_free(&out);
-    PyBuffer_Release(&view);
     return result;
 }
 
@@ -1137,7 +1376,7 @@ static PyObject *group(PyObject *self, PyObject *args) {
     Py_ssize_t n = tags.len / 4, k = rank.len / 4, columns = PyTuple_GET_SIZE(sources), got = 0;
     int64_t *cursor = NULL;
     if (columns > MAX_GROUP_COLUMNS || PyTuple_GET_SIZE(destinations) != columns ||
-        bounds.len != (k + 1) * 8 || tags.len % 4 || rank.len % 4) {
+        bounds.len % 8 || bounds.len / 8 != k + 1 || tags.len % 4 || rank.len % 4) {
         PyErr_SetString(PyExc_ValueError, "group: bad arguments");
         goto done;
     }
@@ -1248,6 +1487,10 @@ static PyObject *join(PyObject *self, PyObject *args) {
             PyErr_SetString(PyExc_ValueError, "join: destinations of 1, 2, 4 or 8-byte items");
             goto done;
         }
+        if (start > out->len / item) { /* (checked before start * item is formed) */
+            PyErr_SetString(PyExc_ValueError, "join: start past the end of a destination");
+            goto done;
+        }
         PyObject *column = PyTuple_GET_ITEM(pieces, c);
         Py_ssize_t end = start;
         for (Py_ssize_t p = 0; p < PyTuple_GET_SIZE(column); p++, at++) {
@@ -1268,11 +1511,12 @@ static PyObject *join(PyObject *self, PyObject *args) {
                 items[at].from = views[at].buf;
                 rows = views[at].len / item;
             }
-            items[at].bytes = rows * item;
+            /* the bound first: rows * item may overflow a fill's row count */
             if (rows > out->len / item - end) {
                 PyErr_SetString(PyExc_ValueError, "join: the pieces overflow the destination");
                 goto done;
             }
+            items[at].bytes = rows * item; /* <= out->len */
             end += rows;
         }
     }
@@ -1530,10 +1774,16 @@ static PyObject *sheet_rows(PyObject *self, PyObject *args) {
     Py_ssize_t count = PyTuple_GET_SIZE(tuple), n = steps.len / 8;
     PyObject *result = NULL;
     Buf out = {0};
-    int *style = PyMem_Calloc((size_t)count + 1, 2 * sizeof(int)), *word = style + count + 1;
+    int *style = PyMem_Calloc((size_t)count + 1, 2 * sizeof(int)), *word = NULL;
     views = PyMem_Calloc((size_t)count + 1, sizeof(Py_buffer));
     if (!style || !views) {
         PyErr_NoMemory();
+        count = 0;
+        goto done;
+    }
+    word = style + count + 1;
+    if (row < 0 || (long long)n > LLONG_MAX - row) { /* (row++ must not overflow) */
+        PyErr_SetString(PyExc_ValueError, "sheet_rows: row numbers out of range");
         count = 0;
         goto done;
     }
@@ -1677,10 +1927,10 @@ static int read_whole(const char *name, Py_ssize_t limit, Buf *contents, int *bi
 }
 
 /* read_small(path, limit) -> Block | None: the whole file when it holds fewer than `limit`
-   bytes; None when it holds more (the caller maps it instead). Opening, sizing, reading
-   and closing take one release of the GIL. With threads reading many small files, each
-   release is a hand-over that the other threads wait for, and Python's open() and read()
-   make about ten per file. */
+   bytes; None when it holds more (the caller reads it a window at a time). Opening,
+   sizing, reading and closing take one release of the GIL. With threads reading many
+   small files, each release is a hand-over that the other threads wait for, and
+   Python's open() and read() make about ten per file. */
 static PyObject *read_small(PyObject *self, PyObject *args) {
     PyObject *path, *encoded = NULL;
     Py_ssize_t limit;
@@ -1719,7 +1969,7 @@ typedef struct {
     char *path;
     int done;    /* set under the lock */
     int error;   /* errno of opening or reading it: the caller reads it again and reports */
-    int big;     /* `limit` bytes or more: the caller maps it instead */
+    int big;     /* `limit` bytes or more: the caller reads it in windows */
     int status;  /* DECODED, or NO_MEMORY */
     int grouped; /* read whole and undamaged, with no record for protobuf: grouped by tag */
     /* grouped: steps, wall times, values, flags (when unusual); bounds; the tag names,
@@ -1794,8 +2044,9 @@ static void fetch_one(Fetched *f, Scratch *scratch, int verify, Py_ssize_t limit
     out->flags.used = out->staged.used = out->points = 0;
     out->unusual = 0;
     Reader *rd = &f->rd;
-    reader_start(rd, scratch->contents.data, (uint64_t)scratch->contents.used, 0, verify, 0,
-                 Py_None, 0);
+    rd->src.base = scratch->contents.data ? (const unsigned char *)scratch->contents.data
+                                          : (const unsigned char *)"";
+    reader_start(rd, (uint64_t)scratch->contents.used, 0, verify, 0, Py_None, 0);
     if (!tags_start(&rd->tags)) { f->status = NO_MEMORY; return; }
     f->status = read_records(rd, out, NULL);
     if (f->status == DECODED && !rd->failed && rd->pos == rd->size && !rd->fallbacks.used) {
@@ -2184,8 +2435,9 @@ static int list_all(PyObject *encoded, int threads, Buf *out) {
     if (!stretches) return 0;
     for (int t = 0; t < k; t++) {
         stretches[t].encoded = encoded;
-        stretches[t].first = n * t / k;
-        stretches[t].end = n * (t + 1) / k;
+        /* n / k * t + n % k * t / k: n * t / k without forming n * t */
+        stretches[t].first = n / k * t + n % k * t / k;
+        stretches[t].end = n / k * (t + 1) + n % k * (t + 1) / k;
     }
     /* a thread that cannot start is no error: its stretch is listed here */
     for (int t = 1; t < k; t++)
@@ -2277,6 +2529,33 @@ done:
 }
 #endif
 
+/*
+ * resync(source, start) -> int: the first position >= start where a whole record with
+ * both CRCs valid begins, in a buffer or a (fd, size, step) file as scan() takes them;
+ * the size when there is none; -1 when the file ended before its size (it shrank). An
+ * OSError when a read fails. Without the GIL.
+ */
+static PyObject *resync(PyObject *self, PyObject *args) {
+    PyObject *arg;
+    unsigned long long start;
+    Py_buffer view = {0};
+    Source src;
+    uint64_t size;
+    if (!PyArg_ParseTuple(args, "OK", &arg, &start)) return NULL;
+    if (!source_open(arg, &view, &src, &size)) return NULL;
+    int64_t found;
+    Py_BEGIN_ALLOW_THREADS
+    found = source_resync(&src, (uint64_t)start, size);
+    Py_END_ALLOW_THREADS
+    int error = src.error;
+    source_close(&src, &view);
+    if (found < 0 && error) {
+        errno = error;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return PyLong_FromLongLong((long long)found);
+}
+
 static PyObject *py_masked_crc32c(PyObject *self, PyObject *args) {
     Py_buffer view;
     if (!PyArg_ParseTuple(args, "y*", &view)) return NULL;
@@ -2297,6 +2576,7 @@ static PyMethodDef methods[] = {
     {"file_sizes", file_sizes, METH_VARARGS, "Files' sizes, taken in one GIL release."},
 #endif
     {"masked_crc32c", py_masked_crc32c, METH_VARARGS, "Masked CRC32C, as TFRecord stores it."},
+    {"resync", resync, METH_VARARGS, "Where the next whole, CRC-valid record begins."},
     {"csv_rows", csv_rows, METH_VARARGS, "CSV lines of a step and float columns."},
     {"sheet_rows", sheet_rows, METH_VARARGS, "Sheet XML rows of a step and float columns."},
     {NULL, NULL, 0, NULL},
@@ -2322,6 +2602,10 @@ PyMODINIT_FUNC PyInit__fastscan(void) {
         "The records differ from the ones counted (the file changed between the passes).",
         NULL, NULL);
     if (!RecordsChanged || PyModule_AddObjectRef(m, "RecordsChanged", RecordsChanged) < 0
+#ifdef READS_FILES
+        /* scan(), count() and resync() read (fd, size, step) files too */
+        || PyModule_AddIntConstant(m, "READS_FILES", 1) < 0
+#endif
 #ifndef _WIN32
         || PyModule_AddObjectRef(m, "Prefetch", (PyObject *)&PrefetchType) < 0
 #endif

@@ -13,7 +13,7 @@ common simple_value and tensor events itself and hands every other record to
 from __future__ import annotations
 
 import errno
-import mmap
+import functools
 import os
 import stat
 import threading
@@ -28,7 +28,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .discover import natural_key
-from .records import Corruption, FileBuffer, RecordScan, is_truncated_tail
+from .records import (
+    SHRANK,
+    Corruption,
+    FileBuffer,
+    FileBytes,
+    FileShrank,
+    RecordScan,
+    is_truncated_tail,
+)
 
 if TYPE_CHECKING:
     from .protobuf_events import Event
@@ -49,7 +57,7 @@ __all__ = [
     "tag_filter",
 ]
 
-_CHUNK_BYTES = 1 << 20  # how often the C scanner reports progress (and mapped pages are dropped)
+_CHUNK_BYTES = 1 << 20  # how often the C scanner reports progress
 
 HParam = float | str | bool
 
@@ -319,10 +327,15 @@ def _scan_fetched(
     return size, _Scanned(grouped=grouped)
 
 
-# Larger files are mapped, and their scanned pages dropped as the scan goes, so memory
-# stays bounded. Smaller ones are read whole: mapping and unmapping costs more than
-# reading them, and with threads each unmap interrupts the other cores (TLB shootdown).
+# Larger files are read a window at a time as the scan goes (FileBytes; in C, a
+# (fd, size, window) source), so memory stays bounded; smaller ones are read whole.
+# Never mapped: a mapped file that shrinks under the reader kills the process (SIGBUS).
+# (The name is older than that.)
 _MAP_MIN_BYTES = 16 << 20
+# What the C scanner reads at a time from a big file (it grows for a longer record).
+# One pass over 1M points (55 MB, in the page cache), best of 30: 64 KiB 32.6 ms,
+# 256 KiB 31.0, 1 MiB 31.1, 8 MiB 31.4; the mapping this replaced, 31.2.
+_WINDOW_BYTES = 1 << 20
 
 
 def _read_small(path: str) -> memoryview | None:
@@ -351,11 +364,25 @@ def open_regular(path: str) -> int:
 def _file_bytes(path: str) -> Iterator[FileBuffer]:
     with open(open_regular(path), "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
-        if size < _MAP_MIN_BYTES or not size:  # (an empty file cannot be mapped)
+        if size < _MAP_MIN_BYTES or not size or not _reads_in_windows():
             yield handle.read()
             return
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            yield mapped
+        yield FileBytes(handle.fileno())
+
+
+def _reads_in_windows() -> bool:
+    """Whether big files can be read a window at a time here (else they are read whole)."""
+    if not hasattr(os, "pread"):
+        return False
+    return not scans_without_gil() or bool(getattr(_fastscan, "READS_FILES", False))
+
+
+def _source(buf: FileBuffer, size: int | None = None) -> object:
+    """``buf`` as the C scanner takes it, up to ``size``: a buffer, or a file as
+    ``(fd, size, window)``."""
+    if isinstance(buf, FileBytes):
+        return (buf.fd, len(buf) if size is None else size, _WINDOW_BYTES)
+    return buf if size is None or size == len(buf) else memoryview(buf)[:size]
 
 
 def _scan(
@@ -378,15 +405,25 @@ def _decode_or_report(
     points: _Points,
     event: Event,
 ) -> None:
-    from .protobuf_events import DecodeError, add_event
-
+    protobuf = _protobuf_events()
     try:
-        add_event(points, payload, before, event)
-    except DecodeError:
-        # CRC-valid but not an Event (a foreign TFRecord file, or a writer bug).
+        protobuf.add_event(points, payload, before, event)
+    except (protobuf.DecodeError, ValueError, OverflowError):
+        # CRC-valid but not an Event (a foreign TFRecord file, or a writer bug); or a
+        # field no number can be made of (protobuf_events turns those it knows into
+        # numbers as TensorFlow does: this is the safety net).
         scan.corruptions.append(
             Corruption(scan.path, offset, len(payload) + 16, "undecodable event")
         )
+
+
+@functools.cache
+def _protobuf_events() -> ModuleType:
+    """:mod:`tbexport.protobuf_events`, imported on first use (an import statement in
+    the loop over records would cost as much as a record's decoding)."""
+    from . import protobuf_events
+
+    return protobuf_events
 
 
 def _scan_python(
@@ -480,9 +517,9 @@ def _scan_fast(
     """Scan in C (one call per undamaged stretch); hand the records it leaves to protobuf."""
     assert _fastscan is not None
     table = _tag_table()
-    mapped = isinstance(buf, mmap.mmap)  # a big file: read it in two passes
-    advance = _Advance(buf, progress, passes=2 if mapped else 1)
-    if mapped:
+    big = isinstance(buf, FileBytes)  # read as it goes: in two passes
+    advance = _Advance(buf, progress, passes=2 if big else 1)
+    if big:
         grouped = _scan_in_place(buf, scan, points, table, advance)
         if grouped is not None:
             return _Scanned(grouped=grouped)
@@ -491,7 +528,7 @@ def _scan_fast(
 
 
 class _Advance:
-    """The scanners' progress callback: drops the pages scanned, reports bytes read.
+    """The scanners' progress callback: reports bytes read.
 
     A file read in two passes reports half of its bytes in each.
     """
@@ -499,12 +536,9 @@ class _Advance:
     def __init__(self, buf: FileBuffer, progress: Callable[[int], None] | None, passes: int):
         self.buf, self.progress, self.passes = buf, progress, passes
         self.finished_passes = 0
-        self.released = 0  # position up to which this pass dropped the pages
         self.reported = 0  # bytes reported, over all passes
 
     def __call__(self, position: int) -> None:
-        _release(self.buf, self.released, position)
-        self.released = position
         if self.progress is not None:
             size = len(self.buf)
             target = min(size, (self.finished_passes * size + position) // self.passes)
@@ -514,7 +548,6 @@ class _Advance:
     def next_pass(self) -> None:
         self(len(self.buf))
         self.finished_passes += 1
-        self.released = 0
 
 
 def _scan_in_place(
@@ -529,9 +562,12 @@ def _scan_in_place(
     """
     assert _fastscan is not None
     pos, failed, records, counts, unusual, fallback = _fastscan.count(
-        buf, scan.verify, table.names, _CHUNK_BYTES, advance
+        _source(buf), scan.verify, table.names, _CHUNK_BYTES, advance
     )
-    if failed and not is_truncated_tail(buf, pos, len(buf)):
+    try:
+        if failed and not is_truncated_tail(buf, pos, len(buf)):
+            return None
+    except FileShrank:  # the general path reports it
         return None
     hparams = _only_hparams(buf, scan, fallback)
     if hparams is None:
@@ -539,12 +575,11 @@ def _scan_in_place(
     advance.next_pass()
     table.update()
     try:
-        with memoryview(buf)[:pos] as records_part:  # (released before the file unmaps)
-            _, _, _, *columns, _, bounds = _fastscan.scan(
-                records_part, 0, scan.verify, table.names, 0, _CHUNK_BYTES, advance,
-                table.rank, counts, unusual,
-            )  # fmt: skip
-    except _fastscan.RecordsChanged:  # the file was rewritten between the passes
+        _, _, _, *columns, _, bounds = _fastscan.scan(
+            _source(buf, pos), 0, scan.verify, table.names, 0, _CHUNK_BYTES, advance,
+            table.rank, counts, unusual,
+        )  # fmt: skip
+    except _fastscan.RecordsChanged:  # the file changed between the passes
         return None
     steps, walls, values, _, flags = _arrays(columns)
     assert steps is not None and walls is not None and values is not None
@@ -602,7 +637,7 @@ def _scan_in_order(
             called, first = first, None
         else:
             called = _fastscan.scan(
-                buf, pos, scan.verify, table.names, record, _CHUNK_BYTES, advance, rank
+                _source(buf), pos, scan.verify, table.names, record, _CHUNK_BYTES, advance, rank
             )
         pos, failed, record, *columns, fallback, bounds = called
         steps, *others = _arrays(columns)
@@ -642,18 +677,14 @@ def _decode_left(
     from .protobuf_events import Event  # imported only when a file needs it (~60 ms)
 
     event = Event()
-    for before, offset, length in records:
-        _decode_or_report(buf[offset : offset + length], before, offset - 12, scan, points, event)
-
-
-def _release(buf: FileBuffer, start: int, stop: int) -> None:
-    """Drop scanned pages from this process's memory (they are re-read if needed again)."""
-    page = mmap.PAGESIZE
-    first = start // page * page
-    if not isinstance(buf, mmap.mmap) or not hasattr(mmap, "MADV_DONTNEED"):
-        return  # a file read whole, or no madvise on this platform
-    if stop - first >= page:
-        buf.madvise(mmap.MADV_DONTNEED, first, (stop - first) // page * page)
+    for index, (before, offset, length) in enumerate(records):
+        try:
+            payload = buf[offset : offset + length]
+        except FileShrank:  # the C scanner read it; since then the file shrank
+            left = sum(n + 16 for _, _, n in records[index:])
+            scan.corruptions.append(Corruption(scan.path, offset - 12, left, SHRANK))
+            return
+        _decode_or_report(payload, before, offset - 12, scan, points, event)
 
 
 _FAST_DTYPES = (np.int64, np.float64, np.float64, np.int32, np.int8)

@@ -145,10 +145,20 @@ def _typed_field_number(tensor: TensorProto, dtype: int) -> float | None:
         return float(tensor.uint64_val[0])
     if dtype == _DT_BOOL and tensor.bool_val:
         return float(tensor.bool_val[0])
-    if dtype == _DT_HALF and tensor.half_val:
-        # half_val holds the IEEE half bit pattern in an int32
-        return float(np.array([tensor.half_val[0]], "<u2").view("<f2")[0])
-    if dtype == _DT_BFLOAT16 and tensor.half_val:
-        bits = np.array([tensor.half_val[0]], "<u4") << 16
-        return float(bits.view("<f4")[0])
+    if dtype in (_DT_HALF, _DT_BFLOAT16) and tensor.half_val:
+        return _half_number(tensor.half_val[0], dtype)
     return None
+
+
+def _half_number(stored: int, dtype: int) -> float:
+    """The number a ``half_val`` entry holds: the bit pattern of a half (or bfloat16).
+
+    The field is an int32, so it can hold what no 16-bit pattern is: a negative value
+    (a writer that sign-extended the pattern), or one above 0xFFFF. TensorFlow reads
+    the low 16 bits (``static_cast<uint16>``), and so does this (and the C scanner);
+    TensorBoard's ``make_ndarray`` raises OverflowError instead.
+    """
+    bits = stored & 0xFFFF
+    if dtype == _DT_HALF:
+        return float(np.array([bits], "<u2").view("<f2")[0])
+    return float((np.array([bits], "<u4") << 16).view("<f4")[0])
