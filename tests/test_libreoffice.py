@@ -77,7 +77,9 @@ def _sweep(root: Path, runs: int = 3) -> Path:
 
 def _chart_xml(book: Path, sheet: str) -> str:
     """The chart part drawn on ``sheet``."""
-    names = openpyxl.load_workbook(book, read_only=True).sheetnames
+    workbook = openpyxl.load_workbook(book, read_only=True)
+    names = workbook.sheetnames
+    workbook.close()
     number = names.index(sheet) + 1
     with zipfile.ZipFile(book) as archive:
         rels = archive.read(f"xl/worksheets/_rels/sheet{number}.xml.rels").decode()
@@ -265,8 +267,9 @@ def test_a_hyperparameter_named_dir_is_kept_beside_the_directory(tmp_path: Path)
         (root / f"v{k}" / "hparams.yaml").write_text(f"dir: data{k}\nseed: {k}\n")
     book = tbexport.export(root, tmp_path / "n.xlsx", name_by="hparam:seed").output
     assert book is not None
-    hparams = openpyxl.load_workbook(book, read_only=True)["hparams"]
-    rows = [tuple(r) for r in hparams.iter_rows(values_only=True)]
+    workbook = openpyxl.load_workbook(book, read_only=True)
+    rows = [tuple(r) for r in workbook["hparams"].iter_rows(values_only=True)]
+    workbook.close()
     assert rows[0] == ("run", "dir", "dir (hparam)", "seed")
     assert rows[1] == ("seed=0", "v0", "data0", 0)
 

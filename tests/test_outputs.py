@@ -300,8 +300,10 @@ def test_xlsx_wide_layout_holds_hundreds_of_runs(
     assert [r[0] for r in rows[1:]] == [0, 1, 2]
     assert [r[360] for r in rows[1:]] == [359.0, 359.25, 359.5]
     assert rows[1][-1] == 359.0  # the first smoothed point is the point itself
-    cells = openpyxl.load_workbook(out, read_only=True)["loss"]
+    workbook = openpyxl.load_workbook(out, read_only=True)
+    cells = workbook["loss"]
     assert cells["AAS1"].value == "version_359 (smoothed)" and cells["ZZ2"].value is not None
+    workbook.close()
 
 
 def _runs_frame(runs: int) -> pd.DataFrame:
@@ -322,8 +324,10 @@ def test_xlsx_wide_layout_fills_excel_columns_to_the_last(tmp_path: Path) -> Non
     out = tbexport.write_scalars(
         _runs_frame(16_383), tmp_path / "w.xlsx", options=WriteOptions(layout="wide")
     )
-    sheet = openpyxl.load_workbook(out, read_only=True)["loss"]
+    workbook = openpyxl.load_workbook(out, read_only=True)
+    sheet = workbook["loss"]
     assert (sheet["XFD1"].value, sheet["XFD2"].value) == ("r16382", 16382.0)
+    workbook.close()
 
 
 def test_xlsx_wide_layout_past_excel_columns_is_an_error(tmp_path: Path) -> None:
@@ -399,7 +403,9 @@ def test_an_hparams_sheet_past_the_last_column_is_turned(tmp_path: Path) -> None
         "note: sheet 'hparams': 17,000 hyperparameters are more columns than a sheet has "
         "(16,384): written one row per hyperparameter"
     )
-    rows = list(openpyxl.load_workbook(out, read_only=True)["hparams"].iter_rows(values_only=True))
+    book = openpyxl.load_workbook(out, read_only=True)
+    rows = list(book["hparams"].iter_rows(values_only=True))
+    book.close()  # (read_only keeps the file open until then)
     assert rows[0] == ("hyperparameter", "a", "b")
     assert len(rows) == 17_001
     assert rows[-1] == ("k16999", 16999, 16999)
