@@ -611,41 +611,93 @@ static int emit_staged(Out *out) {
     return DECODED;
 }
 
-/* Reads SummaryMetadata; returns PLUGIN_SCALARS/PLUGIN_OTHER when it names a plugin, else 0.
-   *hparams is set for the hparams plugin, whose records Python decodes itself. */
-static int plugin_of(const unsigned char *p, const unsigned char *end, int *hparams) {
-    int found = 0;
+/* Reads a field key as protobuf does: at most 5 bytes, a 32-bit value, a field number
+   other than 0, a wire type protobuf knows; 0 otherwise (the record goes to protobuf). */
+static ALWAYS_INLINE int read_key(const unsigned char **p, const unsigned char *end,
+                                  uint64_t *out) {
+    const unsigned char *start = *p;
+    if (*p < end && **p < 0x80) { /* one byte: the usual case */
+        *out = *(*p)++;
+        return *out >= 8 && (*out & 7) < 6;
+    }
+    if (!varint(p, end, out)) return 0;
+    return *p - start <= 5 && *out <= 0xFFFFFFFFu && *out >= 8 && (*out & 7) < 6;
+}
+
+/* Reads a length prefix and checks it fits; 0 otherwise. */
+static ALWAYS_INLINE int read_len(const unsigned char **p, const unsigned char *end,
+                                  uint64_t *n) {
+    return varint(p, end, n) && *n <= (uint64_t)(end - *p);
+}
+
+/* Walks a message no field of which this scanner reads, checking only what protobuf
+   would refuse there: keys and framing; packed fields of `fixed`-byte items listed in
+   `packed` (a bit per field number) must hold whole items. 0: protobuf would refuse. */
+static int wire_valid(const unsigned char *p, const unsigned char *end, uint32_t packed,
+                      int fixed) {
     while (p < end) {
         uint64_t k, n;
-        if (!varint(&p, end, &k)) return found;
-        if (k != ((1 << 3) | 2)) { if (!skip(&p, end, (int)(k & 7))) return found; continue; }
-        if (!varint(&p, end, &n) || n > (uint64_t)(end - p)) return found;
-        const unsigned char *d = p, *d_end = p + n;
-        const unsigned char *name = (const unsigned char *)"";
-        uint64_t name_len = 0;
-        while (d < d_end) {
-            uint64_t dk, m;
-            if (!varint(&d, d_end, &dk)) break;
-            if (dk == ((1 << 3) | 2)) {
-                if (!varint(&d, d_end, &m) || m > (uint64_t)(d_end - d)) break;
-                name = d; name_len = m; d += m;
-            } else if (!skip(&d, d_end, (int)(dk & 7))) {
-                break;
-            }
+        if (!read_key(&p, end, &k)) return 0;
+        if ((k & 7) == 2 && (k >> 3) < 32 && (packed >> (k >> 3) & 1)) {
+            if (!read_len(&p, end, &n) || n % (uint64_t)fixed) return 0;
+            p += n;
+        } else if (!skip(&p, end, (int)(k & 7))) {
+            return 0;
         }
-        found = (name_len == 0 || (name_len == 7 && memcmp(name, "scalars", 7) == 0))
-                    ? PLUGIN_SCALARS : PLUGIN_OTHER;
-        *hparams = name_len == 7 && memcmp(name, "hparams", 7) == 0;
-        p = d_end;
     }
-    return found;
+    return 1;
+}
+
+/* Reads SummaryMetadata; returns PLUGIN_SCALARS/PLUGIN_OTHER when it names a plugin, 0
+   when not, -1 when protobuf would refuse it. *hparams is set for the hparams plugin,
+   whose records Python decodes itself. Repeated plugin_data fields merge, as in protobuf. */
+static int plugin_of(const unsigned char *p, const unsigned char *end, int *hparams) {
+    int seen = 0;
+    const unsigned char *name = (const unsigned char *)"";
+    uint64_t name_len = 0;
+    while (p < end) {
+        uint64_t k, n;
+        if (!read_key(&p, end, &k)) return -1;
+        if (k == ((1 << 3) | 2)) {
+            if (!read_len(&p, end, &n)) return -1;
+            const unsigned char *d = p, *d_end = p + n;
+            seen = 1;
+            while (d < d_end) {
+                uint64_t dk, m;
+                if (!read_key(&d, d_end, &dk)) return -1;
+                if (dk == ((1 << 3) | 2)) {
+                    if (!read_len(&d, d_end, &m) || !valid_utf8(d, m)) return -1;
+                    name = d; name_len = m; d += m;
+                } else if (!skip(&d, d_end, (int)(dk & 7))) {
+                    return -1;
+                }
+            }
+            p = d_end;
+        } else if (k == ((2 << 3) | 2) || k == ((3 << 3) | 2)) { /* display_name, description */
+            if (!read_len(&p, end, &n) || !valid_utf8(p, n)) return -1;
+            p += n;
+        } else if (!skip(&p, end, (int)(k & 7))) {
+            return -1;
+        }
+    }
+    *hparams = name_len == 7 && memcmp(name, "hparams", 7) == 0;
+    if (!seen) return 0;
+    return (name_len == 0 || (name_len == 7 && memcmp(name, "scalars", 7) == 0))
+               ? PLUGIN_SCALARS : PLUGIN_OTHER;
 }
 
 static double half_to_double(uint32_t h) {
     uint32_t sign = (h >> 15) & 1, exponent = (h >> 10) & 0x1F, mantissa = h & 0x3FF;
     double v;
     if (exponent == 0) v = ldexp((double)mantissa, -24);
-    else if (exponent == 31) v = mantissa ? NAN : INFINITY;
+    else if (exponent == 31) {
+        if (mantissa) { /* a NaN keeps its payload, as numpy widens it */
+            uint64_t bits = (uint64_t)sign << 63 | 0x7FF0000000000000ull | (uint64_t)mantissa << 42;
+            memcpy(&v, &bits, 8);
+            return v;
+        }
+        v = INFINITY;
+    }
     else v = ldexp((double)(mantissa | 0x400), (int)exponent - 25);
     return sign ? -v : v;
 }
@@ -662,19 +714,25 @@ enum { DT_FLOAT = 1, DT_DOUBLE = 2, DT_INT32 = 3, DT_UINT8 = 4, DT_INT16 = 5, DT
        DT_INT64 = 9, DT_BOOL = 10, DT_BFLOAT16 = 14, DT_UINT16 = 17, DT_HALF = 19,
        DT_UINT32 = 22, DT_UINT64 = 23 };
 
-/* The first element of a repeated numeric field, packed (wire 2) or not. */
+/* The first element of a repeated numeric field, packed (wire 2) or not: 1, 0 when none,
+   -1 when protobuf would refuse the field (a packed run of partial items, say). */
 static int first_of(const unsigned char **p, const unsigned char *end, int wire, int fixed,
                     uint64_t *out) {
     uint64_t n;
     const unsigned char *q = *p;
     if (wire == 2) {
-        if (!varint(&q, end, &n) || n > (uint64_t)(end - q)) return -1;
+        if (!read_len(&q, end, &n)) return -1;
         const unsigned char *packed_end = q + n;
         int ok = 0;
-        if (n > 0) {
-            if (fixed == 4) { if (n >= 4) { *out = le32(q); ok = 1; } }
-            else if (fixed == 8) { if (n >= 8) { *out = le64(q); ok = 1; } }
-            else { const unsigned char *r = q; ok = varint(&r, packed_end, out); }
+        if (fixed) {
+            if (n % (uint64_t)fixed) return -1;
+            if (n) { *out = fixed == 4 ? le32(q) : le64(q); ok = 1; }
+        } else {
+            for (const unsigned char *r = q; r < packed_end; ok = 1) {
+                uint64_t item;
+                if (!varint(&r, packed_end, &item)) return -1;
+                if (!ok) *out = item;
+            }
         }
         *p = packed_end;
         return ok;
@@ -685,9 +743,37 @@ static int first_of(const unsigned char **p, const unsigned char *end, int wire,
     return skip(p, end, wire) ? 0 : -1;
 }
 
-/* Decodes a rank-0 numeric TensorProto like tbexport.protobuf_events.tensor_number; 1 on success. */
+/* Counts the dims of a TensorShapeProto; -1 when protobuf would refuse it. */
+static int shape_rank(const unsigned char *s, const unsigned char *s_end) {
+    int rank = 0;
+    while (s < s_end) {
+        uint64_t sk, n;
+        if (!read_key(&s, s_end, &sk)) return -1;
+        if (sk == ((2 << 3) | 2)) { /* a Dim: size 1, name 2 */
+            if (!read_len(&s, s_end, &n)) return -1;
+            for (const unsigned char *d = s, *d_end = s + n; d < d_end;) {
+                uint64_t dk, m;
+                if (!read_key(&d, d_end, &dk)) return -1;
+                if (dk == ((2 << 3) | 2)) {
+                    if (!read_len(&d, d_end, &m) || !valid_utf8(d, m)) return -1;
+                    d += m;
+                } else if (!skip(&d, d_end, (int)(dk & 7))) {
+                    return -1;
+                }
+            }
+            s += n;
+            rank++;
+        } else if (!skip(&s, s_end, (int)(sk & 7))) {
+            return -1;
+        }
+    }
+    return rank;
+}
+
+/* Decodes a rank-0 numeric TensorProto like tbexport.protobuf_events.tensor_number:
+   1 with a value, 0 without, -1 when protobuf would refuse the tensor. */
 static int tensor_scalar(const unsigned char *p, const unsigned char *end, double *value) {
-    uint64_t dtype = 0;
+    int64_t dtype = 0;
     int rank = 0;
     const unsigned char *content = NULL;
     uint64_t content_len = 0;
@@ -697,32 +783,36 @@ static int tensor_scalar(const unsigned char *p, const unsigned char *end, doubl
     int have[18] = {0};
     while (p < end) {
         uint64_t k, n;
-        if (!varint(&p, end, &k)) return 0;
+        if (!read_key(&p, end, &k)) return -1;
         int field = (int)(k >> 3), wire = (int)(k & 7);
-        if (field == 1 && wire == 0) {
-            if (!varint(&p, end, &dtype)) return 0;
+        if (field == 1 && wire == 0) { /* an enum: protobuf keeps the low 32 bits, signed */
+            if (!varint(&p, end, &n)) return -1;
+            dtype = (int64_t)(int32_t)(uint32_t)n;
         } else if (field == 2 && wire == 2) {
-            if (!varint(&p, end, &n) || n > (uint64_t)(end - p)) return 0;
-            for (const unsigned char *s = p, *s_end = p + n; s < s_end;) {
-                uint64_t sk;
-                if (!varint(&s, s_end, &sk)) return 0;
-                if ((sk >> 3) == 2) rank++;
-                if (!skip(&s, s_end, (int)(sk & 7))) return 0;
-            }
+            if (!read_len(&p, end, &n)) return -1;
+            int dims = shape_rank(p, p + n);
+            if (dims < 0) return -1;
+            rank += dims;
             p += n;
-        } else if (field == 4 && wire == 2) {
-            if (!varint(&p, end, &n) || n > (uint64_t)(end - p)) return 0;
-            if (n) { content = p; content_len = n; }
+        } else if (field == 4 && wire == 2) { /* bytes: the last one wins */
+            if (!read_len(&p, end, &n)) return -1;
+            content = n ? p : NULL;
+            content_len = n;
             p += n;
         } else if (field == 5 || field == 6 || field == 7 || field == 10 || field == 11 ||
                    field == 13 || field == 16 || field == 17) {
             int fixed = field == 5 ? 4 : field == 6 ? 8 : 0;
             uint64_t v;
             int got = first_of(&p, end, wire, fixed, &v);
-            if (got < 0) return 0;
+            if (got < 0) return -1;
             if (got && !have[field]) { have[field] = 1; first[field] = v; }
+        } else if ((field == 9 || field == 12) && wire == 2) { /* packed complex values */
+            if (!read_len(&p, end, &n) || n % (field == 9 ? 4u : 8u)) return -1;
+            p += n;
+        } else if (field == 14 || field == 15) { /* resource handles, variants */
+            return -1;
         } else if (!skip(&p, end, wire)) {
-            return 0;
+            return -1;
         }
     }
     if (rank != 0) return 0;
@@ -762,14 +852,19 @@ static int tensor_scalar(const unsigned char *p, const unsigned char *end, doubl
     }
 }
 
-/* Decodes one Event. Points go to `out`; FALLBACK asks Python to decode the record. */
+/* The tag under which SummaryWriter.add_hparams writes: Python decodes those values. */
+#define HPARAMS_TAG "_hparams_/session_start_info"
+
+/* Decodes one Event. Points go to `out`; FALLBACK asks Python to decode the record:
+   anything protobuf would refuse or read another way (merged repeated messages, a
+   oneof whose last member wins), SessionLogs, hparams. */
 static int decode_event(const unsigned char *p, const unsigned char *end, Tags *tags, Out *out) {
     double wall = 0.0;
     int64_t step = 0;
     const unsigned char *summary = NULL, *summary_end = NULL;
     while (p < end) {
         uint64_t key, n;
-        if (!varint(&p, end, &key)) return FALLBACK;
+        if (!read_key(&p, end, &key)) return FALLBACK;
         int field = (int)(key >> 3), wire = (int)(key & 7);
         if (field == 1 && wire == 1) {
             if (end - p < 8) return FALLBACK;
@@ -780,97 +875,122 @@ static int decode_event(const unsigned char *p, const unsigned char *end, Tags *
             if (!varint(&p, end, &n)) return FALLBACK;
             step = (int64_t)n;
         } else if (field == 5 && wire == 2) {
-            if (!varint(&p, end, &n) || n > (uint64_t)(end - p)) return FALLBACK;
-            summary = p; /* a repeated message field would merge: leave that to protobuf */
-            if (summary_end) return FALLBACK;
+            if (!read_len(&p, end, &n)) return FALLBACK;
+            if (summary) return FALLBACK; /* a repeated message field would merge */
+            summary = p;
             summary_end = p + n;
             p += n;
-        } else if (field == 7 || field == 1 || field == 2 || field == 5) {
-            return FALLBACK; /* SessionLog, or a known field with an unexpected wire type */
+        } else if ((field == 3 || field == 4 || field == 9) && wire == 2) {
+            /* another member of the oneof: after a summary, it would clear it */
+            if (summary || !read_len(&p, end, &n)) return FALLBACK;
+            if (field == 3 && !valid_utf8(p, n)) return FALLBACK;
+            p += n;
+        } else if (field == 10 && wire == 2) { /* SourceMetadata: writer, a string (1) */
+            if (!read_len(&p, end, &n)) return FALLBACK;
+            for (const unsigned char *q = p, *q_end = p + n; q < q_end;) {
+                uint64_t k, m;
+                if (!read_key(&q, q_end, &k)) return FALLBACK;
+                if (k == ((1 << 3) | 2)) {
+                    if (!read_len(&q, q_end, &m) || !valid_utf8(q, m)) return FALLBACK;
+                    q += m;
+                } else if (!skip(&q, q_end, (int)(k & 7))) {
+                    return FALLBACK;
+                }
+            }
+            p += n;
+        } else if (field <= 10) {
+            return FALLBACK; /* SessionLog and other messages, or an unexpected wire type */
         } else if (!skip(&p, end, wire)) {
             return FALLBACK;
         }
     }
     if (!summary) return DECODED;
-    /* First pass: hparams-plugin values, or plugin metadata with neither a
-       simple_value nor a tensor, send the whole record to Python. */
-    for (const unsigned char *v = summary; v < summary_end;) {
-        uint64_t key, n;
-        if (!varint(&v, summary_end, &key)) return FALLBACK;
-        if (key != ((1 << 3) | 2)) { if (!skip(&v, summary_end, (int)(key & 7))) return FALLBACK; continue; }
-        if (!varint(&v, summary_end, &n) || n > (uint64_t)(summary_end - v)) return FALLBACK;
-        const unsigned char *f = v, *f_end = v + n;
-        int has_metadata = 0, has_simple = 0, has_tensor = 0, hparams = 0;
-        while (f < f_end) {
-            uint64_t k, m;
-            if (!varint(&f, f_end, &k)) return FALLBACK;
-            has_tensor |= k == ((8 << 3) | 2);
-            has_simple |= k == ((2 << 3) | 5);
-            if (k == ((9 << 3) | 2)) {
-                has_metadata = 1;
-                const unsigned char *meta = f;
-                if (!varint(&meta, f_end, &m) || m > (uint64_t)(f_end - meta)) return FALLBACK;
-                plugin_of(meta, meta + m, &hparams);
-            }
-            if (!skip(&f, f_end, (int)(k & 7))) return FALLBACK;
-        }
-        if (hparams || (has_metadata && !has_simple && !has_tensor)) return FALLBACK;
-        if (has_simple && has_tensor) return FALLBACK; /* protobuf keeps the last: let it */
-        v = f_end;
-    }
-    /* Second pass: emit every simple_value, and every tensor value with its plugin
-       flags. A tag protobuf would reject hands the record over instead: COLLECT takes
+    /* Emit every simple_value, and every tensor value with its plugin flags. Anything
+       protobuf would read another way hands the record over instead: COLLECT takes
        back the record's points, COUNT and PLACE stage them until the record is done
        (counts and rows cannot be taken back). */
     size_t kept = out->points;
     out->staged.used = 0;
+#define BAIL()                                                   \
+    do {                                                         \
+        if (out->mode == COLLECT) collect_rollback(out, kept);   \
+        return FALLBACK;                                         \
+    } while (0)
     for (const unsigned char *v = summary; v < summary_end;) {
-        uint64_t key = 0, n = 0; /* the first pass checked these reads */
-        varint(&v, summary_end, &key);
-        if (key != ((1 << 3) | 2)) { skip(&v, summary_end, (int)(key & 7)); continue; }
-        varint(&v, summary_end, &n);
+        uint64_t key, n;
+        if (!read_key(&v, summary_end, &key)) BAIL();
+        if (key != ((1 << 3) | 2)) { if (!skip(&v, summary_end, (int)(key & 7))) BAIL(); continue; }
+        if (!read_len(&v, summary_end, &n)) BAIL();
         const unsigned char *f = v, *f_end = v + n;
+        v = f_end;
         const unsigned char *tag = (const unsigned char *)"";
         uint64_t tag_len = 0;
-        int has_simple = 0, has_tensor = 0, plugin = 0, ignored;
+        int member = 0, members = 0, tensors = 0, metas = 0, tags_seen = 0, plugin = 0, hparams = 0, got = 0;
         float value = 0.0f;
         double number = NAN;
         while (f < f_end) {
-            uint64_t k = 0, m = 0;
-            varint(&f, f_end, &k);
-            if (k == ((1 << 3) | 2)) { /* tag (field 7 is the legacy node_name) */
-                if (!varint(&f, f_end, &m) || m > (uint64_t)(f_end - f)) return FALLBACK;
+            uint64_t k, m;
+            if (!read_key(&f, f_end, &k)) BAIL();
+            if (k == ((1 << 3) | 2)) { /* tag: the last one wins, each must be UTF-8 */
+                if (!read_len(&f, f_end, &m)) BAIL();
+                if (tags_seen++ && !valid_utf8(tag, tag_len)) BAIL();
                 tag = f; tag_len = m; f += m;
             } else if (k == ((2 << 3) | 5)) {
+                if (f_end - f < 4) BAIL();
                 uint32_t bits = le32(f);
                 memcpy(&value, &bits, 4);
-                has_simple = 1;
+                member = 2;
+                members |= 1 << 2;
                 f += 4;
-            } else if (k == ((8 << 3) | 2) || k == ((9 << 3) | 2)) {
-                varint(&f, f_end, &m);
-                if (k == ((8 << 3) | 2)) has_tensor = 1 + tensor_scalar(f, f + m, &number);
-                else plugin = plugin_of(f, f + m, &ignored);
+            } else if (k == ((8 << 3) | 2)) {
+                if (!read_len(&f, f_end, &m) || tensors++) BAIL(); /* two would merge */
+                got = tensor_scalar(f, f + m, &number);
+                if (got < 0) BAIL();
+                member = 8;
+                members |= 1 << 8;
                 f += m;
-            } else {
-                skip(&f, f_end, (int)(k & 7));
+            } else if (k == ((9 << 3) | 2)) {
+                if (!read_len(&f, f_end, &m) || metas++) BAIL(); /* two would merge */
+                plugin = plugin_of(f, f + m, &hparams);
+                if (plugin < 0) BAIL();
+                f += m;
+            } else if (k == ((7 << 3) | 2)) { /* node_name */
+                if (!read_len(&f, f_end, &m) || !valid_utf8(f, m)) BAIL();
+                f += m;
+            } else if (k == ((3 << 3) | 2)) { /* obsolete_old_style_histogram: bytes */
+                if (!read_len(&f, f_end, &m)) BAIL();
+                member = 3;
+                members |= 1 << 3;
+                f += m;
+            } else if (k == ((5 << 3) | 2)) { /* histo: doubles only */
+                if (!read_len(&f, f_end, &m) || !wire_valid(f, f + m, (1u << 6) | (1u << 7), 8))
+                    BAIL();
+                member = 5;
+                members |= 1 << 5;
+                f += m;
+            } else if ((k >> 3) <= 9 && (k >> 3) != 1) {
+                BAIL(); /* image, audio (strings inside), or an unexpected wire type */
+            } else if (!skip(&f, f_end, (int)(k & 7))) {
+                BAIL();
             }
         }
-        v = f_end;
-        int8_t flags;
-        if (has_simple && !has_tensor) {
+        /* two members of the oneof: protobuf keeps the last, and lets it decide */
+        if (hparams || (members & (members - 1)) || (metas && member != 2 && member != 8) ||
+            (tag_len == sizeof HPARAMS_TAG - 1 && memcmp(tag, HPARAMS_TAG, tag_len) == 0))
+            BAIL();
+        int8_t flags = 0;
+        if (member == 2) {
             number = (double)value;
             flags = SIMPLE | HAS_VALUE;
-        } else if (has_tensor) {
-            flags = (int8_t)((has_tensor == 2 ? HAS_VALUE : 0) | plugin);
-            if (!flags) continue; /* neither a value nor a plugin name to remember */
-        } else {
+        } else if (member == 8) {
+            flags = (int8_t)((got ? HAS_VALUE : 0) | plugin);
+        }
+        if (!flags) { /* neither a value nor a plugin name to remember */
+            if (!valid_utf8(tag, tag_len)) BAIL();
             continue;
         }
         int32_t index = tag_index(tags, tag, tag_len);
-        if (index == TAG_NOT_UTF8) {
-            if (out->mode == COLLECT) collect_rollback(out, kept);
-            return FALLBACK;
-        }
+        if (index == TAG_NOT_UTF8) BAIL();
         if (index < 0) return NO_MEMORY;
         Point point = {step, wall, number, index, flags};
         if (out->mode == COLLECT) {
@@ -879,6 +999,7 @@ static int decode_event(const unsigned char *p, const unsigned char *end, Tags *
             return NO_MEMORY;
         }
     }
+#undef BAIL
     return out->mode == COLLECT ? DECODED : emit_staged(out);
 }
 
