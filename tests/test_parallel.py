@@ -379,7 +379,10 @@ def test_a_refused_reservation_leaves_the_frame_joined(
 def test_a_huge_jobs_starts_no_more_threads_than_help(tmp_path: Path) -> None:
     from benchmarks.generate import write_sweep
 
-    write_sweep(tmp_path, 200, 2, 2_000)
+    write_sweep(tmp_path / "logs", 200, 2, 2_000)
+    write_sweep(tmp_path / "warm", 2, 1, 10)
+    tbexport.read_scalars(tmp_path / "warm", jobs=1)  # (pools that stay, as Arrow's do)
+    before = len(os.listdir("/proc/self/task"))
     most = [0]
     reading = threading.Event()
 
@@ -390,10 +393,10 @@ def test_a_huge_jobs_starts_no_more_threads_than_help(tmp_path: Path) -> None:
     counter = threading.Thread(target=count)
     counter.start()
     try:
-        frame = tbexport.read_scalars(tmp_path, jobs=300_000)
+        frame = tbexport.read_scalars(tmp_path / "logs", jobs=300_000)
     finally:
         reading.set()
         counter.join()
     assert len(frame) == 200 * 2 * 2_000
     cores = len(os.sched_getaffinity(0))
-    assert most[0] <= 8 * cores + 3  # (this one, the counter, and a spare)
+    assert most[0] - before <= 8 * cores + 2  # (and the counter, and a spare)
