@@ -263,11 +263,11 @@ def export(
     _check_not_read(outputs + [Path(p) for p in ([plot] if plot is not None else [])], data)
     table = None
     try:
+        runs = [str(r) for r in data.frame["run"].cat.categories]
+        labels = run_labels(runs, data.hparams, name_by)
         if metrics is not None:
-            runs = [str(r) for r in data.frame["run"].cat.categories]
-            labels = run_labels(runs, data.hparams, name_by)
             table = results_table(data.frame, metrics, data.hparams, group_by=keys, labels=labels)
-        results_only = table is not None and target is not None and target.suffix != ".xlsx"
+        results_only = table is not None and suffix != ".xlsx"
         if results_only and plot is None and plot_dir is None:
             frame, hparams = data.frame, pd.DataFrame()  # (no points written: none shaped)
         else:
@@ -295,9 +295,9 @@ def export(
             "runs were read): nothing to write"
         )
     with _gathered_notes() as notes:
-        if target is not None:
-            if table is not None and format_for(target, format) != ".xlsx":
-                _write_results(table, target, format_for(target, format), digits, force, csv_safe)
+        if target is not None and suffix is not None:
+            if table is not None and suffix != ".xlsx":
+                _write_results(table, target, suffix, digits, force, csv_safe)
             else:
                 options = WriteOptions(
                     layout="wide" if layout == "wide" else "long",
@@ -306,7 +306,10 @@ def export(
                     matlab_script=matlab_script,
                     hparams=hparams,
                     results=table.frame if table is not None else None,
-                    directories=_directories(data, name_by),
+                    # (each label's directory, where name_by relabelled runs)
+                    directories=None
+                    if name_by == "dir"
+                    else {label: run for run, label in labels.items()},
                     statistics=tuple(statistics_list(reduce)) if reduce else (),
                     csv_safe=csv_safe,
                 )
@@ -410,14 +413,6 @@ def _gathered_notes() -> Iterator[list[str]]:
                     warnings.warn_explicit(
                         warning.message, warning.category, warning.filename, warning.lineno
                     )
-
-
-def _directories(data: ScalarData, name_by: str) -> dict[str, str] | None:
-    """Each run's label -> its directory, where ``name_by`` relabels runs."""
-    if name_by == "dir":
-        return None
-    runs = [str(r) for r in data.frame["run"].cat.categories]
-    return {label: run for run, label in run_labels(runs, data.hparams, name_by).items()}
 
 
 def _check_not_read(outputs: list[Path], data: ScalarData) -> None:

@@ -506,3 +506,16 @@ def test_more_usage_errors(sweep: Path, tmp_path: Path, args: list[str], message
     assert result.exit_code == 2, result.output
     assert result.stderr.splitlines()[-1] == f"Error: {message}"
     assert list(tmp_path.glob("s*")) == []
+
+
+def test_results_in_a_workbook_named_by_format_keep_the_points_shaped(
+    sweep: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "sweep.v2"  # a suffix of no format: --format says xlsx
+    result = invoke(sweep, "--results", "val_acc:max", "-f", "xlsx", "-o", out, "--smooth", "0.5")
+    assert result.exit_code == 0, result.output
+    with out.open("rb") as handle:  # (openpyxl goes by the suffix)
+        book = openpyxl.load_workbook(handle)
+    assert book.sheetnames[0] == "results"
+    assert [c.value for c in book["val_acc"][1]][-1] == "value_smoothed"
+    assert "hparams" in book.sheetnames
