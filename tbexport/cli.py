@@ -22,7 +22,7 @@ from .export import ExportResult, export
 from .hparams import check_name_by
 from .load import ScalarData, load_scalars
 from .options import LAYOUTS, FigureOptions
-from .plot import X_AXES
+from .plot import BANDS, PLOT_FORMATS, X_AXES
 from .records import Corruption
 from .reshape import tag_stats
 from .results import AGGREGATIONS, check_group_by, parse_metrics
@@ -161,9 +161,8 @@ def _checked(check: Callable[[str], object], value: str) -> str:
     "--layout",
     type=click.Choice(LAYOUTS),
     default=None,
-    show_default="long",
     help="long: one row per point (a run column for several runs); wide: one "
-    "column per run, rows joined on step.",
+    "column per run, rows joined on step.  [default: long]",
 )
 @click.option("--wide", is_flag=True, help="CSV: one row per (run, step), one column per tag.")
 @click.option(
@@ -176,20 +175,18 @@ def _checked(check: Callable[[str], object], value: str) -> str:
 @click.option(
     "--align",
     default=None,
-    show_default="steps",
     callback=_align,
     metavar="steps|bins:N|grid:STEP",
     help="--reduce on common steps: as logged, N equal-width step bins per tag (each "
     "run averaged per bin; a row carries the bin's centre step), or each run "
-    "interpolated onto the multiples of STEP within its own steps.",
+    "interpolated onto the multiples of STEP within its own steps.  [default: steps]",
 )
 @click.option(
     "--min-runs",
     type=click.IntRange(min=1),
     default=None,
-    show_default="1",
     metavar="K",
-    help="--reduce: drop the steps fewer than K runs have a value at.",
+    help="--reduce: drop the steps fewer than K runs have a value at.  [default: 1]",
 )
 @click.option(
     "--smooth",
@@ -202,19 +199,17 @@ def _checked(check: Callable[[str], object], value: str) -> str:
 @click.option(
     "--name-by",
     default=None,
-    show_default="dir",
     callback=_name_by,
     metavar="dir|hparam:KEY",
-    help="Label runs by directory or by a hyperparameter.",
+    help="Label runs by directory or by a hyperparameter.  [default: dir]",
 )
 @click.option(
     "--time",
     "time",
     type=click.Choice(TIME_MODES),
     default=None,
-    show_default="unix",
     help="Time column: unix seconds, datetime (Excel dates, ISO 8601, datenum), "
-    "or seconds since the run's first exported point.",
+    "or seconds since the run's first exported point.  [default: unix]",
 )
 @click.option("--charts", is_flag=True, help="Excel: a native line chart on each tag sheet.")
 @click.option(
@@ -260,8 +255,7 @@ def _checked(check: Callable[[str], object], value: str) -> str:
     "plot_x",
     type=click.Choice(X_AXES),
     default=None,
-    show_default="step",
-    help="x axis of plots.",
+    help="x axis of plots.  [default: step]",
 )
 @click.option(
     "--log-y",
@@ -270,7 +264,7 @@ def _checked(check: Callable[[str], object], value: str) -> str:
 )
 @click.option(
     "--band",
-    type=click.Choice(["std", "minmax"]),
+    type=click.Choice(BANDS),
     help="Plots of --reduce: shade mean ± std, or min to max.  [default: std]",
 )
 @click.option(
@@ -288,7 +282,7 @@ def _checked(check: Callable[[str], object], value: str) -> str:
 )
 @click.option(
     "--plot-format",
-    type=click.Choice(["png", "pdf", "svg"]),
+    type=click.Choice([suffix.lstrip(".") for suffix in PLOT_FORMATS]),
     help="--plot-dir: the figures' format.  [default: png]",
 )
 @click.option(
@@ -317,6 +311,7 @@ def _checked(check: Callable[[str], object], value: str) -> str:
     "-j",
     "--jobs",
     type=click.IntRange(min=1),
+    metavar="N",
     default=None,
     help="Threads to read on (small files: C threads read ahead; big ones: a run per"
     " thread) and to list directories on; never more than the files, nor 8 per core."

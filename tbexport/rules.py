@@ -132,14 +132,15 @@ def _check_results(asked: Asked) -> None:
 
 def _check_format(asked: Asked, suffix: str) -> None:
     only_for = [
-        (asked.wide, ".csv", option("wide")),
-        (asked.charts, ".xlsx", option("charts")),
-        (asked.matlab_script, ".mat", option("matlab_script")),
-        (asked.digits, ".md and .tex", option("digits")),
-        (asked.csv_safe, ".csv", option("csv_safe")),
+        (asked.wide, (".csv",), option("wide")),
+        (asked.charts, (".xlsx",), option("charts")),
+        (asked.matlab_script, (".mat",), option("matlab_script")),
+        (asked.digits, (".md", ".tex"), option("digits")),
+        (asked.csv_safe, (".csv",), option("csv_safe")),
     ]
-    for on, needed, name in only_for:
-        if on and suffix not in needed.split(" and "):
+    for on, suffixes, name in only_for:
+        if on and suffix not in suffixes:
+            needed = " and ".join(suffixes)
             raise InvalidOptionError(f"{name} is for {needed} output, not {suffix}")
     if asked.wide and asked.layout is not None:
         raise InvalidOptionError(

@@ -284,6 +284,20 @@ def test_two_format_flags_are_a_usage_error(
             ["--mat", "--layout", "wide", "--keep-duplicates"],
             "a wide table holds one point per step: --keep-duplicates needs the long layout",
         ),
+        (["--csv", "--dpi", "90"], "--dpi shapes figures: give --plot or --plot-dir"),
+        (
+            ["--csv", "--figsize", "8,6", "--cols", "2"],
+            "--figsize, --cols shape figures: give --plot or --plot-dir",
+        ),
+        (["--plot", "p.png", "--band", "minmax"], "--band shades the statistics of --reduce"),
+        (
+            ["--plot", "p.png", "--plot-format", "svg"],
+            "--plot-format is the format of --plot-dir's figures (--plot takes its file's suffix)",
+        ),
+        (
+            ["--plot", "p.png", "--figsize", "8x6"],
+            "Invalid value for '--figsize': give W,H in inches (e.g. 8,6), not '8x6'",
+        ),
     ],
 )
 def test_options_the_format_would_ignore_are_errors(
@@ -470,35 +484,6 @@ def test_figure_options(run_dir: Path, tmp_path: Path) -> None:
     result = invoke(run_dir, "--plot-dir", figures, "--plot-format", "svg", "-q")
     assert result.exit_code == 0, result.output
     assert sorted(p.suffix for p in figures.iterdir()) == [".svg", ".svg"]
-
-
-@pytest.mark.parametrize(
-    ("options", "message"),
-    [
-        (["--csv", "--dpi", "90"], "--dpi shapes figures: give --plot or --plot-dir"),
-        (
-            ["--csv", "--figsize", "8,6", "--cols", "2"],
-            "--figsize, --cols shape figures: give --plot or --plot-dir",
-        ),
-        (["--plot", "p.png", "--band", "minmax"], "--band shades the statistics of --reduce"),
-        (
-            ["--plot", "p.png", "--plot-format", "svg"],
-            "--plot-format is the format of --plot-dir's figures (--plot takes its file's suffix)",
-        ),
-        (
-            ["--plot", "p.png", "--figsize", "8x6"],
-            "Invalid value for '--figsize': give W,H in inches (e.g. 8,6), not '8x6'",
-        ),
-    ],
-)
-def test_figure_options_that_would_be_ignored(
-    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: list[str], message: str
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    result = invoke(run_dir, *options)
-    assert result.exit_code == 2
-    assert result.stderr.endswith(f"Error: {message}\n")
-    assert [p.name for p in tmp_path.iterdir()] == ["logs"]
 
 
 def test_format_given_for_a_suffix_of_no_format(run_dir: Path, tmp_path: Path) -> None:

@@ -364,13 +364,43 @@ def test_results_sheet_in_a_workbook(sweep: Path, tmp_path: Path) -> None:
             ["--results", "val_acc:max", "--smooth", "0.6", "-o", "t.md"],
             "--smooth shapes the points, and a .md with --results holds the results table only",
         ),
+        (
+            ["--reduce", "mean", "--smooth", "0.6", "-o", "s/"],
+            "--smooth shapes a table of points, not TensorBoard runs (which TensorBoard smooths "
+            "itself)",
+        ),
+        (
+            [
+                "--results",
+                "val_acc:max",
+                "--group-by",
+                "hparam:lr",
+                "--name-by",
+                "hparam:seed",
+                "-o",
+                "s.md",
+            ],
+            "--name-by labels runs, and --group-by puts groups in their place",
+        ),
+        (
+            ["--format", "tfevents", "-o", "s.xlsx"],
+            "--format tfevents conflicts with output suffix '.xlsx'",
+        ),
+        (
+            ["--results", "val_acc:max", "--group-by", "hparam:lr,lr", "-o", "s.md"],
+            "Invalid value for '--group-by': group by each hyperparameter once, not lr twice",
+        ),
+        (
+            ["--results", "val_acc:max", "-t", "val_loss", "-o", "s.md"],
+            "no run has the metric 'val_acc'; tags include: val_loss (read with --tags val_loss)",
+        ),
     ],
 )
 def test_results_usage_errors(sweep: Path, tmp_path: Path, args: list[str], message: str) -> None:
     result = invoke(sweep, *args)
     assert result.exit_code == 2, result.output
     assert result.stderr.splitlines()[-1] == f"Error: {message}"
-    assert list(tmp_path.glob("t.*")) == []
+    assert [*tmp_path.glob("t.*"), *tmp_path.glob("s*")] == []  # nothing written
 
 
 def odd_runs(root: Path, runs: dict[str, tuple[str, list[tuple[int, float]]]]) -> Path:
@@ -464,48 +494,6 @@ def test_a_minimum_of_runs_no_step_reaches_is_an_error(sweep: Path, tmp_path: Pa
         "Error: no tag and step has 5 runs with a value (4 runs were read): nothing to write\n"
     )
     assert not (tmp_path / "s.csv").exists()
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (
-            ["--reduce", "mean", "--smooth", "0.6", "-o", "s/"],
-            "--smooth shapes a table of points, not TensorBoard runs (which TensorBoard smooths "
-            "itself)",
-        ),
-        (
-            [
-                "--results",
-                "val_acc:max",
-                "--group-by",
-                "hparam:lr",
-                "--name-by",
-                "hparam:seed",
-                "-o",
-                "s.md",
-            ],
-            "--name-by labels runs, and --group-by puts groups in their place",
-        ),
-        (
-            ["--format", "tfevents", "-o", "s.xlsx"],
-            "--format tfevents conflicts with output suffix '.xlsx'",
-        ),
-        (
-            ["--results", "val_acc:max", "--group-by", "hparam:lr,lr", "-o", "s.md"],
-            "Invalid value for '--group-by': group by each hyperparameter once, not lr twice",
-        ),
-        (
-            ["--results", "val_acc:max", "-t", "val_loss", "-o", "s.md"],
-            "no run has the metric 'val_acc'; tags include: val_loss (read with --tags val_loss)",
-        ),
-    ],
-)
-def test_more_usage_errors(sweep: Path, tmp_path: Path, args: list[str], message: str) -> None:
-    result = invoke(sweep, *args)
-    assert result.exit_code == 2, result.output
-    assert result.stderr.splitlines()[-1] == f"Error: {message}"
-    assert list(tmp_path.glob("s*")) == []
 
 
 def test_results_in_a_workbook_named_by_format_keep_the_points_shaped(
