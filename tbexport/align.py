@@ -46,6 +46,7 @@ Rows are taken to be in logging order within each (run, tag), as
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -53,13 +54,16 @@ import pandas as pd
 from .exceptions import InvalidOptionError
 from .reshape import value_columns
 
+if TYPE_CHECKING:
+    from .options import AlignMode
+
 __all__ = ["ALIGN_MODES", "align_runs", "check_align", "parse_align"]
 
 ALIGN_MODES = ("steps", "bins", "grid")
 _PARAMETER = {"bins": "N", "grid": "STEP"}
 
 
-def parse_align(align: str) -> tuple[str, int | None]:
+def parse_align(align: str) -> tuple[AlignMode, int | None]:
     """``align`` as (mode, parameter): ``"bins:20"`` is ``("bins", 20)``, ``"steps"`` is
     ``("steps", None)``; raise :class:`InvalidOptionError` for anything else."""
     text = align.strip() if isinstance(align, str) else ""
@@ -76,7 +80,7 @@ def parse_align(align: str) -> tuple[str, int | None]:
         raise InvalidOptionError(
             f"invalid alignment {align!r}: {name} in {mode}:{name} must be a positive integer"
         )
-    return mode, int(number)
+    return ("bins" if mode == "bins" else "grid"), int(number)
 
 
 def check_align(align: str) -> None:

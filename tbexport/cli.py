@@ -2,31 +2,38 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 from tqdm import tqdm
 
 from . import __version__
-from .align import check_align
 from .discover import readable_name
 from .exceptions import InvalidOptionError, TbexportError
 from .export import ExportResult, export
-from .hparams import check_name_by
 from .load import ScalarData, load_scalars
-from .options import LAYOUTS, FigureOptions
-from .plot import BANDS, PLOT_FORMATS, X_AXES
+from .options import (
+    BANDS,
+    LAYOUTS,
+    PLOT_FORMATS,
+    X_AXES,
+    FigureOptions,
+    OutputOptions,
+    ReadOptions,
+    ShapeOptions,
+)
 from .records import Corruption
 from .reshape import tag_stats
-from .results import AGGREGATIONS, check_group_by, parse_metrics
-from .transform import REDUCTIONS, TIME_MODES, check_statistics, statistics_list
+from .results import AGGREGATIONS
+from .transform import REDUCTIONS, TIME_MODES
 from .write import FORMATS, RESULTS_FORMATS
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -43,7 +50,7 @@ FLAGS = {
     "reduce": "--reduce",
     "align": "--align",
     "min_runs": "--min-runs",
-    "smoothing": "--smooth",
+    "smooth": "--smooth",
     "name_by": "--name-by",
     "time": "--time",
     "charts": "--charts",
@@ -53,12 +60,12 @@ FLAGS = {
     "digits": "--digits",
     "plot": "--plot",
     "plot_dir": "--plot-dir",
-    "plot_x": "--x",
-    "plot_log_y": "--log-y",
-    "plot_band": "--band",
-    "plot_figsize": "--figsize",
-    "plot_cols": "--cols",
-    "plot_dpi": "--dpi",
+    "x": "--x",
+    "log_y": "--log-y",
+    "band": "--band",
+    "figsize": "--figsize",
+    "cols": "--cols",
+    "dpi": "--dpi",
     "plot_format": "--plot-format",
     "force": "--force",
     "csv_safe": "--csv-safe",
@@ -66,33 +73,6 @@ FLAGS = {
     "strict": "--strict",
     "jobs": "--jobs",
 }
-
-
-def _statistics(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
-    if value is None:
-        return None
-    names = statistics_list(value)
-    try:
-        check_statistics(names)
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from None
-    return names
-
-
-def _name_by(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    return None if value is None else _checked(check_name_by, value)
-
-
-def _align(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    return None if value is None else _checked(check_align, value)
-
-
-def _results(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    return None if value is None else _checked(parse_metrics, value)
-
-
-def _group_by(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    return None if value is None else _checked(check_group_by, value)
 
 
 def _figsize(
@@ -107,15 +87,6 @@ def _figsize(
     if not (0 < width <= 200 and 0 < height <= 200):
         raise click.BadParameter(f"inches from 0 to 200, not {value!r}")
     return width, height
-
-
-def _checked(check: Callable[[str], object], value: str) -> str:
-    """``value``, once ``check`` has accepted it; its complaint as click's otherwise."""
-    try:
-        check(value)
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from None
-    return value
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -167,15 +138,12 @@ def _checked(check: Callable[[str], object], value: str) -> str:
 @click.option("--wide", is_flag=True, help="CSV: one row per (run, step), one column per tag.")
 @click.option(
     "--reduce",
-    "statistics",
-    callback=_statistics,
     metavar="STATS",
     help=f"Aggregate across runs per tag and step; comma-separated from {','.join(REDUCTIONS)}.",
 )
 @click.option(
     "--align",
     default=None,
-    callback=_align,
     metavar="steps|bins:N|grid:STEP",
     help="--reduce on common steps: as logged, N equal-width step bins per tag (each "
     "run averaged per bin; a row carries the bin's centre step), or each run "
@@ -190,7 +158,6 @@ def _checked(check: Callable[[str], object], value: str) -> str:
 )
 @click.option(
     "--smooth",
-    "smoothing",
     type=click.FloatRange(0, 1, max_open=True),
     metavar="W",
     help="Add value_smoothed: TensorBoard's smoothing with weight W "
@@ -199,7 +166,6 @@ def _checked(check: Callable[[str], object], value: str) -> str:
 @click.option(
     "--name-by",
     default=None,
-    callback=_name_by,
     metavar="dir|hparam:KEY",
     help="Label runs by directory or by a hyperparameter.  [default: dir]",
 )
@@ -209,7 +175,7 @@ def _checked(check: Callable[[str], object], value: str) -> str:
     type=click.Choice(TIME_MODES),
     default=None,
     help="Time column: unix seconds, datetime (Excel dates, ISO 8601, datenum), "
-    "or seconds since the run's first exported point.  [default: unix]",
+    "or relative: seconds since the run's first exported point.  [default: unix]",
 )
 @click.option("--charts", is_flag=True, help="Excel: a native line chart on each tag sheet.")
 @click.option(
@@ -219,7 +185,6 @@ def _checked(check: Callable[[str], object], value: str) -> str:
 )
 @click.option(
     "--results",
-    callback=_results,
     metavar="METRIC:AGG[,...]",
     help="Write the results table instead of the points (.csv, .md, .tex; in .xlsx a "
     f"first sheet): one row per run, each METRIC reduced by AGG ({', '.join(AGGREGATIONS)}"
@@ -227,7 +192,6 @@ def _checked(check: Callable[[str], object], value: str) -> str:
 )
 @click.option(
     "--group-by",
-    callback=_group_by,
     metavar="hparam:KEY[,...]",
     help="--results: one row per group of runs sharing these hyperparameters (seeds "
     "varied), each result as mean and std over the group, with n.",
@@ -252,10 +216,11 @@ def _checked(check: Callable[[str], object], value: str) -> str:
 )
 @click.option(
     "--x",
-    "plot_x",
     type=click.Choice(X_AXES),
     default=None,
-    help="x axis of plots.  [default: step]",
+    help="x axis of plots: step, wall_time (UTC dates) or relative: time since the run's "
+    "first point, in seconds, minutes, hours or days as the longest run suits (the axis "
+    "says which; --time relative is always seconds).  [default: step]",
 )
 @click.option(
     "--log-y",
@@ -346,7 +311,30 @@ def cli(
     keep_duplicates: bool,
     strict: bool,
     jobs: int | None,
-    **shaping: Any,
+    layout: Literal["long", "wide"] | None,
+    wide: bool,
+    reduce: str | None,
+    align: str | None,
+    min_runs: int | None,
+    smooth: float | None,
+    name_by: str | None,
+    time: Literal["unix", "datetime", "relative"] | None,
+    charts: bool,
+    matlab_script: bool,
+    results: str | None,
+    group_by: str | None,
+    digits: int | None,
+    plot: Path | None,
+    plot_dir: Path | None,
+    x: Literal["step", "wall_time", "relative"] | None,
+    log_y: bool,
+    band: Literal["std", "minmax"] | None,
+    figsize: tuple[float, float] | None,
+    cols: int | None,
+    dpi: int | None,
+    plot_format: str | None,
+    csv_safe: bool,
+    force: bool,
 ) -> None:
     """Export every TensorBoard scalar under PATHS — all points, exactly as logged.
 
@@ -368,67 +356,76 @@ def cli(
       tbexport lightning_logs --reduce mean,std --align bins:100 -o stats/
       tbexport lightning_logs --list
     """
+    ctx = click.get_current_context()
+    with _usage_errors(ctx):  # (as click's own checks of the values: before the rest)
+        read = ReadOptions(
+            tags=tags or None,
+            ignore_case=ignore_case,
+            keep_duplicates=keep_duplicates,
+            strict=strict,
+            verify=not no_verify,
+            jobs=jobs,
+        )
+        shape = ShapeOptions(
+            reduce=reduce,
+            align=align,
+            min_runs=min_runs,
+            smooth=smooth,
+            time=time,
+            name_by=name_by,
+        )
+        table = OutputOptions(
+            layout=layout,
+            wide=wide,
+            charts=charts,
+            matlab_script=matlab_script,
+            results=results,
+            group_by=group_by,
+            digits=digits,
+            csv_safe=csv_safe,
+            force=force,
+        )
     format = _choose_format(output, format_name, xlsx=xlsx_flag, mat=mat_flag, csv=csv_flag)
     if list_only:
-        _check_list_only(click.get_current_context())
-    reading: dict[str, Any] = {
-        "tags": tags or None,
-        "ignore_case": ignore_case,
-        "verify": not no_verify,
-        "keep_duplicates": keep_duplicates,
-        "strict": strict,
-        "jobs": jobs,
-    }
-    plot_only = (shaping["plot"] or shaping["plot_dir"]) and output is None and format is None
-    figures = bool(shaping["plot"] or shaping["plot_dir"])
-    try:
+        _check_list_only(ctx)
+    with _usage_errors(ctx):
+        figure = FigureOptions(
+            plot=plot,
+            plot_dir=plot_dir,
+            x=x,
+            log_y=log_y,
+            band=band,
+            figsize=figsize,
+            cols=cols,
+            dpi=dpi,
+            format=plot_format,
+        )
+        plot_only = figure.figures and output is None and format is None
+        table = dataclasses.replace(table, format=format, write_table=not plot_only)
         with (
             _progress(quiet) as (progress, progress_total),
-            _progress(quiet or not figures, "drawing", "panel") as drawing,
+            _progress(quiet or not figure.figures, "drawing", "panel") as drawing,
         ):
-            reading |= {"progress": progress, "progress_total": progress_total}
             if list_only:
-                data = load_scalars(list(paths), **reading)
+                data = load_scalars(
+                    list(paths),
+                    **read.keywords(),
+                    progress=progress,
+                    progress_total=progress_total,
+                )
             else:
                 result = export(
                     list(paths),
                     output,
-                    format=format,
-                    wide=shaping["wide"],
-                    layout=shaping["layout"],
-                    reduce=shaping["statistics"],
-                    align=shaping["align"],
-                    min_runs=shaping["min_runs"],
-                    results=shaping["results"],
-                    group_by=shaping["group_by"],
-                    digits=shaping["digits"],
-                    smoothing=shaping["smoothing"],
-                    time=shaping["time"],
-                    name_by=shaping["name_by"],
-                    charts=shaping["charts"],
-                    matlab_script=shaping["matlab_script"],
-                    plot=shaping["plot"],
-                    plot_dir=shaping["plot_dir"],
-                    plot_x=shaping["plot_x"],
-                    plot_log_y=shaping["log_y"],
-                    figure=FigureOptions(
-                        band=shaping["band"],
-                        figsize=shaping["figsize"],
-                        cols=shaping["cols"],
-                        dpi=shaping["dpi"],
-                        format=shaping["plot_format"],
-                    ),
+                    read=read,
+                    shape=shape,
+                    write=table,
+                    figure=figure,
+                    progress=progress,
+                    progress_total=progress_total,
                     figure_progress=drawing[0],
                     figure_progress_total=drawing[1],
-                    write_table=not plot_only,
-                    force=shaping["force"],
-                    csv_safe=shaping["csv_safe"],
-                    **reading,
                 )
-    except InvalidOptionError as error:  # options that do not go together: exit 2
-        raise click.UsageError(shown(error.worded(FLAGS))) from error
-    except TbexportError as error:
-        raise click.ClickException(shown(error.worded(FLAGS))) from error
     if list_only:
         try:
             _list(data, filtered=bool(tags))
@@ -439,6 +436,23 @@ def cli(
     _report_problems(result.corruptions, result.truncated, result.notes)
     if not quiet:
         click.echo(shown(_summary(result)), err=True)
+
+
+@contextmanager
+def _usage_errors(ctx: click.Context) -> Iterator[None]:
+    """Errors as the command reports them: a value an option's check refuses as click
+    reports a bad value (``Invalid value for '--align': ...``), options that do not go
+    together as a usage error (both exit 2), any other error in one line (exit 1)."""
+    try:
+        yield
+    except InvalidOptionError as error:
+        message = shown(error.worded(FLAGS))
+        param = next((p for p in ctx.command.params if p.name == error.parameter), None)
+        if param is not None:
+            raise click.BadParameter(message, ctx=ctx, param=param) from error
+        raise click.UsageError(message) from error
+    except TbexportError as error:
+        raise click.ClickException(shown(error.worded(FLAGS))) from error
 
 
 # What --list reads with; every other option shapes or writes an output it does not write.

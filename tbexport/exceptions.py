@@ -23,8 +23,8 @@ should know (a chart capped, values a log axis cannot show); :func:`tbexport.exp
 gathers them into ``ExportResult.notes``, which the CLI prints as ``note:`` lines.
 The CLI turns every ``TbexportError`` into a one-line message and exit code 1, but
 ``InvalidOptionError`` into a usage error, exit code 2. A message names options with
-:func:`option`: as the API's parameters in ``str(error)`` (``plot_x``,
-``layout='wide'``), as the command's flags in ``error.worded(flags)`` (``--x``,
+:func:`option`: as the API's parameters in ``str(error)`` (``log_y``,
+``layout='wide'``), as the command's flags in ``error.worded(flags)`` (``--log-y``,
 ``--layout wide``), so that each audience reads its own words.
 """
 
@@ -78,7 +78,7 @@ class TbexportError(Exception):
         super().__init__(_OPTION.sub(_api_words, message))
 
     def worded(self, flags: Mapping[str, str]) -> str:
-        """The message with each option named as ``flags`` says (``{"plot_x": "--x"}``)."""
+        """The message with each option named as ``flags`` says (``{"log_y": "--log-y"}``)."""
 
         def flag(match: re.Match[str]) -> str:
             named, value = flags.get(match[1], match[1]), match[3]
@@ -126,6 +126,11 @@ class CorruptEventFileError(TbexportError):
 
 class InvalidOptionError(TbexportError, ValueError):
     """An option has a value tbexport cannot use (a bad statistic, weight or label)."""
+
+    # The API name of the one option whose value is refused, where the options' own
+    # check (tbexport.options) refused it; None for options that do not go together,
+    # or a value refused once the runs were read.
+    parameter: str | None = None
 
 
 class OutputError(TbexportError):

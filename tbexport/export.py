@@ -13,7 +13,6 @@ from typing import Any
 import pandas as pd
 
 from . import rules
-from .align import check_align
 from .discover import HPARAMS_FILE, as_list
 from .exceptions import (
     InvalidOptionError,
@@ -22,28 +21,32 @@ from .exceptions import (
     OutputWriteError,
     option,
 )
-from .hparams import check_name_by, hparams_frame, run_labels
+from .hparams import hparams_frame, run_labels
 from .load import Paths, ScalarData, load_scalars
-from .options import LAYOUTS, FigureOptions, WriteOptions
-from .plot import check_plot_path
-from .records import Corruption
-from .results import ResultsTable, check_group_by, parse_metrics, results_table
-from .transform import (
-    check_min_runs,
-    check_statistics,
-    check_time_mode,
-    check_weight,
-    reduce_runs,
-    relabel_runs,
-    smooth,
-    statistics_list,
-    with_time,
+from .options import (
+    Band,
+    FigureOptions,
+    Layout,
+    OutputOptions,
+    ReadOptions,
+    ShapeOptions,
+    TimeMode,
+    WriteOptions,
+    XAxis,
+    grouped,
+    renamed,
 )
+from .records import Corruption
+from .results import ResultsTable, results_table
+from .transform import reduced, relabel_runs, smoothed, with_time
 from .write import atomic_path, format_for, write_scalars
 
 __all__ = [
     "ExportResult",
-    "check_options",
+    "FigureOptions",
+    "OutputOptions",
+    "ReadOptions",
+    "ShapeOptions",
     "default_output",
     "export",
     "shape",
@@ -84,99 +87,103 @@ def default_output(paths: Paths, format: str | None = None) -> Path:
     return Path((stem or "scalars") + suffix)
 
 
-def check_options(
-    *,
-    layout: str | None = None,
-    reduce: str | Sequence[str] | None = None,
-    smoothing: float | None = None,
-    time: str | None = None,
-    name_by: str | None = None,
-    align: str | None = None,
-    min_runs: int | None = None,
-    digits: int | None = None,
-) -> None:
-    """Raise :class:`InvalidOptionError` for a value no step below could use (None: the
-    option was not given)."""
-    if layout is not None and layout not in LAYOUTS:
-        raise InvalidOptionError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
-    if reduce is not None:
-        check_statistics(reduce)
-    if name_by is not None:
-        check_name_by(name_by)
-    if smoothing is not None:
-        check_weight(smoothing)
-    if time is not None:
-        check_time_mode(time)
-    if align is not None:
-        check_align(align)
-    if min_runs is not None:
-        check_min_runs(min_runs)
-    if digits is not None and not 1 <= digits <= 17:
-        raise InvalidOptionError(f"{option('digits')} must be 1 to 17, not {digits}")
-
-
 def shape(
     data: ScalarData,
+    options: ShapeOptions | None = None,
     *,
     reduce: str | Sequence[str] | None = None,
-    align: str = "steps",
-    min_runs: int = 1,
-    smoothing: float | None = None,
-    name_by: str = "dir",
+    align: str | None = None,
+    min_runs: int | None = None,
+    smooth: float | None = None,
+    name_by: str | None = None,
+    **renamed_keywords: Any,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Apply run labels, statistics (on the steps ``align`` gives) and smoothing; return
-    (frame, hparams per run)."""
+    (frame, hparams per run). The options are a :class:`ShapeOptions` or its fields as
+    keywords (its ``time`` is the writers': see :func:`tbexport.transform.with_time`);
+    ``smoothing=`` is the deprecated name of ``smooth=``."""
+    keywords = {"smooth": smooth}
+    renamed("shape", renamed_keywords, _RENAMED_SHAPE, keywords)
+    asked = {"reduce": reduce, "align": align, "min_runs": min_runs, "name_by": name_by}
+    return _shape(data, grouped(ShapeOptions, options, asked | keywords, "options"))
+
+
+def _shape(data: ScalarData, options: ShapeOptions) -> tuple[pd.DataFrame, pd.DataFrame]:
     frame = data.frame
     runs = [str(r) for r in frame["run"].cat.categories]
-    labels = run_labels(runs, data.hparams, name_by)
+    labels = run_labels(runs, data.hparams, options.name_by or "dir")
     frame = relabel_runs(frame, labels)
     hparams = hparams_frame({labels.get(r, r): h for r, h in data.hparams.items()})
-    if reduce:
-        frame = reduce_runs(frame, reduce, align=align, min_runs=min_runs)
+    if options.statistics:
+        frame = reduced(frame, options.statistics, options.alignment, options.min_runs or 1)
         hparams = hparams_frame({})
-    if smoothing is not None:
-        frame = smooth(frame, smoothing)
+    if options.smooth is not None:
+        frame = smoothed(frame, options.smooth)
     return frame, hparams
+
+
+# The keywords renamed, for one release: (old name, new name).
+_RENAMED = {"smoothing": "smooth", "plot_x": "x", "plot_log_y": "log_y"}
+_RENAMED_SHAPE = {"smoothing": "smooth"}
 
 
 def export(
     paths: Paths,
     output: str | os.PathLike[str] | None = None,
     *,
-    format: str | None = None,
+    read: ReadOptions | None = None,
+    shape: ShapeOptions | None = None,
+    write: OutputOptions | None = None,
+    figure: FigureOptions | None = None,
+    progress: Callable[[int], None] | None = None,
+    progress_total: Callable[[int], None] | None = None,
+    figure_progress: Callable[[int], None] | None = None,
+    figure_progress_total: Callable[[int], None] | None = None,
     tags: str | Sequence[str] | None = None,
     ignore_case: bool = False,
-    wide: bool = False,
-    layout: str | None = None,
+    keep_duplicates: bool = False,
+    strict: bool = False,
+    verify: bool = True,
+    jobs: int | None = None,
     reduce: str | Sequence[str] | None = None,
     align: str | None = None,
     min_runs: int | None = None,
-    smoothing: float | None = None,
-    time: str | None = None,
+    smooth: float | None = None,
+    time: TimeMode | None = None,
     name_by: str | None = None,
+    format: str | None = None,
+    layout: Layout | None = None,
+    wide: bool = False,
     charts: bool = False,
     matlab_script: bool = False,
     results: str | Sequence[str] | None = None,
     group_by: str | Sequence[str] | None = None,
     digits: int | None = None,
+    csv_safe: bool = False,
+    force: bool = False,
+    write_table: bool = True,
     plot: str | os.PathLike[str] | None = None,
     plot_dir: str | os.PathLike[str] | None = None,
-    plot_x: str | None = None,
-    plot_log_y: bool = False,
-    figure: FigureOptions | None = None,
-    write_table: bool = True,
-    force: bool = False,
-    csv_safe: bool = False,
-    keep_duplicates: bool = False,
-    strict: bool = False,
-    verify: bool = True,
-    jobs: int | None = None,
-    progress: Callable[[int], None] | None = None,
-    progress_total: Callable[[int], None] | None = None,
-    figure_progress: Callable[[int], None] | None = None,
-    figure_progress_total: Callable[[int], None] | None = None,
+    x: XAxis | None = None,
+    log_y: bool = False,
+    band: Band | None = None,
+    figsize: tuple[float, float] | None = None,
+    cols: int | None = None,
+    dpi: int | None = None,
+    plot_format: str | None = None,
+    **renamed_keywords: Any,
 ) -> ExportResult:
     """Read every scalar under ``paths``, shape it, and write it to ``output``.
+
+    The options come in four groups, each a dataclass that checks its values when
+    made (see :mod:`tbexport.options`): ``read`` (:class:`ReadOptions`, what
+    :func:`tbexport.load_scalars` takes: ``tags``, ``ignore_case``,
+    ``keep_duplicates``, ``strict``, ``verify``, ``jobs``), ``shape``
+    (:class:`ShapeOptions`), ``write`` (:class:`OutputOptions`) and ``figure``
+    (:class:`FigureOptions`). Each field may be given as a keyword instead (the
+    figures' ``format`` as ``plot_format=``), not both ways; ``None`` (or False) is
+    "not given", and options that do not go together are refused before anything is
+    read (:func:`tbexport.rules.check_options`).
 
     The format follows ``output``'s suffix (``.xlsx``, ``.mat``, ``.csv``, and
     ``.md``/``.tex`` for a results table) or ``format`` (also ``tfevents``: a
@@ -185,146 +192,196 @@ def export(
     side); ``wide`` (CSV) puts tags side by side instead. ``reduce`` aggregates across
     runs (``mean``, ``std``, ``min``, ``max``, ``median``, ``count``: a list, or one
     string with commas), on the steps ``align`` gives (``steps``, ``bins:N``,
-    ``grid:STEP``), keeping the steps at least ``min_runs`` runs cover; ``smoothing``
+    ``grid:STEP``), keeping the steps at least ``min_runs`` runs cover; ``smooth``
     adds ``value_smoothed`` (TensorBoard's weight, 0 <= W < 1); ``time`` is ``unix``,
-    ``datetime`` or ``relative``; ``name_by`` is ``dir`` or ``hparam:KEY``.
+    ``datetime`` or ``relative`` (seconds since the run's first point); ``name_by`` is
+    ``dir`` or ``hparam:KEY``.
     ``results`` (``"val_acc:max,val_loss:min"``) writes the results table instead of
     the points (``.csv``, ``.md``, ``.tex``), or as the first sheet of a workbook;
     ``group_by`` (``"hparam:lr"``) averages it over the runs of each group, ``digits``
     (``.md``/``.tex``, default 4) sets its significant digits (see
     :func:`tbexport.results`). ``plot``/``plot_dir`` draw figures (see
-    :func:`tbexport.plot_scalars`); ``write_table=False`` only plots; ``force``
+    :func:`tbexport.plot_scalars`): ``x`` is ``step``, ``wall_time`` or ``relative``
+    (time since each run's first point, in seconds, minutes, hours or days as the
+    longest run suits; the axis says which), ``log_y`` a logarithmic axis, ``band``,
+    ``figsize`` (inches), ``cols``, ``dpi`` and ``plot_format`` (``plot_dir``'s) as
+    :class:`FigureOptions` says; ``write_table=False`` only plots; ``force``
     replaces read-only outputs (refused otherwise); ``csv_safe`` prefixes ``'`` to CSV
     text that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``). Raises
-    :class:`NoScalarsError` when there is nothing to write. The reading options are
-    those of :func:`tbexport.load_scalars`.
+    :class:`NoScalarsError` when there is nothing to write.
+
+    ``smoothing=``, ``plot_x=`` and ``plot_log_y=`` are the deprecated names of
+    ``smooth=``, ``x=`` and ``log_y=`` (a :class:`DeprecationWarning`; they go in the
+    next release).
     """
-    check_options(
-        layout=layout,
-        reduce=reduce,
-        smoothing=smoothing,
-        time=time,
-        name_by=name_by,
-        align=align,
-        min_runs=min_runs,
-        digits=digits,
+    renaming = {"smooth": smooth, "x": x, "log_y": log_y}
+    renamed("export", renamed_keywords, _RENAMED, renaming)
+    reading = grouped(
+        ReadOptions,
+        read,
+        {
+            "tags": tags,
+            "ignore_case": ignore_case,
+            "keep_duplicates": keep_duplicates,
+            "strict": strict,
+            "verify": verify,
+            "jobs": jobs,
+        },
+        "read",
     )
+    shaping = grouped(
+        ShapeOptions,
+        shape,
+        {
+            "reduce": reduce,
+            "align": align,
+            "min_runs": min_runs,
+            "smooth": renaming["smooth"],
+            "time": time,
+            "name_by": name_by,
+        },
+        "shape",
+    )
+    writing = grouped(
+        OutputOptions,
+        write,
+        {
+            "format": format,
+            "layout": layout,
+            "wide": wide,
+            "charts": charts,
+            "matlab_script": matlab_script,
+            "results": results,
+            "group_by": group_by,
+            "digits": digits,
+            "csv_safe": csv_safe,
+            "force": force,
+            "write_table": write_table,
+        },
+        "write",
+    )
+    drawing = grouped(
+        FigureOptions,
+        figure,
+        {
+            "plot": plot,
+            "plot_dir": plot_dir,
+            "x": renaming["x"],
+            "log_y": renaming["log_y"],
+            "band": band,
+            "figsize": figsize,
+            "cols": cols,
+            "dpi": dpi,
+            "format": plot_format,
+        },
+        "figure",
+    )
+    return _export(
+        paths,
+        output,
+        reading,
+        shaping,
+        writing,
+        drawing,
+        _Progress(progress, progress_total, figure_progress, figure_progress_total),
+    )
+
+
+@dataclass(frozen=True)
+class _Progress:
+    """Who is told of the bytes read and of the panels drawn."""
+
+    reading: Callable[[int], None] | None = None
+    reading_total: Callable[[int], None] | None = None
+    drawing: Callable[[int], None] | None = None
+    drawing_total: Callable[[int], None] | None = None
+
+
+def _export(
+    paths: Paths,
+    output: str | os.PathLike[str] | None,
+    read: ReadOptions,
+    shape: ShapeOptions,
+    write: OutputOptions,
+    figure: FigureOptions,
+    progress: _Progress,
+) -> ExportResult:
     paths = as_list(paths)  # once: a generator (Path.glob) can be read only once
-    if plot is not None:
-        check_plot_path(plot)  # before reading, like the table's format
-    metrics = parse_metrics(results) if results is not None else None
-    keys = check_group_by(group_by) if group_by is not None else None
     target = None
-    if write_table:
-        target = Path(output) if output is not None else default_output(paths, format)
-    suffix = format_for(target, format) if target is not None else None  # (before reading)
-    rules.check(
-        rules.Asked(
-            suffix,
-            figures=plot is not None or plot_dir is not None,
-            wide=wide,
-            layout=layout,
-            time=time,
-            charts=charts,
-            matlab_script=matlab_script,
-            keep_duplicates=keep_duplicates,
-            reduce=bool(reduce),
-            align=align is not None,
-            min_runs=min_runs is not None,
-            smoothing=smoothing is not None,
-            name_by=name_by is not None,
-            results=metrics is not None,
-            group_by=keys is not None,
-            digits=digits is not None,
-            csv_safe=csv_safe,
-            plot_x=plot_x is not None,
-            log_y=plot_log_y,
-            figure_options=tuple(figure.given()) if figure is not None else (),
-            per_tag=plot_dir is not None,
-        )
-    )
-    layout, time, name_by = layout or "long", time or "unix", name_by or "dir"
+    if write.write_table:
+        target = Path(output) if output is not None else default_output(paths, write.format)
+    suffix = format_for(target, write.format) if target is not None else None  # (before reading)
+    rules.check_options(read, shape, write, figure, suffix)
+    name_by = shape.name_by or "dir"
     data = load_scalars(
         paths,
-        tags=tags,
-        ignore_case=ignore_case,
-        keep_duplicates=keep_duplicates,
-        strict=strict,
-        verify=verify,
-        progress=progress,
-        jobs=jobs,
-        progress_total=progress_total,
+        **read.keywords(),
+        progress=progress.reading,
+        progress_total=progress.reading_total,
     )
     if data.frame.empty:
         raise NoScalarsError(f"no scalar data found in {_describe(paths)}")
     outputs = [target] if target is not None else []
-    if target is not None and matlab_script:
+    if target is not None and write.matlab_script:
         outputs.append(target.with_suffix(".m"))
-    _check_not_read(outputs + [Path(p) for p in ([plot] if plot is not None else [])], data)
+    plots = [Path(figure.plot)] if figure.plot is not None else []
+    _check_not_read(outputs + plots, data)
     table = None
     try:
         runs = [str(r) for r in data.frame["run"].cat.categories]
         labels = run_labels(runs, data.hparams, name_by)
-        if metrics is not None:
-            table = results_table(data.frame, metrics, data.hparams, group_by=keys, labels=labels)
+        if write.metrics is not None:
+            keys = list(write.group_keys) if write.group_keys is not None else None
+            table = results_table(
+                data.frame, list(write.metrics), data.hparams, group_by=keys, labels=labels
+            )
         results_only = table is not None and suffix != ".xlsx"
-        if results_only and plot is None and plot_dir is None:
+        if results_only and not figure.figures:
             frame, hparams = data.frame, pd.DataFrame()  # (no points written: none shaped)
         else:
-            frame, hparams = shape(
-                data,
-                reduce=reduce,
-                align=align or "steps",
-                min_runs=min_runs or 1,
-                smoothing=smoothing,
-                name_by=name_by,
-            )
+            frame, hparams = _shape(data, shape)
     except InvalidOptionError as error:
         # a tag filter may be why a metric is missing, a left-out hparams.yaml why a
         # hyperparameter is
-        patterns = [tags] if isinstance(tags, str) else list(tags or ())
-        read = f"read with {option('tags', ','.join(patterns))}" if patterns else ""
-        why = [read] if read and metrics else []
+        patterns = read.patterns
+        reading = f"read with {option('tags', ','.join(patterns))}" if patterns else ""
+        why = [reading] if reading and write.metrics else []
         why += data.notes
         if not why:
             raise
         raise InvalidOptionError(f"{error} ({'; '.join(why)})") from error
     if frame.empty:  # (min_runs above the runs there are)
         raise NoScalarsError(
-            f"no tag and step has {min_runs or 1} runs with a value ({data.frame['run'].nunique()} "
-            "runs were read): nothing to write"
+            f"no tag and step has {shape.min_runs or 1} runs with a value "
+            f"({data.frame['run'].nunique()} runs were read): nothing to write"
         )
     with _gathered_notes() as notes:
         if target is not None and suffix is not None:
             if table is not None and suffix != ".xlsx":
-                _write_results(table, target, suffix, digits, force, csv_safe)
+                _write_results(table, target, suffix, write.digits, write.force, write.csv_safe)
             else:
                 options = WriteOptions(
-                    layout="wide" if layout == "wide" else "long",
-                    wide_tags=wide,
-                    charts=charts,
-                    matlab_script=matlab_script,
+                    layout="wide" if write.layout == "wide" else "long",
+                    wide_tags=write.wide,
+                    charts=write.charts,
+                    matlab_script=write.matlab_script,
                     hparams=hparams,
                     results=table.frame if table is not None else None,
                     # (each label's directory, where name_by relabelled runs)
                     directories=None
                     if name_by == "dir"
                     else {label: run for run, label in labels.items()},
-                    statistics=tuple(statistics_list(reduce)) if reduce else (),
-                    csv_safe=csv_safe,
+                    statistics=shape.statistics,
+                    csv_safe=write.csv_safe,
                 )
                 write_scalars(
-                    with_time(frame, time), target, format=format, options=options, force=force
+                    with_time(frame, shape.time or "unix"),
+                    target,
+                    format=write.format,
+                    options=options,
+                    force=write.force,
                 )
-        drawing = _Drawing(
-            plot_x or "step",
-            plot_log_y,
-            figure or FigureOptions(),
-            figure_progress,
-            figure_progress_total,
-            force,
-        )
-        plots = _plots(frame, plot, plot_dir, drawing)
+        drawn = _plots(frame, figure, progress, write.force)
     return ExportResult(
         output=target,
         runs=int(data.frame["run"].nunique()),
@@ -334,10 +391,10 @@ def export(
         corruptions=data.corruptions,
         truncated=data.truncated,
         notes=data.notes + (table.notes if table is not None else []) + notes,
-        plots=plots,
+        plots=drawn,
         results=table.frame if table is not None else None,
         groups=len(table.frame) if table is not None and table.grouped else None,
-        statistics=statistics_list(reduce) if reduce else [],
+        statistics=list(shape.statistics),
     )
 
 
@@ -355,45 +412,31 @@ def _write_results(
         write(table, temporary, suffix, DEFAULT_DIGITS if digits is None else digits, csv_safe)
 
 
-@dataclass(frozen=True)
-class _Drawing:
-    """How the figures of an export are drawn, and who is told of each panel."""
-
-    x: str
-    log_y: bool
-    options: FigureOptions
-    progress: Callable[[int], None] | None
-    progress_total: Callable[[int], None] | None
-    force: bool = False
-
-
 def _plots(
-    frame: pd.DataFrame,
-    plot: str | os.PathLike[str] | None,
-    plot_dir: str | os.PathLike[str] | None,
-    drawing: _Drawing,
+    frame: pd.DataFrame, figure: FigureOptions, progress: _Progress, force: bool
 ) -> list[Path]:
-    if plot is None and plot_dir is None:
+    if not figure.figures:
         return []
     from .plot import DPI, plot_scalars
 
-    given = drawing.options
     common: dict[str, Any] = {
-        "x": drawing.x,
-        "log_y": drawing.log_y,
-        "band": given.band or "std",
-        "figsize": given.figsize,
-        "cols": given.cols,
-        "dpi": given.dpi or DPI,
-        "progress": drawing.progress,
-        "progress_total": drawing.progress_total,
-        "force": drawing.force,
+        "x": figure.x or "step",
+        "log_y": figure.log_y,
+        "band": figure.band or "std",
+        "figsize": figure.figsize,
+        "cols": figure.cols,
+        "dpi": figure.dpi or DPI,
+        "progress": progress.drawing,
+        "progress_total": progress.drawing_total,
+        "force": force,
     }
     written: list[Path] = []
-    if plot is not None:
-        written += plot_scalars(frame, plot, **common)
-    if plot_dir is not None:
-        written += plot_scalars(frame, plot_dir, per_tag=True, format=given.format, **common)
+    if figure.plot is not None:
+        written += plot_scalars(frame, figure.plot, **common)
+    if figure.plot_dir is not None:
+        written += plot_scalars(
+            frame, figure.plot_dir, per_tag=True, format=figure.format, **common
+        )
     return written
 
 

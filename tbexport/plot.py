@@ -33,8 +33,16 @@ from .exceptions import (
     NoScalarsError,
     OutputWarning,
     OutputWriteError,
-    UnknownFormatError,
     option,
+)
+from .options import (
+    BANDS,
+    PLOT_FORMATS,
+    X_AXES,
+    Band,
+    check_figure,
+    check_plot_path,
+    plot_suffix,
 )
 from .reshape import SMOOTHED
 from .transform import REDUCTIONS
@@ -56,11 +64,6 @@ __all__ = [
     "plot_scalars",
 ]
 
-Band = Literal["std", "minmax"]
-
-PLOT_FORMATS = (".png", ".pdf", ".svg")
-X_AXES = ("step", "wall_time", "relative")
-BANDS = ("std", "minmax")
 MAX_PANELS = 48  # panels in one grid figure; more tags are split over several files
 LEGEND_MAX_RUNS = 40  # more runs get a colour bar of their order instead of a legend
 PANEL_SIZE = (4.2, 3.2)  # inches of one panel of a grid
@@ -77,16 +80,6 @@ _COLOUR_BAR = 0.82  # the colour bar that stands in for a legend, with its label
 _TITLE_PT, _LABEL_PT, _TICK_PT, _LEGEND_PT = 10.0, 8.0, 7.0, 8.0
 _CHAR_EM = 0.62  # a generous average width of a DejaVu Sans character, in ems
 _LABEL_MAX = 40  # characters of a run's name in the legend
-
-
-def check_plot_path(output: str | os.PathLike[str]) -> Path:
-    """``output`` as a Path; raise :class:`UnknownFormatError` unless it is .png/.pdf/.svg."""
-    path = Path(output)
-    if path.suffix.lower() not in PLOT_FORMATS:
-        raise UnknownFormatError(
-            f"unknown plot suffix {path.suffix or '(none)'!r}; known: {', '.join(PLOT_FORMATS)}"
-        )
-    return path
 
 
 @overload
@@ -190,10 +183,10 @@ def plot_scalars(
             progress_total=progress_total,
         )
     if per_tag:
-        suffix = _per_tag_suffix(format)
+        suffix = plot_suffix(format)
     else:
         path = check_plot_path(output)
-        if format is not None and _per_tag_suffix(format) != path.suffix.lower():
+        if format is not None and plot_suffix(format) != path.suffix.lower():
             raise InvalidOptionError(
                 f"format {format!r} conflicts with the figure's suffix {path.suffix!r} "
                 "(format names the files of per_tag)"
@@ -296,42 +289,8 @@ def _options(
     max_panels: int | None,
     log_y: bool,
 ) -> _Options:
-    if x not in X_AXES:
-        raise InvalidOptionError(f"unknown x axis {x!r}; choose from {', '.join(X_AXES)}")
-    if band not in BANDS:
-        raise InvalidOptionError(f"unknown band {band!r}; choose from {', '.join(BANDS)}")
-    if figsize is not None:
-        try:
-            width, height = (float(v) for v in figsize)
-        except (TypeError, ValueError):
-            raise InvalidOptionError(
-                f"figsize is (width, height) in inches, not {figsize!r}"
-            ) from None
-        if not (0 < width <= 1000 and 0 < height <= 1000):
-            raise InvalidOptionError(
-                f"figsize is (width, height) in inches, each above 0 and at most 1000, "
-                f"not {figsize!r}"
-            )
-        figsize = (width, height)
-    if cols is not None and (isinstance(cols, bool) or not isinstance(cols, int) or cols < 1):
-        raise InvalidOptionError(f"cols (panels per row) must be a whole number >= 1, not {cols!r}")
-    if isinstance(dpi, bool) or not isinstance(dpi, int) or not 1 <= dpi <= 2400:
-        raise InvalidOptionError(f"dpi must be a whole number from 1 to 2400, not {dpi!r}")
-    if max_panels is not None and (
-        isinstance(max_panels, bool) or not isinstance(max_panels, int) or max_panels < 1
-    ):
-        raise InvalidOptionError(f"max_panels must be a whole number >= 1, not {max_panels!r}")
-    return _Options(x, bool(log_y), band, figsize, cols, dpi, max_panels or MAX_PANELS)
-
-
-def _per_tag_suffix(format: str | None) -> str:
-    suffix = "." + (format or "png").lower().lstrip(".")
-    if suffix not in PLOT_FORMATS:
-        raise UnknownFormatError(
-            f"unknown plot format {format!r}; known: "
-            f"{', '.join(f.lstrip('.') for f in PLOT_FORMATS)}"
-        )
-    return suffix
+    size = check_figure(x=x, band=band, figsize=figsize, cols=cols, dpi=dpi, max_panels=max_panels)
+    return _Options(x, bool(log_y), band, size, cols, dpi, max_panels or MAX_PANELS)
 
 
 @dataclass

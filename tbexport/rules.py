@@ -1,5 +1,8 @@
 """The rules between an export's options: which go together, decided before any reading.
 
+Each option's own value is checked by its dataclass (:mod:`tbexport.options`);
+whether options go together is decided here only, by :func:`check_options`.
+
 An option is judged by whether it was given, not by its value: ``--layout long``
 with ``--wide``, or ``--x step`` without a figure, is refused as ``--layout wide``
 or ``--x wall_time`` would be, since the command would not use it. (In the API,
@@ -13,8 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .exceptions import InvalidOptionError, option
+from .options import FigureOptions, OutputOptions, ReadOptions, ShapeOptions
 
-__all__ = ["Asked", "check"]
+__all__ = ["Asked", "check", "check_options"]
 
 RESULTS_ONLY = (".csv", ".md", ".tex")  # what a results table alone is written as
 TABLES = (".xlsx", ".mat", ".csv")  # tables of points
@@ -39,17 +43,48 @@ class Asked:
     reduce: bool = False
     align: bool = False
     min_runs: bool = False
-    smoothing: bool = False
+    smooth: bool = False
     name_by: bool = False
     results: bool = False
     group_by: bool = False
     digits: bool = False
     csv_safe: bool = False
-    plot_x: bool = False
-    log_y: bool = False
     figure_options: tuple[str, ...] = ()  # the FigureOptions given, by API name
-    per_tag_format: bool = False  # plot_format given
     per_tag: bool = False  # plot_dir given
+
+
+def check_options(
+    read: ReadOptions,
+    shape: ShapeOptions,
+    output: OutputOptions,
+    figure: FigureOptions,
+    suffix: str | None,
+) -> None:
+    """Raise :class:`InvalidOptionError` for options that do not go together; ``suffix``
+    is the output's format (None when only figures are written)."""
+    check(
+        Asked(
+            suffix,
+            figures=figure.figures,
+            wide=output.wide,
+            layout=output.layout,
+            time=shape.time,
+            charts=output.charts,
+            matlab_script=output.matlab_script,
+            keep_duplicates=read.keep_duplicates,
+            reduce=shape.reduce is not None,
+            align=shape.align is not None,
+            min_runs=shape.min_runs is not None,
+            smooth=shape.smooth is not None,
+            name_by=shape.name_by is not None,
+            results=output.results is not None,
+            group_by=output.group_by is not None,
+            digits=output.digits is not None,
+            csv_safe=output.csv_safe,
+            figure_options=tuple(figure.given()),
+            per_tag=figure.plot_dir is not None,
+        )
+    )
 
 
 def check(asked: Asked) -> None:
@@ -63,16 +98,13 @@ def check(asked: Asked) -> None:
 
 
 def _check_figures(asked: Asked) -> None:
-    axes = [name for on, name in ((asked.plot_x, "plot_x"), (asked.log_y, "plot_log_y")) if on]
-    given = [option(n) for n in [*axes, *asked.figure_options]]
+    given = [option(n) for n in asked.figure_options]
     if not asked.figures and given:
         raise InvalidOptionError(
             f"{_listed(given, 'shape')} figures: give {option('plot')} or {option('plot_dir')}"
         )
-    if "plot_band" in asked.figure_options and not asked.reduce:
-        raise InvalidOptionError(
-            f"{option('plot_band')} shades the statistics of {option('reduce')}"
-        )
+    if "band" in asked.figure_options and not asked.reduce:
+        raise InvalidOptionError(f"{option('band')} shades the statistics of {option('reduce')}")
     if "plot_format" in asked.figure_options and not asked.per_tag:
         raise InvalidOptionError(
             f"{option('plot_format')} is the format of {option('plot_dir')}'s figures "
@@ -165,7 +197,7 @@ def _check_format(asked: Asked, suffix: str) -> None:
     points = [
         (asked.layout is not None, option("layout")),
         (asked.time is not None, option("time")),
-        (asked.smoothing and not asked.figures, option("smoothing")),
+        (asked.smooth and not asked.figures, option("smooth")),
     ]
     given = [name for on, name in points if on]
     if suffix == ".tfevents" and given:

@@ -7,7 +7,7 @@ plus any columns added here), so they compose and every writer handles the resul
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -15,6 +15,9 @@ import pandas as pd
 from .align import aligned, parse_align, sorted_codes
 from .exceptions import InvalidOptionError
 from .reshape import SMOOTHED, value_columns
+
+if TYPE_CHECKING:
+    from .options import AlignMode, TimeMode
 
 __all__ = [
     "REDUCTIONS",
@@ -24,8 +27,10 @@ __all__ = [
     "check_time_mode",
     "check_weight",
     "reduce_runs",
+    "reduced",
     "relabel_runs",
     "smooth",
+    "smoothed",
     "statistics_list",
     "with_time",
 ]
@@ -79,7 +84,6 @@ def smooth_values(values: np.ndarray, weight: float) -> np.ndarray:
     values pass through and are not counted; a constant series is left unchanged.
     """
     values = np.asarray(values, dtype=np.float64)
-    check_weight(weight)
     finite = np.isfinite(values)
     if len(values) == 0 or np.all(values == values[0]) or not finite.any():
         return values.copy()
@@ -95,7 +99,14 @@ def smooth_values(values: np.ndarray, weight: float) -> np.ndarray:
 
 
 def smooth(frame: pd.DataFrame, weight: float) -> pd.DataFrame:
-    """Add ``value_smoothed``: TensorBoard's smoothing of each (run, tag) series."""
+    """Add ``value_smoothed``: TensorBoard's smoothing of each (run, tag) series, with
+    ``weight`` W (0 <= W < 1; :func:`smooth_values` says how)."""
+    check_weight(weight)
+    return smoothed(frame, weight)
+
+
+def smoothed(frame: pd.DataFrame, weight: float) -> pd.DataFrame:
+    """:func:`smooth` with a ``weight`` already checked (by :class:`ShapeOptions`)."""
     result = frame.copy()
     smoothed = np.empty(len(frame), dtype=np.float64)
     for _, rows in frame.groupby(["run", "tag"], observed=True, sort=False).indices.items():
@@ -128,8 +139,21 @@ def reduce_runs(
     """
     statistics = statistics_list(statistics)
     check_statistics(statistics)
-    mode, parameter = parse_align(align)
+    alignment = parse_align(align)
     check_min_runs(min_runs)
+    return reduced(frame, statistics, alignment, min_runs)
+
+
+def reduced(
+    frame: pd.DataFrame,
+    statistics: Sequence[str],
+    alignment: tuple[AlignMode, int | None],
+    min_runs: int,
+) -> pd.DataFrame:
+    """:func:`reduce_runs` with its options already checked and parsed (by
+    :class:`~tbexport.options.ShapeOptions`): ``alignment`` as
+    :func:`~tbexport.align.parse_align` gives it."""
+    mode, parameter = alignment
     frame = aligned(frame, mode, parameter) if mode != "steps" else _last_per_step(frame)
     columns = value_columns(frame)
     grouped = frame.groupby(["tag", "step"], observed=True, sort=True)
@@ -186,15 +210,15 @@ def relabel_runs(frame: pd.DataFrame, labels: Mapping[str, str]) -> pd.DataFrame
     return result
 
 
-def with_time(frame: pd.DataFrame, mode: str) -> pd.DataFrame:
+def with_time(frame: pd.DataFrame, mode: TimeMode) -> pd.DataFrame:
     """Name (and for ``relative``, shift) the time column for the ``--time`` mode.
 
     ``unix``: ``wall_time``, seconds since 1970. ``datetime``: ``datetime``, the
     same seconds, written by each format as a date (Excel date cells, ISO 8601 in
     CSV, ``datenum`` in MATLAB). ``relative``: ``relative_time``, seconds since the
-    run's first point in ``frame`` (after any tag filter).
+    run's first point in ``frame`` (after any tag filter). ``mode`` is one of
+    ``TIME_MODES``, as :class:`~tbexport.options.ShapeOptions` checked it.
     """
-    check_time_mode(mode)
     if mode == "unix":
         return frame
     result = frame.rename(columns={"wall_time": TIME_COLUMNS[mode]})

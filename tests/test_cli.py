@@ -428,8 +428,8 @@ def test_every_option_named_in_a_message_has_its_flag() -> None:
 
 def test_the_api_names_its_parameters(run_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(tbexport.InvalidOptionError) as raised:
-        tbexport.export(run_dir, tmp_path / "x.xlsx", plot_x="step")
-    assert str(raised.value) == "plot_x shapes figures: give plot or plot_dir"
+        tbexport.export(run_dir, tmp_path / "x.xlsx", x="step")
+    assert str(raised.value) == "x shapes figures: give plot or plot_dir"
     with pytest.raises(tbexport.InvalidOptionError) as raised:
         tbexport.export(run_dir, tmp_path / "x.csv", wide=True, layout="long")
     assert str(raised.value) == (

@@ -68,14 +68,14 @@ def test_smoothing_matches_tensorboards_formula(weight: float) -> None:
 
 
 def test_smooth_column_in_every_format(sweep: Path, tmp_path: Path) -> None:
-    out = tbexport.export(sweep / "version_0", tmp_path / "s.csv", smoothing=0.6).output
+    out = tbexport.export(sweep / "version_0", tmp_path / "s.csv", smooth=0.6).output
     table = pd.read_csv(out)
     loss = table[table["tag"] == "loss"]
     assert loss["value_smoothed"].tolist() == pytest.approx(
         _reference_smoothing([1.0 + s for s in range(10)], 0.6), rel=1e-12
     )
     mat = scipy.io.loadmat(
-        tbexport.export(sweep / "version_0", tmp_path / "s.mat", smoothing=0.6).output,
+        tbexport.export(sweep / "version_0", tmp_path / "s.mat", smooth=0.6).output,
         simplify_cells=True,
     )
     assert mat["loss"]["value_smoothed"].tolist() == pytest.approx(loss["value_smoothed"].tolist())
@@ -283,9 +283,7 @@ def test_time_modes(sweep: Path, tmp_path: Path) -> None:
 
 
 def test_excel_charts(sweep: Path, tmp_path: Path) -> None:
-    out = tbexport.export(
-        sweep, tmp_path / "c.xlsx", layout="wide", charts=True, smoothing=0.6
-    ).output
+    out = tbexport.export(sweep, tmp_path / "c.xlsx", layout="wide", charts=True, smooth=0.6).output
     book = openpyxl.load_workbook(out)
     assert [len(book[name]._charts) for name in book.sheetnames] == [0, 0, 0, 1, 1]
     with zipfile.ZipFile(out) as archive:

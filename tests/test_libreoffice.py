@@ -108,7 +108,7 @@ def test_a_series_of_few_points_is_drawn_with_markers(tmp_path: Path) -> None:
     root = _sweep(tmp_path / "runs")
     for layout in ("long", "wide"):
         book = tbexport.export(
-            root, tmp_path / f"{layout}.xlsx", layout=layout, charts=True, smoothing=0.6
+            root, tmp_path / f"{layout}.xlsx", layout=layout, charts=True, smooth=0.6
         ).output
         assert book is not None
         one_point = _series(_chart_xml(book, "test_acc"))
@@ -138,9 +138,7 @@ def test_a_chart_of_too_many_lines_leaves_out_whole_runs_and_says_so(
             root / f"run_{k:03d}" / "events.out.tfevents.1",
             [simple("loss", s, k + 1 / (s + 1)) for s in range(20)],
         )
-    result = tbexport.export(
-        root, tmp_path / "many.xlsx", layout=layout, charts=True, smoothing=0.6
-    )
+    result = tbexport.export(root, tmp_path / "many.xlsx", layout=layout, charts=True, smooth=0.6)
     assert result.output is not None
     assert result.notes == [
         "sheet 'loss': its chart draws 254 of 260 lines (the first 127 of 130 runs); "
@@ -155,7 +153,7 @@ def test_a_chart_of_too_many_lines_leaves_out_whole_runs_and_says_so(
     assert (sheet.max_row, sheet.max_column) == ((2601, 5) if layout == "long" else (21, 261))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # 255 lines or fewer: no warning
-        tbexport.export(root / "run_000", tmp_path / "one.xlsx", charts=True, smoothing=0.6)
+        tbexport.export(root / "run_000", tmp_path / "one.xlsx", charts=True, smooth=0.6)
 
 
 def test_a_warning_of_the_chart_writer_is_an_output_warning() -> None:
@@ -182,7 +180,7 @@ def test_count_of_reduced_runs_has_its_own_axis(tmp_path: Path) -> None:
     assert '<c:axPos val="r"/>' in axes[3] and "<a:t>count</a:t>" in axes[3]
     assert '<c:crosses val="max"/>' in axes[3]
     wide = tbexport.export(
-        root, tmp_path / "w.xlsx", charts=True, reduce="mean,count", layout="wide", smoothing=0.5
+        root, tmp_path / "w.xlsx", charts=True, reduce="mean,count", layout="wide", smooth=0.5
     ).output
     assert wide is not None
     second = re.findall(r"<c:scatterChart>.*?</c:scatterChart>", _chart_xml(wide, "loss"))[1]
@@ -197,14 +195,14 @@ def test_the_same_runs_give_the_same_workbook_bytes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = _sweep(tmp_path / "runs")
-    first = tbexport.export(root, tmp_path / "a.xlsx", charts=True, smoothing=0.6).output
+    first = tbexport.export(root, tmp_path / "a.xlsx", charts=True, smooth=0.6).output
     assert first is not None
     # later, and the inputs touched: another clock, other modification times
     for event_file in root.rglob("events.out.tfevents.*"):
         os.utime(event_file, (START, START))
     later = time.localtime(time.time() + 86400 * 400 + 3723)
     monkeypatch.setattr(time, "localtime", lambda *_: later)
-    second = tbexport.export(root, tmp_path / "b.xlsx", charts=True, smoothing=0.6).output
+    second = tbexport.export(root, tmp_path / "b.xlsx", charts=True, smooth=0.6).output
     assert second is not None
     assert first.read_bytes() == second.read_bytes()
     with zipfile.ZipFile(second) as archive:
@@ -398,12 +396,12 @@ def test_runs_long_and_wide_with_charts_and_smoothing_in_libreoffice(
     calc: Convert, tmp_path: Path
 ) -> None:
     root = _sweep(tmp_path / "runs")
-    long = tbexport.export(root, tmp_path / "long.xlsx", charts=True, smoothing=0.6).output
+    long = tbexport.export(root, tmp_path / "long.xlsx", charts=True, smooth=0.6).output
     wide = tbexport.export(
-        root, tmp_path / "wide.xlsx", layout="wide", charts=True, smoothing=0.6
+        root, tmp_path / "wide.xlsx", layout="wide", charts=True, smooth=0.6
     ).output
-    long_csv = tbexport.export(root, tmp_path / "long.csv", smoothing=0.6).output
-    wide_csv = tbexport.export(root, tmp_path / "wide.csv", layout="wide", smoothing=0.6).output
+    long_csv = tbexport.export(root, tmp_path / "long.csv", smooth=0.6).output
+    wide_csv = tbexport.export(root, tmp_path / "wide.csv", layout="wide", smooth=0.6).output
     assert long and wide and long_csv and wide_csv
     converted = calc([long, wide], SHEET_CSV)
     sheets = _sheets(converted, long)
@@ -543,7 +541,7 @@ def test_charts_in_libreoffice(calc: Convert, tmp_path: Path) -> None:
     """The charts LibreOffice draws from a sweep (smoothed), its statistics (count on
     an axis on the right), and a one-point series (its marker is there, in the plot)."""
     root = _sweep(tmp_path / "runs")
-    sweep = tbexport.export(root, tmp_path / "sweep.xlsx", charts=True, smoothing=0.6).output
+    sweep = tbexport.export(root, tmp_path / "sweep.xlsx", charts=True, smooth=0.6).output
     stats = tbexport.export(
         root, tmp_path / "stats.xlsx", charts=True, reduce="mean,std,count"
     ).output

@@ -359,7 +359,7 @@ def test_a_figure_renders_to_png(octave: str, logs: Path, probes: Path, tmp_path
     Octave's pipe to gnuplot, and glyphs missing from every font draw black boxes."""
     mat = tmp_path / "sweep.mat"
     runs = [logs / "alpha_run", logs / "mean"]
-    tbexport.export(runs, mat, matlab_script=True, smoothing=0.6, tags=["loss", "lone", "max"])
+    tbexport.export(runs, mat, matlab_script=True, smooth=0.6, tags=["loss", "lone", "max"])
     png = tmp_path / "sweep.png"
     code = (
         _source(mat.with_suffix(".m"))
@@ -450,11 +450,11 @@ def _check_tag_struct(mat: Mat, path: str, rows: pd.DataFrame) -> None:
 
 
 def test_mat_of_one_run_in_octave(octave: str, logs: Path, probes: Path, tmp_path: Path) -> None:
-    out = tbexport.export(logs / "alpha_run", tmp_path / "one.mat", smoothing=0.6).output
+    out = tbexport.export(logs / "alpha_run", tmp_path / "one.mat", smooth=0.6).output
     assert out is not None
     mat = _mat(octave, out, probes)
     _check_variables(mat)
-    table = _csv(logs / "alpha_run", tmp_path, smoothing=0.6)
+    table = _csv(logs / "alpha_run", tmp_path, smooth=0.6)
     tags = list(dict.fromkeys(table["tag"]))
     names = _tag_map(mat, tags)
     assert names["max"] == "max_"  # not max(): a variable would hide it
@@ -490,11 +490,11 @@ def test_mat_of_several_runs_in_octave(
 
 
 def test_mat_wide_in_octave(octave: str, logs: Path, probes: Path, tmp_path: Path) -> None:
-    out = tbexport.export(logs, tmp_path / "wide.mat", layout="wide", smoothing=0.6).output
+    out = tbexport.export(logs, tmp_path / "wide.mat", layout="wide", smooth=0.6).output
     assert out is not None
     mat = _mat(octave, out, probes)
     _check_variables(mat)
-    table = _csv(logs, tmp_path, smoothing=0.6)
+    table = _csv(logs, tmp_path, smooth=0.6)
     runs, tags = list(dict.fromkeys(table["run"])), list(dict.fromkeys(table["tag"]))
     names = _tag_map(mat, tags)
     assert names["max"] == "max_"
