@@ -8,6 +8,7 @@ CSVLogger, so they are NaN. Values are parsed with Python's ``float``, exactly.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from array import array
@@ -15,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from .decode import FileScalars, Series, TagFilter, open_regular
 from .discover import readable_name
-from .records import Corruption
+from .model import Corruption, FileScalars, Series, TagFilter
+from .source import open_file, stream
 
 __all__ = ["METRICS_FILE", "read_metrics_csv"]
 
@@ -44,7 +45,10 @@ def read_metrics_csv(path: str | os.PathLike[str], accept: TagFilter | None = No
     corruptions: list[Corruption] = []
     # (opened as event files are: a FIFO named metrics.csv must not block the read;
     # bytes that are not UTF-8 kept as surrogates, to report the row they are in)
-    with open(open_regular(name), newline="", encoding="utf-8", errors="surrogateescape") as handle:
+    with (
+        open_file(name) as file,
+        io.TextIOWrapper(stream(file), "utf-8", "surrogateescape", newline="") as handle,
+    ):
         reader = csv.DictReader(handle)
         try:
             fieldnames = reader.fieldnames or []

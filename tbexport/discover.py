@@ -10,9 +10,8 @@ import re
 import unicodedata
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from types import ModuleType
 
 from .exceptions import (
     CorruptRecordWarning,
@@ -21,30 +20,14 @@ from .exceptions import (
     PathNotFoundError,
     UnreadableFileError,
 )
-from .parallel import default_jobs
-from .records import Corruption
-
-_fastscan: ModuleType | None
-try:
-    from . import _fastscan  # type: ignore[attr-defined,no-redef]
-except ImportError:  # built without a C compiler: directories are listed by os.scandir
-    _fastscan = None
+from .model import Corruption, Run
+from .parallel import default_jobs, map_in_order
+from .source import Listing, list_directory
 
 __all__ = ["Run", "as_list", "find_runs", "is_event_file", "readable_name", "run_order"]
 
 PathLike = str | os.PathLike[str]
-_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 HPARAMS_FILE = "hparams.yaml"  # what Lightning's loggers write beside the metrics
-
-
-@dataclass(frozen=True)
-class Run:
-    """One run: its display name and its event files in file-name order."""
-
-    name: str
-    files: tuple[Path, ...]
-    # whether the walk saw a Lightning hparams.yaml beside the files (None: not looked)
-    hparams_yaml: bool | None = None
 
 
 def is_event_file(name: str) -> bool:
@@ -337,50 +320,10 @@ def _run_directory(directory: str, files: list[str]) -> tuple[str, list[str], bo
     return (directory, names, HPARAMS_FILE in files) if names else None
 
 
-# files, subdirectories, links to directories, and the directory's identity (device and
-# inode; None where the file system has no inode numbers)
-Listing = tuple[list[str], list[str], list[str], object]
-
-
 def _list_dirs(paths: list[str], threads: int = 1) -> list[Listing | None]:
-    """Each directory's (files, subdirectories, links to directories, identity); None if
-    it cannot be read. (In C: on up to ``threads`` threads, a stretch of ``paths`` each.)"""
-    if _fastscan is not None and hasattr(_fastscan, "list_dirs"):
-        # (never more threads than directories: a C int, whatever --jobs says)
-        listed: list[Listing | None] = _fastscan.list_dirs(paths, min(threads, len(paths)))
-        return listed
-    return [_list_dir(path) for path in paths]
-
-
-def _list_dir(path: str) -> Listing | None:
-    files: list[str] = []
-    below: list[str] = []
-    linked: list[str] = []
-    try:
-        # Entries looked at relative to the directory where the system can (as the C
-        # listing does): an entry whose full path is over PATH_MAX is still told apart.
-        by_fd = os.scandir in os.supports_fd and os.open in os.supports_dir_fd
-        handle: int | str = os.open(path, os.O_RDONLY | _O_DIRECTORY) if by_fd else path
-        try:
-            with os.scandir(handle) as entries:
-                for entry in entries:
-                    try:
-                        is_directory = entry.is_dir()  # (a link to a directory is one)
-                    except OSError:
-                        is_directory = False
-                    if not is_directory:
-                        files.append(entry.name)
-                    else:
-                        (linked if entry.is_symlink() else below).append(entry.name)
-            status = os.stat(handle)
-        finally:
-            if isinstance(handle, int):
-                os.close(handle)
-    except OSError:
-        return None
-    # None where the file system gives no inode numbers (as the C listing)
-    identity = (status.st_dev, status.st_ino) if status.st_ino else None
-    return files, below, linked, identity
+    """Each directory's listing (see :func:`tbexport.source.list_directory`), on up to
+    ``threads`` threads."""
+    return list(map_in_order(list_directory, paths, jobs=min(threads, len(paths)) or 1))
 
 
 def _display_name(directory: Path) -> str:

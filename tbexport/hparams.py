@@ -11,9 +11,10 @@ from typing import Any
 
 import pandas as pd
 
-from .decode import HParam, open_regular
 from .discover import HPARAMS_FILE, readable_name
 from .exceptions import InvalidOptionError
+from .model import HParam
+from .source import open_file
 
 __all__ = ["check_name_by", "hparams_frame", "merge_hparams", "read_hparams_yaml", "run_labels"]
 
@@ -188,8 +189,8 @@ def _regular_file_text(path: Path) -> str | None:
     UTF-8), for the caller to report as it reports an unreadable event file.
     """
     try:
-        with open(open_regular(os.fspath(path)), "rb") as handle:
-            data = handle.read()
+        with open_file(path) as file:
+            data = file.read(0, file.size)
     except FileNotFoundError:
         return None
     try:

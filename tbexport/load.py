@@ -11,24 +11,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .decode import (
-    FileScalars,
-    GlobFilter,
-    HParam,
-    Prefetcher,
-    Series,
-    file_sizes,
-    prefetcher,
-    read_event_file,
-    scans_without_gil,
-    strictly_increasing,
-    tag_filter,
-)
-from .discover import HPARAMS_FILE, Run, as_list, find_runs, natural_key
+from .decode import read_event_file, strictly_increasing, tag_filter
+from .discover import HPARAMS_FILE, as_list, find_runs, natural_key
 from .exceptions import (
     CorruptEventFileError,
     CorruptRecordWarning,
@@ -41,34 +30,26 @@ from .exceptions import (
     option,
 )
 from .hparams import hparams_frame, merge_hparams, read_hparams_yaml
+from .model import (
+    COLUMNS,
+    Corruption,
+    FileScalars,
+    GlobFilter,
+    HParam,
+    Run,
+    ScalarData,
+    Series,
+    TagFilter,
+)
+from .native import codec
 from .parallel import default_jobs, map_in_order
-from .placing import Columns, Placed, RunPlacer, code_dtype, frame_order
-from .records import Corruption
+from .tuning import current
 
 __all__ = ["COLUMNS", "ScalarData", "load_scalars", "read_hparams", "read_scalars"]
 
 PathLike = str | os.PathLike[str]
 Paths = PathLike | Sequence[PathLike]
-COLUMNS = ("run", "tag", "step", "wall_time", "value")
 MAX_THREADS_PER_CORE = 8
-
-
-@dataclass
-class ScalarData:
-    """The result of a read: the long frame plus what was noticed on the way."""
-
-    frame: pd.DataFrame
-    runs: list[Run]
-    corruptions: list[Corruption] = field(default_factory=list)
-    truncated: dict[str, int] = field(default_factory=dict)
-    tags_seen: set[str] = field(default_factory=set)
-    # run name -> hyperparameters (hparams.yaml, then the event files' hparams records)
-    hparams: dict[str, dict[str, HParam]] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)  # other inputs left out (hparams.yaml)
-
-    @property
-    def files(self) -> int:
-        return sum(len(run.files) for run in self.runs)
 
 
 def read_scalars(
@@ -119,10 +100,33 @@ def read_hparams(paths: Paths) -> pd.DataFrame:
     with ``.``) and hparams-plugin records in the event files
     (``SummaryWriter.add_hparams``, Lightning's ``log_hyperparams``).
     """
-    data = load_scalars(paths)
-    for note in data.notes:
-        warnings.warn(note, UserWarning, stacklevel=2)
-    return hparams_frame(data.hparams)
+    paths = as_list(paths)
+    if not paths:
+        raise InputError("no paths given to read")
+    unlisted: list[Corruption] = []
+    runs = find_runs(paths, unreadable=unlisted)
+    # no tag accepted: the files' points are never assembled, only their hparams kept
+    read = partial(read_run, accept=_no_tag, explicit_files=_explicit_files(paths))
+    hparams: dict[str, dict[str, HParam]] = {}
+    for result in map_in_order(read, runs, jobs=_threads(len(runs))):
+        for corruption in result.corruptions:
+            warnings.warn(str(corruption), CorruptRecordWarning, stacklevel=2)
+        for note in result.notes:
+            warnings.warn(note, UserWarning, stacklevel=2)
+        if result.hparams:
+            hparams[result.run.name] = result.hparams
+    for corruption in unlisted:
+        warnings.warn(str(corruption), CorruptRecordWarning, stacklevel=2)
+    return hparams_frame(hparams)
+
+
+def _no_tag(tag: str) -> bool:
+    return False
+
+
+def _threads(runs: int) -> int:
+    native = codec is not None and current().native
+    return max(1, min(default_jobs(), runs)) if native else 1
 
 
 def load_scalars(
@@ -154,22 +158,13 @@ def load_scalars(
         raise InputError("no paths given to read")
     tags = [tags] if isinstance(tags, str) else tags
     accept = tag_filter(list(tags) if tags else None, ignore_case)
-    threads = scans_without_gil()
     unlisted: list[Corruption] = []
     found = find_runs(paths, jobs=jobs, unreadable=unlisted)
     jobs = max(1, min(jobs, sum(len(run.files) for run in found)))
     if strict and unlisted:
         raise UnreadableFileError(str(unlisted[0]).removesuffix(", skipped"))
-    # (one pass, for the choice of workers and the reservation; 0 for an unreadable file,
-    # which its reader reports)
-    sizes = file_sizes([os.fspath(f) for run in found for f in run.files])
     if progress_total is not None:
-        progress_total(sum(sizes.values()))
-    # Many small files: C threads read and scan them, this thread takes them in order.
-    prefetched = prefetcher(sizes, verify=verify, workers=jobs) if threads else None
-    placer = RunPlacer(found, sizes) if threads else None  # threads share the frame's memory
-    # On threads each file reports its bytes as the scan goes, so that one big run moves
-    # the bar while it is read; worker processes report a run once it is back.
+        progress_total(sum(_size(f) for run in found for f in run.files))
     read: Callable[[Run], RunScalars] = partial(
         read_run,
         accept=accept,
@@ -177,28 +172,12 @@ def load_scalars(
         keep_duplicates=keep_duplicates,
         strict=strict,
         explicit_files=_explicit_files(paths),
-        progress=_serialized(progress) if progress is not None and threads else None,
-        prefetched=prefetched,
+        progress=_serialized(progress) if progress is not None else None,
     )
-    if placer is not None:
-        read = _then(read, placer.place)
-    done = None
-    if progress is not None and not threads:
-        done = lambda result: progress(result.bytes_read)  # noqa: E731
-    try:
-        results = map_in_order(
-            read,
-            found,
-            jobs=1 if prefetched is not None else jobs,
-            threads=threads,
-            sizes=lambda runs: [sum(sizes[os.fspath(f)] for f in run.files) for run in runs],
-            done=done,
-        )
-        ordered = list(results)  # in find_runs' order, which the placed columns follow
-    finally:
-        if prefetched is not None:
-            prefetched.close()
-    placed = placer.joined() if placer is not None else None
+    # Threads: the C scan releases the GIL. (Without the extension protobuf holds it,
+    # and more threads would only take turns.)
+    native = codec is not None and current().native
+    ordered = list(map_in_order(read, found, jobs=jobs if native else 1))
     data = ScalarData(frame=pd.DataFrame(), runs=[result.run for result in ordered])
     data.corruptions.extend(unlisted)
     for result in ordered:
@@ -208,30 +187,36 @@ def load_scalars(
         if result.hparams:
             data.hparams[result.run.name] = result.hparams
     names = [run.name for run in data.runs]
-    pieces = [] if placed is not None else _pieces(ordered, placer)
-    data.tags_seen = set(placed.tags) if placed is not None else {t for _, t, _, _ in pieces}
+    pieces = [
+        (code, tag, len(s.steps), s)
+        for code, result in enumerate(ordered)
+        for tag, s in frame_order(result.series)
+    ]
+    data.tags_seen = {t for _, t, _, _ in pieces}
     if tags and not data.tags_seen:
         raise NoMatchingTagsError(_no_match(paths, list(tags), accept, jobs))
     for pattern in accept.unmatched(data.tags_seen) if tags else []:
         data.notes.append(f"the tag pattern {pattern!r} matches no tag (the others do)")
-    if placed is not None:
-        data.frame = _placed_frame(names, placed)
-    else:
-        data.frame = _long_frame(names, pieces, data.tags_seen, jobs)
+    data.frame = _long_frame(names, pieces, data.tags_seen, jobs)
     return data
 
 
-def _pieces(
-    ordered: list[RunScalars], placer: RunPlacer | None
-) -> list[tuple[int, str, int, Series]]:
-    """(run code, tag, points, series) of every run's series, in frame order."""
-    pieces = []
-    for code, result in enumerate(ordered):
-        if result.placed is not None:  # placed before the placing stopped: joined after all
-            assert placer is not None
-            result.series, result.placed = placer.series_of(result.placed), None
-        pieces += [(code, tag, len(s.steps), s) for tag, s in frame_order(result.series)]
-    return pieces
+def frame_order(by_tag: dict[str, Series]) -> list[tuple[str, Series]]:
+    """A run's series as the frame holds them: tags in natural order, empty ones left out."""
+    return [(tag, by_tag[tag]) for tag in sorted(by_tag, key=natural_key) if len(by_tag[tag].steps)]
+
+
+def code_dtype(categories: int) -> type[np.signedinteger[Any]]:
+    """The integer type of categorical codes, as pandas makes them."""
+    return np.int8 if categories < 2**7 else np.int16 if categories < 2**15 else np.int32
+
+
+def _size(path: Path) -> int:
+    """A file's size for the progress bar's total; 0 for one gone (its reader says so)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 @dataclass
@@ -244,20 +229,18 @@ class RunScalars:
     truncated: dict[str, int]
     hparams: dict[str, HParam]
     bytes_read: int = 0
-    placed: Placed | None = None  # where its points went, when copied into shared columns
     notes: list[str] = field(default_factory=list)
 
 
 def read_run(
     run: Run,
     *,
-    accept: GlobFilter,
+    accept: TagFilter,
     verify: bool = True,
     keep_duplicates: bool = False,
     strict: bool = False,
     explicit_files: frozenset[str] = frozenset(),
     progress: Callable[[int], None] | None = None,
-    prefetched: Prefetcher | None = None,
 ) -> RunScalars:
     """Read one run's files, merge them in order and resolve restarts (one worker's job).
 
@@ -266,9 +249,7 @@ def read_run(
     results: list[FileScalars] = []
     for path in run.files:
         try:
-            result = read_event_file(
-                path, accept, verify=verify, progress=progress, prefetched=prefetched
-            )
+            result = read_event_file(path, accept, verify=verify, progress=progress)
         except OSError as error:  # a broken link, no permission, gone since the walk
             result = _unreadable(path, error, strict=strict, explicit=explicit_files)
         results.append(result)
@@ -303,19 +284,6 @@ def read_run(
         series[tag] = merged
     bytes_read = sum(result.size for result in results)
     return RunScalars(run, series, corruptions, truncated, hparams, bytes_read, notes=notes)
-
-
-def _then(
-    read: Callable[[Run], RunScalars], place: Callable[[RunScalars], None]
-) -> Callable[[Run], RunScalars]:
-    """``read``, each run read handed to ``place`` (on the reading thread) before it is returned."""
-
-    def read_and_place(run: Run) -> RunScalars:
-        result = read(run)
-        place(result)
-        return result
-
-    return read_and_place
 
 
 def _no_match(paths: Paths, patterns: list[str], accept: GlobFilter, jobs: int) -> str:
@@ -459,17 +427,6 @@ def _long_frame(
     )
 
 
-def _placed_frame(run_names: list[str], placed: Columns) -> pd.DataFrame:
-    """The frame of runs placed in shared columns: their tag codes put in natural order."""
-    tag_names = sorted(placed.tags, key=natural_key)
-    tag_codes = placed.tag_codes
-    if tag_names != placed.tags:  # codes were given in the order tags were met
-        position = {tag: i for i, tag in enumerate(tag_names)}
-        tag_codes = np.array([position[tag] for tag in placed.tags], np.int8)[tag_codes]
-    columns = {"step": placed.steps, "wall_time": placed.wall_times, "value": placed.values}
-    return _frame(run_names, placed.run_codes, tag_names, tag_codes, columns)
-
-
 def _frame(
     run_names: list[str],
     run_codes: np.ndarray,
@@ -524,7 +481,7 @@ def _join_columns(
             if last > first:
                 begin = int(ends[first - 1]) if first else 0
                 tasks.append((arrays[first:last], out[begin : int(ends[last - 1])]))
-    for _ in map_in_order(_concatenate_into, tasks, jobs=threads, threads=True):
+    for _ in map_in_order(_concatenate_into, tasks, jobs=threads):
         pass
     return joined
 

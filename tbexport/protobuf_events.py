@@ -9,7 +9,6 @@ twentieth of a second to load, which files of plain scalars never need.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 from google.protobuf.message import DecodeError
@@ -18,10 +17,8 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.compat.proto.tensor_pb2 import TensorProto
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-from .decode import HAS_VALUE, PLAIN, PLUGIN_OTHER, PLUGIN_SCALARS
-
-if TYPE_CHECKING:
-    from .decode import HParam, _Points
+from .model import HParam
+from .points import HAS_VALUE, PLAIN, PLUGIN_OTHER, PLUGIN_SCALARS, Points
 
 __all__ = ["DecodeError", "Event", "add_event", "tensor_number"]
 
@@ -50,7 +47,7 @@ _SESSION_START = 1  # SessionLog.START: a writer restarted with purge_step
 _HPARAMS_TAG = "_hparams_/session_start_info"  # SummaryWriter.add_hparams, Lightning
 
 
-def add_event(points: _Points, payload: bytes | memoryview, before: int, event: Event) -> None:
+def add_event(points: Points, payload: bytes | memoryview, before: int, event: Event) -> None:
     """Decode one record (``before``: points the C scanner read before it) into ``points``.
 
     Raises DecodeError on a malformed message.

@@ -8,18 +8,21 @@ TensorBoard's own readers stop at the first bad record and drop the rest of the
 file. Here a bad record is reported (offset and bytes skipped) and reading resumes
 at the next position where a complete, CRC-valid record starts.
 
-Files are read with ordinary reads, never mapped: a mapped file that shrinks under
-the reader (a run restarted in place, a clean-up) kills the process with SIGBUS,
-where a read just ends early, and the shrinking is reported like damage.
+The bytes come from :mod:`tbexport.source` (a file that shrinks while it is read is
+reported like damage).
 """
 
 from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Final
+
+from .model import Corruption
+from .native import codec
+from .source import FileShrank, RandomAccessFile, open_file
+from .tuning import current
 
 if TYPE_CHECKING:
     import numpy as np
@@ -45,32 +48,18 @@ def _python_masked_crc32c(data: bytes | memoryview) -> int:
     # argparse, email and importlib.metadata: ~2 MiB of memory for nothing)
     import crc32c
 
-    crc: int = crc32c.crc32c(data)
-    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
-
-
-_c_masked_crc32c: Callable[[bytes | memoryview], int] | None
-_c_resync: Callable[[object, int], int] | None
-try:
-    from . import _fastscan  # type: ignore[attr-defined]
-
-    _c_masked_crc32c = _fastscan.masked_crc32c
-    _c_resync = getattr(_fastscan, "resync", None)
-    _C_READS_FILES = bool(getattr(_fastscan, "READS_FILES", False))
-except ImportError:  # built without a C compiler
-    _c_masked_crc32c = _c_resync = None
-    _C_READS_FILES = False
+    return _mask(crc32c.crc32c(data))
 
 
 def masked_crc32c(data: bytes | memoryview) -> int:
     """CRC32C of ``data``, masked the way TFRecord files store it."""
-    if _c_masked_crc32c is not None:
-        return _c_masked_crc32c(data)
+    if codec is not None and current().native:
+        return codec.masked_crc32c(data)
     return _python_masked_crc32c(data)
 
 
-class FileShrank(Exception):
-    """The file being read ended before the size it had when reading began."""
+def _mask(crc: int) -> int:
+    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
 
 
 # Bytes FileBytes reads at a time for small slices (the pure-Python reader's records).
@@ -78,26 +67,21 @@ _BLOCK_BYTES: Final = 1 << 20
 
 
 class FileBytes:
-    """A regular file's bytes, read on demand with ordinary reads (``os.pread``).
+    """A file's bytes, read on demand from a :class:`~tbexport.source.RandomAccessFile`.
 
     ``len()`` is the size when it was opened; slices are ``bytes``, small ones served
     from a cached block. A slice the file no longer holds raises :class:`FileShrank`.
-    ``fd`` stays the caller's to close.
     """
 
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.size = self.current_size()
+    def __init__(self, file: RandomAccessFile) -> None:
+        self.file = file
+        self.size = file.size
         self._start = 0
         self._cached = b""
 
-    def current_size(self) -> int:
-        """The file's size now (the end, seen through the descriptor)."""
-        return os.lseek(self.fd, 0, os.SEEK_END)
-
     def shrank(self) -> bool:
         """Whether the file is now shorter than when it was opened."""
-        return self.current_size() < self.size
+        return self.file.shrank()
 
     def __len__(self) -> int:
         return self.size
@@ -110,49 +94,19 @@ class FileBytes:
         if offset >= 0 and stop - self._start <= len(self._cached):
             return self._cached[offset : stop - self._start]
         if stop - start >= _BLOCK_BYTES:
-            return self._read(start, stop - start, stop - start)
+            return self.file.read(start, stop - start)
         self._start, self._cached = start, b""
-        self._cached = self._read(start, min(_BLOCK_BYTES, self.size - start), stop - start)
-        return self._cached[: stop - start]
-
-    def _read(self, offset: int, wanted: int, needed: int) -> bytes:
-        """Up to ``wanted`` bytes at ``offset``; FileShrank when fewer than ``needed``."""
-        parts: list[bytes] = []
-        got = 0
-        while got < wanted:
-            part = os.pread(self.fd, wanted - got, offset + got)
-            if not part:
-                break
-            parts.append(part)
-            got += len(part)
-        if got < needed:
-            raise FileShrank(f"ended at byte {offset + got} of {self.size}")
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        try:
+            block = self.file.read(start, min(_BLOCK_BYTES, self.size - start))
+        except FileShrank as error:  # what is left may still hold the slice
+            block = error.data
+            if len(block) < stop - start:
+                raise
+        self._cached = block
+        return block[: stop - start]
 
 
 FileBuffer = bytes | memoryview | FileBytes  # an event file, read whole or read as needed
-
-
-@dataclass(frozen=True)
-class Corruption:
-    """A stretch of an event file that was skipped because it held no valid record (or
-    the whole file, when it could not be read at all)."""
-
-    path: str
-    offset: int
-    skipped: int
-    reason: str
-    unit: str = "byte"  # "line" for text inputs (CSVLogger files); "file": all of it
-
-    def __str__(self) -> str:
-        if self.unit == "file":
-            return f"{self.path}: {self.reason}, skipped"
-        if self.unit == "line":
-            return f"{self.path}: {self.reason} at line {self.offset}, skipped"
-        return (
-            f"{self.path}: {self.reason} at byte {self.offset}, "
-            f"skipped {self.skipped} byte{'s' if self.skipped != 1 else ''}"
-        )
 
 
 class RecordScan:
@@ -172,13 +126,10 @@ class RecordScan:
         self.position = 0  # bytes consumed so far, for progress reporting
 
     def __iter__(self) -> Iterator[bytes | memoryview]:
-        fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-        try:
-            buf = FileBytes(fd)
+        with open_file(self.path) as file:
+            buf = FileBytes(file)
             if len(buf):
                 yield from self.records(buf, len(buf))
-        finally:
-            os.close(fd)
 
     def records(self, buf: FileBuffer, size: int, pos: int = 0) -> Iterator[bytes | memoryview]:
         """Verified payloads from ``pos`` to the end, recovering from damage on the way."""
@@ -279,26 +230,42 @@ def is_truncated_tail(buf: FileBuffer, pos: int, size: int) -> bool:
     )
 
 
-# the C scanner reads a file's bytes this many at a time when it resynchronises
-_RESYNC_WINDOW: Final = 1 << 20
-
-
 def _next_valid_record(buf: FileBuffer, start: int, size: int) -> int:
     """First position >= ``start`` where a complete CRC-valid record begins, else ``size``.
 
     FileShrank when ``buf`` is a file that ended before ``size``.
     """
-    if _c_resync is not None and (_C_READS_FILES or not isinstance(buf, FileBytes)):
-        source: object
-        if isinstance(buf, FileBytes):
-            source = (buf.fd, size, _RESYNC_WINDOW)
-        else:
-            source = buf if size == len(buf) else memoryview(buf)[:size]
-        found = int(_c_resync(source, start))
-        if found < 0:
-            raise FileShrank
-        return found
-    return _python_next_valid_record(buf, start, size)
+    if codec is None or not current().native:
+        return _python_next_valid_record(buf, start, size)
+    if not isinstance(buf, FileBytes):
+        view = buf if size == len(buf) else memoryview(buf)[:size]
+        found = codec.resync(view, start, size)  # the buffer holds every position
+        return found.position if found.state == codec.RESYNC_VERIFIED else size
+    window, pos = current().window_bytes, start
+    while size - pos >= _HEADER + _FOOTER:
+        found = codec.resync(buf.file.read(pos, window), 0, size - pos)
+        at = pos + found.position
+        if found.state == codec.RESYNC_VERIFIED:
+            return at
+        if found.state == codec.RESYNC_UNCHECKED:  # a valid header; its data past the window
+            if _data_crc_matches(buf.file, at):
+                return at
+            at += 1
+        pos = at
+    return size
+
+
+def _data_crc_matches(file: RandomAccessFile, at: int) -> bool:
+    """Whether the data of the record at ``at`` (its header known valid, the record
+    within the file) have the CRC stored after them, read a window at a time."""
+    length = int.from_bytes(file.read(at, 8), "little")
+    assert codec is not None
+    crc, done, window = 0, 0, current().window_bytes
+    while done < length:
+        piece = file.read(at + _HEADER + done, min(window, length - done))
+        crc = codec.crc32c(piece, crc)
+        done += len(piece)
+    return _mask(crc) == int.from_bytes(file.read(at + _HEADER + length, 4), "little")
 
 
 # Positions the vectorised search looks at in one go.

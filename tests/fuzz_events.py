@@ -41,7 +41,8 @@ from tensorboard.compat.proto.event_pb2 import Event, SessionLog
 from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-from tbexport import decode
+from tbexport import decode, native, tuning
+from tbexport.model import FileScalars
 
 from .builders import DT, content_tensor, frame_payloads, typed_tensor
 
@@ -355,16 +356,12 @@ class Difference:
         return "\n".join(lines)
 
 
-def _read(path: Path, fast: object, mapped: bool) -> decode.FileScalars:
-    saved = decode._fastscan, decode._MAP_MIN_BYTES, decode._CHUNK_BYTES
-    decode._fastscan = fast  # type: ignore[assignment]
-    if mapped:  # map the file and scan it in small chunks (the counting, placing paths)
-        decode._MAP_MIN_BYTES, decode._CHUNK_BYTES = 0, 64
-    try:
-        decode._tables.table = decode._TagTable()
+def _read(path: Path, fast: bool, windows: bool) -> FileScalars:
+    changes: dict[str, object] = {"native": fast}
+    if windows:  # the file read in small windows, as big files are
+        changes |= {"whole_file_bytes": 0, "window_bytes": 64}
+    with tuning.tuned(**changes):
         return decode.read_event_file(path)
-    finally:
-        decode._fastscan, decode._MAP_MIN_BYTES, decode._CHUNK_BYTES = saved
 
 
 def _bits(array: np.ndarray) -> list[int]:
@@ -372,13 +369,12 @@ def _bits(array: np.ndarray) -> list[int]:
     return bits
 
 
-def compare(path: Path, *, mapped: bool = False) -> list[str]:
+def compare(path: Path, *, windows: bool = False) -> list[str]:
     """How the C reader and the pure-Python reader differ on a file ([] when they agree);
-    ``mapped``: the C reader maps the file and scans it in small chunks."""
-    fast = decode._fastscan
-    if fast is None:
-        raise RuntimeError("the C extension tbexport._fastscan is not built")
-    a, b = _read(path, fast, mapped), _read(path, None, False)
+    ``windows``: the C reader reads the file in small windows."""
+    if native.codec is None:
+        raise RuntimeError("the C extension tbexport._codec is not built")
+    a, b = _read(path, True, windows), _read(path, False, False)
     found = []
     for name in ("corruptions", "truncated_tail", "valid_records", "purges", "hparams"):
         if getattr(a, name) != getattr(b, name):
@@ -416,7 +412,7 @@ def run(cases: int, seed: int, *, directory: Path | None = None) -> list[Differe
             rng = random.Random(f"{seed}/{case}")
             payloads, mutations = make_case(rng)
             path.write_bytes(frame_payloads(payloads))
-            details = compare(path, mapped=case % 2 == 1)
+            details = compare(path, windows=case % 2 == 1)
             if details:
                 differences.append(Difference(seed, case, payloads, mutations, "differ", details))
     return differences

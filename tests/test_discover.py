@@ -92,23 +92,19 @@ def test_event_files_of_one_directory_given_one_by_one_are_one_run(tmp_path: Pat
     assert load_scalars([second, first]).frame["value"].tolist() == [1.0, 2.0]
 
 
-@pytest.mark.parametrize("with_c", [True, False], ids=["c", "scandir"])
+@pytest.mark.parametrize("jobs", [1, 4])
 def test_which_link_names_a_directory_does_not_depend_on_listing_order(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_c: bool
+    tmp_path: Path, jobs: int
 ) -> None:
-    from tbexport import discover
-
-    if not with_c:
-        monkeypatch.setattr(discover, "_fastscan", None)
     _event_file(tmp_path / "elsewhere" / "run")
     root = tmp_path / "picked"
     for name in ("zeta", "alpha", "mid", "beta", "omega"):  # listed in no set order
         (root / name).mkdir(parents=True)
         (root / name / "best").symlink_to(tmp_path / "elsewhere" / "run")
-    assert [run.name for run in find_runs(root)] == ["alpha/best"]
-    # cycles end with either listing
+    assert [run.name for run in find_runs(root, jobs=jobs)] == ["alpha/best"]
+    # cycles end, listed on one thread or several
     (root / "alpha" / "loop").symlink_to(root)
-    assert [run.name for run in find_runs(root)] == ["alpha/best"]
+    assert [run.name for run in find_runs(root, jobs=jobs)] == ["alpha/best"]
 
 
 def test_two_roots_with_the_same_run_names_fall_back_to_the_given_paths(tmp_path: Path) -> None:
@@ -204,70 +200,63 @@ def _tricky_tree(root: Path) -> Path:
     return root
 
 
-def test_the_c_listing_and_os_scandir_agree(tmp_path: Path) -> None:
-    from tbexport import discover
+def test_a_listing_tells_files_directories_and_links_apart(tmp_path: Path) -> None:
+    from tbexport import source
 
-    if discover._fastscan is None or not hasattr(discover._fastscan, "list_dirs"):
-        pytest.skip("C extension not built")
     root = _tricky_tree(tmp_path)
-    directories = [str(root), *(str(p) for p in root.rglob("*") if p.is_dir())]
-    directories.append(str(root / "gone"))  # unreadable: None from both
-    in_c = discover._fastscan.list_dirs(directories)
-    in_python = [discover._list_dir(path) for path in directories]
-
-    def ordered(listing: discover.Listing | None) -> object:
-        if listing is None:
-            return None
-        files, below, linked, identity = listing
-        return sorted(files), sorted(below), sorted(linked), identity
-
-    assert [ordered(x) for x in in_c] == [ordered(x) for x in in_python]
-    assert in_c[-1] is None and in_c[0] is not None
-    assert sorted(in_c[0][1]) == sorted(
+    listing = source.list_directory(str(root))
+    assert listing is not None
+    files, below, linked, identity = listing
+    assert files == [] and linked == []
+    assert sorted(below) == sorted(
         ["a-x", "broken", "csv", "empty_dir", "linked_file", os.fsdecode(b"run_\xff"), "version_0"]
     )
-    version_0 = directories.index(str(root / "version_0"))
-    assert in_c[version_0][2] == ["dir_link"]  # a link to a directory
     status = os.stat(root)
-    assert in_c[0][3] == (status.st_dev, status.st_ino)
+    assert identity == (status.st_dev, status.st_ino)
+    version_0 = source.list_directory(str(root / "version_0"))
+    assert version_0 is not None
+    assert (sorted(version_0[0]), version_0[1], version_0[2]) == (
+        ["events.out.tfevents.1.host.0"],
+        ["nested"],
+        ["dir_link"],  # a link to a directory
+    )
+    assert source.list_directory(str(root / "linked_file"))[:3] == (  # type: ignore[index]
+        ["events.out.tfevents.9"],  # a link to a file is a file
+        [],
+        [],
+    )
+    assert source.list_directory(str(root / "broken"))[:3] == (  # type: ignore[index]
+        ["events.out.tfevents.8"],  # a broken link too
+        [],
+        [],
+    )
+    assert source.list_directory(str(root / "gone")) is None
+    assert source.list_directory(str(root / "csv" / "metrics.csv")) is None  # not a directory
 
 
-def test_listing_on_threads_gives_the_same_listing_in_order(tmp_path: Path) -> None:
+def test_listing_on_threads_gives_the_same_runs_in_order(tmp_path: Path) -> None:
     from tbexport import discover
 
-    if discover._fastscan is None or not hasattr(discover._fastscan, "list_dirs"):
-        pytest.skip("C extension not built")
-    directories = []
-    for n in range(150):  # enough for several stretches (a thread per 32 at most)
+    for n in range(150):  # more directories than threads
         directory = tmp_path / f"version_{n}"
-        if n % 7:  # every seventh one missing: None in its place
+        if n % 7:  # every seventh one no run
             directory.mkdir()
             for name in (f"events.out.tfevents.{n}", "hparams.yaml", *(["sub"] * (n % 2))):
                 (directory / name).mkdir() if name == "sub" else (directory / name).touch()
-        directories.append(str(directory))
-    alone = discover._fastscan.list_dirs(directories)
-    assert [x is None for x in alone] == [n % 7 == 0 for n in range(150)]
-    assert sorted(alone[3][0]) == ["events.out.tfevents.3", "hparams.yaml"]
-    assert alone[3][1] == ["sub"] and alone[4][1] == []
-    for threads in (2, 4, 64):
-        assert discover._fastscan.list_dirs(directories, threads) == alone
     found = discover.find_runs(tmp_path, jobs=4)
     assert [run.name for run in found] == [f"version_{n}" for n in range(150) if n % 7]
+    assert found[2].files == (tmp_path / "version_3" / "events.out.tfevents.3",)
+    assert found[2].hparams_yaml is True
     assert found == discover.find_runs(tmp_path, jobs=1)
-    assert found == discover.find_runs(tmp_path, jobs=2**40)  # (beyond a C int: capped)
+    assert found == discover.find_runs(tmp_path, jobs=2**40)  # (more than can start: capped)
     with pytest.raises(InvalidOptionError, match=r"^jobs must be 1 or more, not 0$"):
         discover.find_runs(tmp_path, jobs=0)
 
 
-def test_the_walk_finds_the_same_runs_with_and_without_c(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from tbexport import discover
-
+@pytest.mark.parametrize("jobs", [1, 4])
+def test_the_walk_finds_runs_of_every_shape(tmp_path: Path, jobs: int) -> None:
     root = _tricky_tree(tmp_path)
-    walked = find_runs(root)
-    monkeypatch.setattr(discover, "_fastscan", None)  # listed by os.scandir
-    assert find_runs(root) == walked
+    walked = find_runs(root, jobs=jobs)
     assert [run.name for run in walked] == [
         "a-x",
         "broken",
@@ -277,3 +266,6 @@ def test_the_walk_finds_the_same_runs_with_and_without_c(
         "version_0",
         "version_0/nested/deeper",
     ]
+    odd = walked[4].files[0]
+    assert os.fsencode(odd).endswith(b"/run_\xff/events.out.tfevents.1.host.0")
+    assert walked[3].files == (root / "linked_file" / "events.out.tfevents.9",)

@@ -6,15 +6,17 @@ import os
 import random
 import subprocess
 import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
 from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
 
-from tbexport import decode
+from tbexport import decode, native, tuning
 
 from .builders import (
     content_tensor,
@@ -28,7 +30,9 @@ from .builders import (
     write_events,
 )
 
-pytestmark = pytest.mark.skipif(decode._fastscan is None, reason="C extension not built")
+pytestmark = pytest.mark.skipif(native.codec is None, reason="C extension not built")
+
+T = TypeVar("T")
 
 
 def _random_file(rng: random.Random, *, clean: bool = False) -> bytes:
@@ -69,6 +73,34 @@ def _random_file(rng: random.Random, *, clean: bool = False) -> bytes:
     return bytes(blob)
 
 
+def _on_a_new_thread(function: Callable[[], T]) -> T:
+    """``function()`` on a thread of its own: the tags the C scanner knows are kept per
+    thread, so there it starts knowing none."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(function).result()
+
+
+def _spy_on_scans(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, Any]]:
+    """Records each ``codec.scan`` call: how many tags it was told, and what it returned."""
+    assert native.codec is not None
+    calls: list[tuple[int, Any]] = []
+    scan = native.codec.scan
+
+    def spy(*args: Any) -> Any:
+        known = len(args[4])
+        got = scan(*args)
+        calls.append((known, got))
+        return got
+
+    monkeypatch.setattr(native.codec, "scan", spy)
+    return calls
+
+
+def _grouped(calls: list[tuple[int, Any]]) -> list[bool]:
+    """For each scan call: whether it came back grouped by tag."""
+    return [got.bounds is not None for _, got in calls]
+
+
 @pytest.mark.parametrize("seed", range(60))
 def test_c_and_python_readers_agree(
     tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
@@ -76,66 +108,24 @@ def test_c_and_python_readers_agree(
     path = tmp_path / "events.out.tfevents.1"
     # a third of the files undamaged: the scanner may group those in the same call
     path.write_bytes(_random_file(random.Random(seed), clean=seed % 3 == 0))
-    if seed % 2:  # map the file and scan it in small chunks, as for large files
-        monkeypatch.setattr(decode, "_MAP_MIN_BYTES", 0)
-        monkeypatch.setattr(decode, "_CHUNK_BYTES", 1000)
-    _fresh_tag_table(monkeypatch)
-    paths = _spy_on_paths(monkeypatch)
-    unknown_tags = decode.read_event_file(path)
-    known_tags = decode.read_event_file(path)
-    if seed % 3:  # damaged (or with restarts): in record order, then grouped in Python
-        assert paths == ["in order", "in order"]
-    elif seed % 2:  # mapped and undamaged: counted, then each point written to its row
-        assert paths == ["in place", "in place"]
-    else:  # read whole and undamaged: grouped by the scan once it knows every tag
-        assert paths == ["in order", "grouped by the scan"]
-    monkeypatch.setattr(decode, "_fastscan", None)
-    slow = decode.read_event_file(path)
-    _assert_same(unknown_tags, slow)
-    _assert_same(known_tags, slow)
-
-
-def _spy_on_paths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Records, for each file the C path reads, which way it went."""
-    paths: list[str] = []
-    scan_fast, in_place = decode._scan_fast, decode._scan_in_place
-    placed: list[bool] = []
-
-    def spy_in_place(*args: Any) -> Any:
-        grouped = in_place(*args)
-        placed.append(grouped is not None)
-        return grouped
-
-    def spy(*args: Any) -> Any:
-        placed.clear()
-        scanned = scan_fast(*args)
-        if placed == [True]:
-            paths.append("in place")
-        else:
-            paths.append("grouped by the scan" if scanned.grouped is not None else "in order")
-        return scanned
-
-    monkeypatch.setattr(decode, "_scan_in_place", spy_in_place)
-    monkeypatch.setattr(decode, "_scan_fast", spy)
-    return paths
-
-
-def _spy_on_grouping(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """Records, for each file the C path reads, whether the scanner grouped it."""
-    grouped: list[bool] = []
-    scan_fast = decode._scan_fast
-
-    def spy(*args: Any) -> Any:
-        scanned = scan_fast(*args)
-        grouped.append(scanned.grouped is not None)
-        return scanned
-
-    monkeypatch.setattr(decode, "_scan_fast", spy)
-    return grouped
-
-
-def _fresh_tag_table(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(decode._tables, "table", decode._TagTable(), raising=False)
+    # odd seeds: read 1000 bytes at a time, as big files are
+    changes: dict[str, Any] = {"whole_file_bytes": 0, "window_bytes": 1000} if seed % 2 else {}
+    calls = _spy_on_scans(monkeypatch)
+    with tuning.tuned(**changes):
+        first, again = _on_a_new_thread(
+            lambda: (decode.read_event_file(path), decode.read_event_file(path))
+        )
+    half = len(calls) // 2
+    if seed % 2 == 0 and seed % 3 == 0:  # whole and undamaged: grouped once every tag known
+        assert _grouped(calls) == [False, True]
+    else:  # windows, or damage (or restarts): in record order, grouped in Python
+        assert not any(_grouped(calls)) and len(calls) == 2 * half
+    if seed % 2:
+        assert half > 1  # (more than one window)
+    with tuning.tuned(native=False):
+        slow = decode.read_event_file(path)
+    _assert_same(first, slow)
+    _assert_same(again, slow)
 
 
 def _assert_same(fast: decode.FileScalars, slow: decode.FileScalars) -> None:
@@ -144,6 +134,7 @@ def _assert_same(fast: decode.FileScalars, slow: decode.FileScalars) -> None:
     assert fast.valid_records == slow.valid_records
     assert fast.purges == slow.purges
     assert fast.hparams == slow.hparams
+    assert fast.size == slow.size
     assert fast.series.keys() == slow.series.keys()
     for tag in fast.series:
         a, b = fast.series[tag], slow.series[tag]
@@ -152,9 +143,16 @@ def _assert_same(fast: decode.FileScalars, slow: decode.FileScalars) -> None:
         assert np.array_equal(a.values, b.values, equal_nan=True)
 
 
-def _scan(data: bytes, names: list[bytes], rank: np.ndarray | None = None) -> tuple:  # type: ignore[type-arg]
-    assert decode._fastscan is not None
-    return tuple(decode._fastscan.scan(data, 0, True, names, 0, 0, None, rank))
+def _scan(data: bytes, names: list[bytes], rank: np.ndarray | None = None) -> Any:
+    assert native.codec is not None
+    return native.codec.scan(data, 0, len(data), True, names, 0, rank)
+
+
+_COLUMNS = (("steps", np.int64), ("wall_times", np.float64), ("values", np.float64))
+
+
+def _column(got: Any, name: str, dtype: Any) -> np.ndarray:
+    return np.frombuffer(memoryview(getattr(got, name)), dtype=dtype)
 
 
 def _clean_file() -> bytes:
@@ -170,26 +168,22 @@ def _clean_file() -> bytes:
 def test_scan_groups_a_whole_file_when_it_knows_every_tag() -> None:
     data = _clean_file()
     names: list[bytes] = []
-    *_, tags, flags, fallbacks, bounds = _scan(data, names)
-    assert bounds is None and tags is not None and flags is not None and fallbacks == []
+    first = _scan(data, names)
+    assert first.bounds is None and first.tags is not None and first.flags is not None
+    assert first.fallbacks == [] and first.needed == 0 and not first.damaged
+    assert (first.position, first.records) == (len(data), 201)
     assert names == [b"b10", b"b2", b"a", b"t"]
-    rank = np.array([3, 1, 0, 2], dtype=np.int32)  # natural order: a, b2, b10, t
+    rank = np.array([3, 1, 0, 2], dtype=np.int32)  # a, b2, t, b10
     ungrouped = _scan(data, names)
     grouped = _scan(data, names, rank)
-    assert grouped[6] is None and grouped[9] is not None  # no tag column; bounds
-    bounds = np.frombuffer(grouped[9], dtype=np.int64)
-    assert bounds.tolist() == [0, 50, 100, 150, 200]
-    sources = [
-        np.frombuffer(c, dtype=t) for c, t in zip(ungrouped[3:8], decode._FAST_DTYPES, strict=True)
-    ]
-    tag_column = sources.pop(3)
-    expected_bounds, expected = decode._group(tag_column, rank, sources, 4)
-    assert bounds.tolist() == expected_bounds.tolist()
-    for column, dtype, want in zip(
-        (3, 4, 5, 7), (np.int64, np.float64, np.float64, np.int8), expected, strict=True
-    ):
-        assert np.array_equal(np.frombuffer(grouped[column], dtype=dtype), want)
-    assert np.frombuffer(grouped[5], dtype=np.float64)[:3].tolist() == [1.5, 1.5, 1.5]  # "a" first
+    assert grouped.tags is None and grouped.bounds is not None
+    assert _column(grouped, "bounds", np.int64).tolist() == [0, 50, 100, 150, 200]
+    tags = _column(ungrouped, "tags", np.int32)
+    order = np.argsort(rank[tags], kind="stable")  # rows by tag rank, in record order
+    for name, dtype in (*_COLUMNS, ("flags", np.int8)):
+        assert np.array_equal(_column(grouped, name, dtype), _column(ungrouped, name, dtype)[order])
+    assert _column(grouped, "values", np.float64)[:3].tolist() == [1.5, 1.5, 1.5]  # "a" first
+    assert _column(grouped, "values", np.float64)[100:103].tolist() == [0.0, 0.25, 0.5]  # "t"
 
 
 def test_scan_leaves_grouping_to_python_when_it_cannot_group_alone() -> None:
@@ -199,22 +193,90 @@ def test_scan_leaves_grouping_to_python_when_it_cannot_group_alone() -> None:
     rank = np.array([3, 1, 0, 2], dtype=np.int32)
     # a tag the rank does not know
     with_new_tag = data + record_bytes([simple("zz", 0, 1.0)])
-    assert _scan(with_new_tag, list(names), rank)[9] is None
+    assert _scan(with_new_tag, list(names), rank).bounds is None
     # a record left to protobuf (a purge_step restart)
-    assert _scan(data + record_bytes([session_start(3)]), list(names), rank)[9] is None
+    restart = _scan(data + record_bytes([session_start(3)]), list(names), rank)
+    assert restart.bounds is None and [f[0] for f in restart.fallbacks] == [201]
     # damage: the call stops at it
-    assert _scan(data[:-3], list(names), rank)[9] is None
+    cut = _scan(data[:-3], list(names), rank)
+    assert cut.bounds is None and cut.damaged and cut.records == 200
     with pytest.raises(ValueError, match="rank must be int32 ranks of every tag"):
         _scan(data, list(names), np.array([0, 1, 2], dtype=np.int32))
     with pytest.raises(ValueError, match="rank must be int32 ranks of every tag"):
         _scan(data, list(names), np.array([0, 1, 2, 9], dtype=np.int32))
 
 
+def test_a_scan_of_a_window_asks_for_the_bytes_its_next_record_needs() -> None:
+    """``size`` past the buffer: a record running past the buffer (not the file) stops
+    the scan with ``needed``; one running past ``size`` is damage."""
+    assert native.codec is not None
+    records = [record_bytes([simple("loss", s, s / 2)]) for s in range(3)]
+    data = b"".join(records)
+    first, second = len(records[0]), len(records[0]) + len(records[1])
+    # (under 16 bytes in the buffer: 16 asked for, enough to read the length)
+    for cut, at, needed in (
+        (second + 5, second, 16),
+        (second + 17, second, len(records[2])),
+        (8, 0, 16),
+    ):
+        names: list[bytes] = []
+        got = native.codec.scan(data[:cut], 0, len(data), True, names, 0)
+        assert (got.position, got.needed, got.damaged) == (at, needed, False)
+        assert got.records == (2 if at else 0) and names == ([b"loss"] if at else [])
+        # the next buffer, from where it stopped, holding that record
+        length = len(records[2] if at else records[0])
+        rest = native.codec.scan(
+            data[at : at + length], 0, len(data) - at, True, names, got.records
+        )
+        assert (rest.position, rest.needed, rest.damaged) == (length, 0, False)
+        assert rest.records == got.records + 1
+    past = native.codec.scan(data[: second + 5], 0, second + 5, True, [], 0)
+    assert (past.position, past.needed, past.damaged, past.records) == (second, 0, True, 2)
+    values = _column(native.codec.scan(data, first, len(data), True, [], 1), "values", np.float64)
+    assert values.tolist() == [0.5, 1.0]  # from a record's start, numbered on
+    with pytest.raises(ValueError, match="start outside the buffer, or size below it"):
+        native.codec.scan(data, 0, len(data) - 1, True, [], 0)
+    with pytest.raises(ValueError, match="start outside the buffer, or size below it"):
+        native.codec.scan(data, len(data) + 1, len(data), True, [], 0)
+    # a header claiming 2**64 - 17 bytes asks for them without overflowing
+    header = (2**64 - 17).to_bytes(8, "little")
+    header += native.codec.masked_crc32c(header).to_bytes(4, "little")
+    huge = native.codec.scan(header + bytes(4), 0, 2**64 - 1, True, [], 0)
+    assert (huge.position, huge.needed, huge.damaged) == (0, 2**64 - 1, False)
+    assert native.codec.scan(header + bytes(4), 0, 2**63, True, [], 0).damaged
+
+
+def test_resync_says_whether_it_checked_the_record_it_found() -> None:
+    assert native.codec is not None
+    codec = native.codec
+    records = [record_bytes([simple("loss", s, s / 2)]) for s in range(2)]
+    garbage = b"\x05" * 33 + bytes(3000)
+    data = garbage + b"".join(records)
+    whole = codec.resync(data, 0, len(data))
+    assert (whole.position, whole.state) == (len(garbage), codec.RESYNC_VERIFIED)
+    assert codec.resync(data, len(garbage) + 1, len(data)).position == len(garbage) + len(
+        records[0]
+    )
+    # the header in the buffer, the data past it (within size): found, not checked
+    part = codec.resync(data[: len(garbage) + 20], 0, len(data))
+    assert (part.position, part.state) == (len(garbage), codec.RESYNC_UNCHECKED)
+    # no record: NONE, and the first position not looked at (a header needs 12 bytes)
+    none = codec.resync(garbage, 0, len(garbage) + 100)
+    assert (none.position, none.state) == (len(garbage) - 11, codec.RESYNC_NONE)
+    past_the_last = codec.resync(data, len(data) - len(records[1]) + 1, len(data))
+    assert past_the_last.state == codec.RESYNC_NONE
+    flipped = bytearray(data)
+    flipped[len(garbage) + 14] ^= 1  # the first record's data: the second one is found
+    found = codec.resync(bytes(flipped), 0, len(data))
+    assert (found.position, found.state) == (len(garbage) + len(records[0]), codec.RESYNC_VERIFIED)
+    with pytest.raises(ValueError, match="start outside the buffer, or size below it"):
+        codec.resync(data, 0, len(data) - 1)
+
+
 def test_grouped_files_honour_tag_globs_and_skip_tags_they_lack(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _fresh_tag_table(monkeypatch)
-    grouped = _spy_on_grouping(monkeypatch)
+    calls = _spy_on_scans(monkeypatch)
     meta = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="scalars"))
     first = write_events(
         tmp_path / "events.out.tfevents.1",
@@ -231,20 +293,20 @@ def test_grouped_files_honour_tag_globs_and_skip_tags_they_lack(
         + [tensor_event("a_t", s, typed_tensor(s * 3.0, "double")) for s in range(2)],
     )
     accept = decode.tag_filter(["a*"])
-    results = [decode.read_event_file(p, accept) for p in (first, second)]
-    assert grouped == [False, True]
+    results = _on_a_new_thread(lambda: [decode.read_event_file(p, accept) for p in (first, second)])
+    assert _grouped(calls) == [False, True]
     assert list(results[1].series) == ["a10", "a_t", "acc"]  # natural order, "b" filtered
     assert results[1].series["a_t"].values.tolist() == [0.0, 3.0]
-    monkeypatch.setattr(decode, "_fastscan", None)
-    for fast, path in zip(results, (first, second), strict=True):
-        _assert_same(fast, decode.read_event_file(path, accept))
+    assert results[0].series["a2"].values.tolist() == [s + 0.5 for s in range(5)]
+    with tuning.tuned(native=False):
+        for fast, path in zip(results, (first, second), strict=True):
+            _assert_same(fast, decode.read_event_file(path, accept))
 
 
 def test_a_file_stopped_by_an_exception_leaves_the_tag_table_usable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _fresh_tag_table(monkeypatch)
-    grouped = _spy_on_grouping(monkeypatch)
+    calls = _spy_on_scans(monkeypatch)
     path = write_events(
         tmp_path / "events.out.tfevents.1", [file_version(), simple("loss", 1, 0.5)]
     )
@@ -252,42 +314,55 @@ def test_a_file_stopped_by_an_exception_leaves_the_tag_table_usable(
     def interrupt(done: int) -> None:
         raise KeyboardInterrupt  # after the scan appended "loss" to the table
 
-    with pytest.raises(KeyboardInterrupt):
-        decode.read_event_file(path, progress=interrupt)
-    assert decode.read_event_file(path).series["loss"].values.tolist() == [0.5]
-    assert decode.read_event_file(path).series["loss"].values.tolist() == [0.5]
-    assert grouped == [True, True]  # the table knew "loss" from the interrupted read
+    def read() -> list[list[float]]:
+        with pytest.raises(KeyboardInterrupt):
+            decode.read_event_file(path, progress=interrupt)
+        return [decode.read_event_file(path).series["loss"].values.tolist() for _ in range(2)]
+
+    assert _on_a_new_thread(read) == [[0.5], [0.5]]
+    assert [known for known, _ in calls] == [0, 1, 1]
+    assert _grouped(calls) == [False, True, True]  # it knew "loss" from the interrupted read
 
 
 def test_the_tag_table_starts_afresh_past_its_limit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _fresh_tag_table(monkeypatch)
-    monkeypatch.setattr(decode, "_TABLE_MAX_TAGS", 4)
-    sizes = []
-    for run in range(6):  # runs that each log different tags
-        path = write_events(
+    """Runs that each log different tags: the tags the scanner is told stay bounded
+    (every file pays for every name known), and every file still reads right."""
+    calls = _spy_on_scans(monkeypatch)
+    paths = [
+        write_events(
             tmp_path / f"events.out.tfevents.{run}",
             [file_version(), simple(f"r{run}/loss", 0, run), simple(f"r{run}/acc", 1, -run)],
         )
-        result = decode.read_event_file(path)
+        for run in range(300)
+    ]
+    results = _on_a_new_thread(lambda: [decode.read_event_file(p) for p in paths])
+    for run, result in enumerate(results):
         assert {t: s.values.tolist() for t, s in result.series.items()} == {
-            f"r{run}/loss": [run],
             f"r{run}/acc": [-run],
+            f"r{run}/loss": [run],
         }
-        sizes.append(len(decode._tables.table.names))
-    assert sizes == [2, 4, 6, 2, 4, 6]  # past 4 names, the next file starts a new table
+    known = [count for count, _ in calls]
+    assert known[:3] == [0, 2, 4] and max(known) <= 256 + 2
+    restarts = [n for n in range(1, len(known)) if known[n] < known[n - 1]]
+    assert restarts and all(known[n] == 0 for n in restarts)  # a table started afresh
 
 
 CRC_CHECK = """
 import sys
-from tbexport import _fastscan
+from tbexport import _codec
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 data = bytes(range(256)) * 4
 for start in (0, 3):  # unaligned starts too
     for size in (0, 1, 7, 8, 9, 15, 16, 63, 1000):
         chunk = data[start : start + size]
-        assert _fastscan.masked_crc32c(chunk) == masked_crc32c(chunk), (start, size)
+        assert _codec.masked_crc32c(chunk) == masked_crc32c(chunk), (start, size)
+import crc32c
+for cut in (0, 1, 5, 8, 500, 1024):  # crc32c(data, value): on from a first part's CRC
+    whole = crc32c.crc32c(data)
+    assert _codec.crc32c(data) == whole
+    assert _codec.crc32c(data[cut:], _codec.crc32c(data[:cut])) == whole, cut
 print("ok")
 """
 
@@ -344,17 +419,18 @@ def _awkward_doubles() -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("kind", list(_awkward_doubles()))
 def test_c_number_text_is_python_repr(kind: str) -> None:
     """The C formatter's shortest digits and layout are exactly repr()'s."""
-    assert decode._fastscan is not None
+    assert native.codec is not None
     values = _awkward_doubles()[kind]
     values = values[np.isfinite(values)]
     steps = np.arange(len(values), dtype=np.int64) - len(values) // 2
-    text = bytes(decode._fastscan.csv_rows(b"", steps, (values,))).decode()
+    text = bytes(native.codec.csv_rows(b"", steps, (values,))).decode()
     expected = [f"{s},{v!r}" for s, v in zip(steps.tolist(), values.tolist(), strict=True)]
     assert text.splitlines() == expected
 
 
-def test_c_grouping_matches_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_c_grouping_matches_numpy() -> None:
     """The C counting sort groups rows exactly like a stable argsort by tag rank."""
+    assert native.codec is not None
     rng = np.random.default_rng(3)
     tags = rng.integers(0, 7, 5000).astype(np.int32)
     rank = rng.permutation(7).astype(np.int32)
@@ -362,21 +438,28 @@ def test_c_grouping_matches_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
         rng.integers(-(2**40), 2**40, 5000),
         rng.random(5000),
         rng.integers(0, 16, 5000).astype(np.int8),
+        rng.integers(0, 9, 5000).astype(np.int32),
     ]
-    fast_bounds, fast = decode._group(tags, rank, list(columns), 7)
-    monkeypatch.setattr(decode, "_fastscan", None)
-    slow_bounds, slow = decode._group(tags, rank, list(columns), 7)
-    assert fast_bounds.tolist() == slow_bounds.tolist()
-    for a, b in zip(fast, slow, strict=True):
-        assert a.dtype == b.dtype and np.array_equal(a, b)
-    assert fast_bounds[-1] == 5000 and len(set(fast_bounds.tolist())) == 8
+    grouped = [np.empty_like(c) for c in columns]
+    bounds = np.empty(8, dtype=np.int64)
+    native.codec.group(tags, rank, tuple(columns), tuple(grouped), bounds)
+    ranks = rank[tags]
+    order = np.argsort(ranks, kind="stable")
+    assert bounds.tolist() == np.searchsorted(ranks[order], np.arange(8)).tolist()
+    for a, b in zip(grouped, columns, strict=True):
+        assert a.dtype == b.dtype and np.array_equal(a, b[order])
+    assert bounds[-1] == 5000 and len(set(bounds.tolist())) == 8
 
 
 def test_c_grouping_rejects_unknown_tags() -> None:
-    assert decode._fastscan is not None
+    assert native.codec is not None
     tags = np.array([0, 3], dtype=np.int32)
+    into, bounds = np.zeros(2), np.zeros(3, dtype=np.int64)
     with pytest.raises(ValueError, match="tag index out of range"):
-        decode._group(tags, np.arange(2, dtype=np.int32), [np.zeros(2)], 2)
+        native.codec.group(tags, np.arange(2, dtype=np.int32), (np.ones(2),), (into,), bounds)
+    assert into.tolist() == [0.0, 0.0]  # nothing written
+    with pytest.raises(ValueError, match="bad arguments"):  # bounds of the wrong length
+        native.codec.group(tags, np.arange(4, dtype=np.int32), (np.ones(2),), (into,), bounds)
 
 
 LAZY_CHECK = """
@@ -401,171 +484,114 @@ def test_protobuf_is_loaded_only_for_records_that_need_it(tmp_path: Path) -> Non
     assert run(tmp_path) == ["1", "True"]  # a SessionLog restart is decoded by protobuf
 
 
-def test_an_error_in_progress_stops_the_c_scan(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The scanner calls back into Python mid-file; an exception there comes out intact."""
+def _windows(window: int = 4000) -> Any:
+    """Every file read ``window`` bytes at a time, as files too big to read whole are."""
+    return tuning.tuned(whole_file_bytes=0, window_bytes=window)
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, ValueError])
+def test_an_error_in_progress_stops_the_reading(tmp_path: Path, error: type) -> None:
+    """Progress is called as each window is read; an exception there comes out intact,
+    and nothing more of the file is read."""
     path = tmp_path / "events.out.tfevents.1"
     write_events(path, [file_version()] + [simple("loss", s, s / 10) for s in range(2000)])
-    monkeypatch.setattr(decode, "_CHUNK_BYTES", 1000)
     calls: list[int] = []
 
     def progress(done: int) -> None:
         calls.append(done)
         if len(calls) == 3:
-            raise KeyboardInterrupt
+            raise error("stop")
 
-    with pytest.raises(KeyboardInterrupt):
+    with _windows(1000), pytest.raises(error):
         decode.read_event_file(path, progress=progress)
-    assert len(calls) == 3 and all(0 < c <= 1100 for c in calls)
+    assert len(calls) == 3 and all(0 < c <= 1000 for c in calls)
+    assert sum(calls) < path.stat().st_size // 10
 
 
 def _lightning_like_file(path: Path) -> Path:
     """What Lightning's TensorBoardLogger writes: hyperparameters (records only protobuf
     decodes) among simple values and TF2-style tensors, tags first met out of order."""
-    torch_tb = pytest.importorskip("torch.utils.tensorboard", reason="needs torch (test extra)")
-    from torch.utils.tensorboard.summary import hparams
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-    with torch_tb.SummaryWriter(path) as writer:
-        for summary in hparams({"lr": 0.01, "optimizer": "adam"}, {"hp_metric": -1}):
-            writer.file_writer.add_summary(summary)
-        for step in range(300):
-            writer.add_scalar("val/loss10", 1 / (step + 1), step)
-            writer.add_scalar("val/loss2", step * 0.5, step)
-            if step % 3 == 0:
-                writer.add_scalar("lr", 0.1 * 0.99**step, step, new_style=True)
-    [file] = path.glob("events.out.tfevents.*")
-    return file
+    data = HParamsPluginData(version=0)
+    data.session_start_info.hparams["lr"].number_value = 0.01
+    data.session_start_info.hparams["optimizer"].string_value = "adam"
+    meta = SummaryMetadata(
+        plugin_data=SummaryMetadata.PluginData(
+            plugin_name="hparams", content=data.SerializeToString()
+        )
+    )
+    hparams = Summary.Value(tag="_hparams_/session_start_info", metadata=meta)
+    events = [file_version(), Event(wall_time=999.0, summary=Summary(value=[hparams]))]
+    scalars = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="scalars"))
+    for step in range(300):
+        events.append(simple("val/loss10", step, 1 / (step + 1)))
+        events.append(simple("val/loss2", step, step * 0.5))
+        if step % 3 == 0:  # as add_scalar(new_style=True): a float tensor, metadata first
+            tensor = content_tensor(float(np.float32(0.1 * 0.99**step)), "float")
+            events.append(tensor_event("lr", step, tensor, metadata=scalars if not step else None))
+    return write_events(path / "events.out.tfevents.1", events)
 
 
 @pytest.mark.parametrize("damaged", [False, True])
-def test_big_files_are_counted_then_placed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damaged: bool
+def test_big_files_read_in_windows_give_what_a_whole_read_gives(
+    tmp_path: Path, damaged: bool
 ) -> None:
-    """A mapped file is read in two passes: the same points, hparams and progress."""
+    """A file read a window at a time: the same points, hparams and corruptions, and
+    progress as each window is read."""
     path = _lightning_like_file(tmp_path / "run")
-    if damaged:  # a flipped byte mid-file: the general path, after the count failed
+    if damaged:  # a flipped byte mid-file
         blob = bytearray(path.read_bytes())
         blob[len(blob) // 2] ^= 0x40
         path.write_bytes(bytes(blob))
-    monkeypatch.setattr(decode, "_MAP_MIN_BYTES", 0)
-    monkeypatch.setattr(decode, "_CHUNK_BYTES", 4000)
-    _fresh_tag_table(monkeypatch)
-    paths = _spy_on_paths(monkeypatch)
+    whole = decode.read_event_file(path)
     reported: list[int] = []
-    fast = decode.read_event_file(path, progress=reported.append)
-    assert paths == ["in order" if damaged else "in place"]
-    assert sum(reported) == path.stat().st_size and all(r >= 0 for r in reported)
-    assert len(reported) > 4  # the chunks of both passes
+    with _windows():
+        fast = decode.read_event_file(path, progress=reported.append)
+    assert sum(reported) == path.stat().st_size and all(r > 0 for r in reported)
+    assert len(reported) > 4 and max(reported) <= 4000  # a report a window
     assert fast.hparams == {"lr": 0.01, "optimizer": "adam"}
     assert list(fast.series) == ["lr", "val/loss2", "val/loss10"]
-    if not damaged:
+    if damaged:
+        assert len(fast.corruptions) == 1
+    else:
         assert fast.series["val/loss10"].steps.tolist() == list(range(300))
         assert fast.series["lr"].values[1] == np.float32(0.1 * 0.99**3)  # new_style: a tensor
         assert fast.corruptions == []
-    monkeypatch.setattr(decode, "_fastscan", None)
-    _assert_same(fast, decode.read_event_file(path))
+    _assert_same(fast, whole)
+    with tuning.tuned(native=False):
+        _assert_same(fast, decode.read_event_file(path))
 
 
-def test_a_file_rewritten_between_the_passes_is_read_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("window", [16, 64, 1000])
+def test_records_longer_than_a_window_and_damage_across_windows(
+    tmp_path: Path, window: int
 ) -> None:
-    path = write_events(
-        tmp_path / "events.out.tfevents.1",
-        [file_version()] + [simple(t, s, s / 4) for s in range(20) for t in ("a", "b")],
-    )
-    assert decode._fastscan is not None
-    count = decode._fastscan.count
-
-    def stale_count(*args: Any) -> Any:  # as if "a" had one point more when counted
-        pos, failed, records, counts, unusual, fallbacks = count(*args)
-        counts = np.frombuffer(counts, dtype=np.int64).copy()
-        counts[0] += 1
-        return pos, failed, records, counts, unusual, fallbacks
-
-    monkeypatch.setattr(decode._fastscan, "count", stale_count)
-    monkeypatch.setattr(decode, "_MAP_MIN_BYTES", 0)
-    _fresh_tag_table(monkeypatch)
-    paths = _spy_on_paths(monkeypatch)
-    result = decode.read_event_file(path)
-    assert paths == ["grouped by the scan"]  # read again in one pass, every tag known by then
-    assert result.series["a"].values.tolist() == [s / 4 for s in range(20)]
-    assert result.series["b"].steps.tolist() == list(range(20))
-
-
-def test_c_count_and_place() -> None:
-    """count() gives each tag's points; scan() with them writes the grouped rows."""
-    assert decode._fastscan is not None
-    data = _clean_file()
-    names: list[bytes] = [b"zz"]  # a tag known from an earlier file, absent here
-    pos, failed, records, counts, unusual, fallbacks = decode._fastscan.count(
-        data, True, names, 0, None
-    )
-    assert (pos, failed, records, unusual, fallbacks) == (len(data), False, 201, True, [])
-    assert names == [b"zz", b"b10", b"b2", b"a", b"t"]
-    assert np.frombuffer(counts, dtype=np.int64).tolist() == [0, 50, 50, 50, 50]
-    rank = np.array([4, 2, 1, 0, 3], dtype=np.int32)  # a, b2, b10, t, zz
-    placed = decode._fastscan.scan(data, 0, True, names, 0, 0, None, rank, counts, True)
-    grouped = _scan(data, names, rank)  # the one-pass grouping, for comparison
-    assert np.frombuffer(placed[9], np.int64).tolist() == [0, 50, 100, 150, 200, 200]
-    dtypes = {3: np.int64, 4: np.float64, 5: np.float64, 7: np.int8, 9: np.int64}
-    for column, dtype in dtypes.items():  # steps, wall times, values, flags, bounds
-        assert np.array_equal(
-            np.frombuffer(placed[column], dtype), np.frombuffer(grouped[column], dtype)
-        )
-    assert placed[6] is None and placed[:3] == (len(data), False, 201)
-    fewer = np.frombuffer(counts, dtype=np.int64).copy()
-    fewer[1] -= 1  # one row short for "b10"
-    more = fewer.copy()
-    more[1] += 2  # a row "b10" never fills
-    for wrong in (fewer, more):
-        with pytest.raises(decode._fastscan.RecordsChanged, match="differ from the counted ones"):
-            decode._fastscan.scan(data, 0, True, names, 0, 0, None, rank, wrong, True)
-    with pytest.raises(decode._fastscan.RecordsChanged):  # flags where none were counted
-        decode._fastscan.scan(data, 0, True, names, 0, 0, None, rank, counts, False)
-    with pytest.raises(ValueError, match="counts need a rank"):
-        decode._fastscan.scan(data, 0, True, names, 0, 0, None, None, counts, True)
-    with pytest.raises(ValueError, match="counts need a rank"):
-        decode._fastscan.scan(data, 0, True, names, 0, 0, None, rank, bytes(counts)[:8], True)
-    huge = np.array([0, 2**62, 2**62, 2**62, 0], dtype=np.int64)  # would overflow the rows
-    with pytest.raises(ValueError, match="counts the buffer cannot hold"):
-        decode._fastscan.scan(data, 0, True, names, 0, 0, None, rank, huge, True)
+    """A record longer than the window is read whole; damage and the search for the next
+    record straddle the windows."""
+    long_tag = "x" * 5000
+    frames = [record_bytes([e]) for e in [file_version(), *(simple("a", s, s) for s in range(20))]]
+    frames.insert(5, record_bytes([simple(long_tag, 3, 0.5)]))
+    frames.insert(12, b"\x05" * 37 + bytes(2500))  # garbage, then zeros
+    frames[15] = frames[15][:-1] + bytes([frames[15][-1] ^ 1])  # a data CRC broken
+    path = tmp_path / "events.out.tfevents.1"
+    path.write_bytes(b"".join(frames))
+    whole = decode.read_event_file(path)
+    ends = np.cumsum([0, *(len(f) for f in frames)])
+    assert [(c.offset, c.skipped) for c in whole.corruptions] == [
+        (int(ends[12]), len(frames[12])),
+        (int(ends[15]), len(frames[15])),
+    ]
+    assert whole.series[long_tag].values.tolist() == [0.5]
+    assert len(whole.series["a"].steps) == 19
+    with _windows(window):
+        _assert_same(decode.read_event_file(path), whole)
+    with tuning.tuned(native=False):
+        _assert_same(decode.read_event_file(path), whole)
 
 
-def _mapped(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    monkeypatch.setattr(decode, "_MAP_MIN_BYTES", 0)
-    monkeypatch.setattr(decode, "_CHUNK_BYTES", 4000)
-    _fresh_tag_table(monkeypatch)
-    return _spy_on_paths(monkeypatch)
-
-
-def test_each_pass_reports_half_the_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_progress_error_late_in_a_big_file_is_raised(tmp_path: Path) -> None:
     path = _lightning_like_file(tmp_path / "run")
-    paths = _mapped(monkeypatch)
-    assert decode._fastscan is not None
-    count = decode._fastscan.count
-    reported: list[int] = []
-    at_count_end: list[int] = []
-
-    def spy_count(*args: Any) -> Any:
-        result = count(*args)
-        at_count_end.append(sum(reported))
-        return result
-
-    monkeypatch.setattr(decode._fastscan, "count", spy_count)
-    decode.read_event_file(path, progress=reported.append)
-    size = path.stat().st_size
-    assert paths == ["in place"]
-    assert size // 2 - 4000 <= at_count_end[0] <= size // 2
-    assert sum(reported) == size
-
-
-def test_a_progress_error_in_the_second_pass_is_raised(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Not taken for a changed file: the error comes out, the file is not read again."""
-    path = _lightning_like_file(tmp_path / "run")
-    _mapped(monkeypatch)
     size, reported = path.stat().st_size, [0]
 
     def progress(done: int) -> None:
@@ -573,27 +599,25 @@ def test_a_progress_error_in_the_second_pass_is_raised(
         if reported[0] > size * 3 // 4:
             raise ValueError("stop")
 
-    with pytest.raises(ValueError, match="stop"):
+    with _windows(), pytest.raises(ValueError, match="stop"):
         decode.read_event_file(path, progress=progress)
     assert reported[0] < size
 
 
-def test_a_file_being_written_is_placed_up_to_its_last_whole_record(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_file_being_written_is_read_up_to_its_last_whole_record(tmp_path: Path) -> None:
     path = _lightning_like_file(tmp_path / "run")
     path.write_bytes(path.read_bytes()[:-7])  # the last record half written
-    paths = _mapped(monkeypatch)
-    fast = decode.read_event_file(path)
-    assert paths == ["in place"]
+    with _windows():
+        fast = decode.read_event_file(path)
     assert fast.truncated_tail > 0 and fast.corruptions == []
     assert fast.series["val/loss2"].steps.tolist() == list(range(299))  # the last one cut
-    monkeypatch.setattr(decode, "_fastscan", None)
-    _assert_same(fast, decode.read_event_file(path))
+    with tuning.tuned(native=False):
+        _assert_same(fast, decode.read_event_file(path))
 
 
-def test_records_only_protobuf_reads_as_points_take_the_general_path(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("windows", [False, True], ids=["whole", "windows"])
+def test_records_only_protobuf_reads_as_points_are_left_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, windows: bool
 ) -> None:
     """A value with both a simple_value and a tensor on the wire: protobuf keeps the
     tensor (the last of the oneof); the C scanner hands such a record over."""
@@ -607,74 +631,38 @@ def test_records_only_protobuf_reads_as_points_take_the_general_path(
     earlier = [simple("loss", s, s / 8) for s in range(5)]
     path = tmp_path / "events.out.tfevents.1"
     path.write_bytes(record_bytes([file_version(), *earlier]) + frame_payloads([both]))
-    paths = _mapped(monkeypatch)
-    fast = decode.read_event_file(path)
-    assert paths == ["in order"]
+    calls = _spy_on_scans(monkeypatch)
+    with _windows(64) if windows else tuning.tuned():
+        fast = decode.read_event_file(path)
+    assert [f[0] for _, got in calls for f in got.fallbacks] == [6]  # record 6, to protobuf
     assert fast.series["loss"].values.tolist() == [0, 1 / 8, 2 / 8, 3 / 8, 4 / 8, 2.0]
-    monkeypatch.setattr(decode, "_fastscan", None)
-    _assert_same(fast, decode.read_event_file(path))
+    with tuning.tuned(native=False):
+        _assert_same(fast, decode.read_event_file(path))
 
 
-def test_a_big_run_moves_the_progress_while_it_is_read(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_big_run_moves_the_progress_while_it_is_read(tmp_path: Path) -> None:
     """load_scalars passes each file's progress on (on threads), not one report a run."""
     import tbexport
 
     path = _lightning_like_file(tmp_path / "run")
-    _mapped(monkeypatch)
     seen: list[int] = []
-    tbexport.load_scalars(tmp_path / "run", progress=seen.append)
+    with tuning.tuned(whole_file_bytes=0, window_bytes=4096):
+        tbexport.load_scalars(tmp_path / "run", progress=seen.append)
     size = path.stat().st_size
     assert sum(seen) == size
-    assert len(seen) > 4 and max(seen) <= size // 2  # the chunks of both passes
+    assert len(seen) > 4 and max(seen) <= 4096  # a report a window
 
 
-@pytest.mark.skipif(not hasattr(decode._fastscan, "read_small"), reason="POSIX only")
-def test_c_reads_small_files_whole_and_leaves_big_ones(tmp_path: Path) -> None:
-    fastscan: Any = decode._fastscan
-    path = tmp_path / "events.out.tfevents.1"
-    blob = record_bytes([file_version(), simple("loss", 1, 0.5)])
-    path.write_bytes(blob)
-    assert bytes(memoryview(fastscan.read_small(str(path), len(blob) + 1))) == blob
-    assert fastscan.read_small(path, len(blob)) is None  # as big as the limit: mapped instead
-    (tmp_path / "empty").write_bytes(b"")
-    assert bytes(memoryview(fastscan.read_small(tmp_path / "empty", 1))) == b""
+def test_files_that_cannot_be_read_are_errors_not_crashes(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError) as missing:
-        fastscan.read_small(str(tmp_path / "gone"), 1 << 20)
-    assert missing.value.filename == str(tmp_path / "gone")
-    with pytest.raises(OSError, match="not a regular file") as directory:
-        fastscan.read_small(tmp_path, 1 << 20)  # (a directory, as a FIFO, is refused)
-    assert directory.value.filename == tmp_path
-    series = decode.read_event_file(path).series  # through the reader, the same bytes
-    assert series["loss"].values.tolist() == [0.5]
-
-
-def test_c_join_copies_pieces_one_after_the_other() -> None:
-    fastscan: Any = decode._fastscan
-    steps, values, codes = np.zeros(8, np.int64), np.zeros(8), np.zeros(8, np.int8)
-    pieces = (
-        (np.arange(2, dtype=np.int64), np.arange(10, 13, dtype=np.int64)),
-        (np.ones(5),),
-        ((3, 2), (-1, 3)),  # fills: two rows of 3, three of -1
-    )
-    fastscan.join(pieces, (steps, values, codes), 2)  # from row 2
-    assert steps.tolist() == [0, 0, 0, 1, 10, 11, 12, 0]
-    assert values.tolist() == [0, 0, 1, 1, 1, 1, 1, 0]
-    assert codes.tolist() == [0, 0, 3, 3, -1, -1, -1, 0]
-    short = np.zeros(3, np.int16)
-    fastscan.join((((300, 2),),), (short,), 1)
-    assert short.tolist() == [0, 300, 300]
-    with pytest.raises(ValueError, match="overflow"):
-        fastscan.join(pieces, (steps, values, codes), 4)
-    with pytest.raises(ValueError, match="overflow"):
-        fastscan.join((((1, 4),),), (short,), 0)
-    with pytest.raises(ValueError, match="one destination per column"):
-        fastscan.join(pieces, (steps,), 0)
-    with pytest.raises(TypeError, match="must be tuples"):
-        fastscan.join(([np.ones(1)],), (values,), 0)
-    with pytest.raises(ValueError, match="part of an item"):
-        fastscan.join(((np.ones(1, np.int8),),), (values,), 0)
-    with pytest.raises(BufferError):  # a read-only destination
-        fastscan.join(((np.ones(1),),), (b"12345678",), 0)
-    assert values.tolist() == [0, 0, 1, 1, 1, 1, 1, 0]  # untouched by the failed calls
+        decode.read_event_file(tmp_path / "events.out.tfevents.gone")
+    assert missing.value.filename == str(tmp_path / "events.out.tfevents.gone")
+    (tmp_path / "events.out.tfevents.dir").mkdir()
+    with pytest.raises(OSError, match="not a regular file"):
+        decode.read_event_file(tmp_path / "events.out.tfevents.dir")
+    empty = tmp_path / "events.out.tfevents.empty"
+    empty.write_bytes(b"")
+    for changes in ({}, {"whole_file_bytes": 0, "window_bytes": 16}, {"native": False}):
+        with tuning.tuned(**changes):
+            read = decode.read_event_file(empty)
+        assert (read.series, read.corruptions, read.size, read.valid_records) == ({}, [], 0, 0)

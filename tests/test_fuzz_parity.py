@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 from tensorboard.compat.proto.event_pb2 import Event
 
-from tbexport import decode
+from tbexport import decode, native, tuning
+from tbexport.model import FileScalars
 
 from . import fuzz_events
 from .builders import file_version, frame_payloads, record_bytes, simple
 
-pytestmark = pytest.mark.skipif(decode._fastscan is None, reason="C extension not built")
+pytestmark = pytest.mark.skipif(native.codec is None, reason="C extension not built")
 
 
 def _varint(value: int) -> bytes:
@@ -134,18 +135,15 @@ REGRESSIONS = {
 }
 
 
-def _read(path: Path, monkeypatch: pytest.MonkeyPatch, fast: bool) -> decode.FileScalars:
-    with monkeypatch.context() as patch:
-        if not fast:
-            patch.setattr(decode, "_fastscan", None)
-        patch.setattr(decode._tables, "table", decode._TagTable(), raising=False)
+def _read(path: Path, fast: bool) -> FileScalars:
+    with tuning.tuned(native=fast):
         return decode.read_event_file(path)
 
 
-@pytest.mark.parametrize("mapped", [False, True], ids=["whole", "mapped"])
+@pytest.mark.parametrize("windows", [False, True], ids=["whole", "windows"])
 @pytest.mark.parametrize("name", list(REGRESSIONS))
 def test_c_reads_the_minimal_record_as_protobuf_does(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, mapped: bool
+    tmp_path: Path, name: str, windows: bool
 ) -> None:
     # plain points before and after: the record must not disturb them either way
     before = [file_version(), simple("loss", 1, 0.25), simple("acc", 1, 0.5)]
@@ -155,11 +153,8 @@ def test_c_reads_the_minimal_record_as_protobuf_does(
         + frame_payloads([REGRESSIONS[name]])
         + record_bytes([simple("loss", 9, 0.75)])
     )
-    if mapped:
-        monkeypatch.setattr(decode, "_MAP_MIN_BYTES", 0)
-        monkeypatch.setattr(decode, "_CHUNK_BYTES", 64)
-    assert fuzz_events.compare(path) == []
-    fast, slow = _read(path, monkeypatch, True), _read(path, monkeypatch, False)
+    assert fuzz_events.compare(path, windows=windows) == []
+    fast, slow = _read(path, True), _read(path, False)
     assert fast.corruptions == slow.corruptions
     assert fast.series.keys() == slow.series.keys()
 
@@ -196,9 +191,7 @@ def test_the_regressions_are_what_protobuf_says() -> None:
     )
 
 
-def test_the_c_scanner_reads_the_new_fields_of_a_clean_file_itself(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_c_scanner_reads_the_new_fields_of_a_clean_file_itself(tmp_path: Path) -> None:
     """Display names, node names and source metadata are checked, not handed over."""
     value = _value(
         _TAG,
@@ -209,10 +202,9 @@ def test_the_c_scanner_reads_the_new_fields_of_a_clean_file_itself(
     head = _field(10, _field(1, b"tensorboard.summary.writer.event_file_writer"))
     path = tmp_path / "events.out.tfevents.1"
     path.write_bytes(record_bytes([file_version()]) + frame_payloads([head, value]))
-    assert decode._fastscan is not None
+    assert native.codec is not None
     data = path.read_bytes()
-    fallbacks = decode._fastscan.scan(data, 0, True, [], 0, 0, None, None)[8]
-    assert fallbacks == []
+    assert native.codec.scan(data, 0, len(data), True, [], 0).fallbacks == []
     assert fuzz_events.compare(path) == []
 
 

@@ -21,7 +21,6 @@ import scipy.io
 from click.testing import CliRunner, Result
 
 import tbexport
-from tbexport import discover
 from tbexport.cli import cli
 from tbexport.discover import find_runs, natural_key
 from tbexport.exceptions import CorruptRecordWarning, UnreadableFileError
@@ -412,21 +411,15 @@ def _first_too_long(top: Path, deep: Path) -> str:
     raise AssertionError("no path too long")
 
 
-@pytest.mark.parametrize("listing", ["c", "python"])
-def test_runs_deeper_than_path_max_are_reported_and_counted(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, listing: str
-) -> None:
-    if listing == "python":
-        monkeypatch.setattr(discover, "_fastscan", None)
-    elif discover._fastscan is None or not hasattr(discover._fastscan, "list_dirs"):
-        pytest.skip("C extension not built")
+@pytest.mark.parametrize("jobs", [1, 4])
+def test_runs_deeper_than_path_max_are_reported_and_counted(tmp_path: Path, jobs: int) -> None:
     top = tmp_path / "logs"
     top.mkdir()
     write_events(top / "short" / "events.out.tfevents.1", [simple("loss", 0, 1.0)])
     deep = _deep_run(top)
     assert len(str(deep)) > 20_033
     skipped = _first_too_long(top, deep)
-    result = invoke(top, "-o", tmp_path / "out.csv")
+    result = invoke(top, "-o", tmp_path / "out.csv", "-j", str(jobs))
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines() == [
         f"warning: {skipped}: path too long, skipped",
@@ -435,9 +428,9 @@ def test_runs_deeper_than_path_max_are_reported_and_counted(
     ]
     assert (tmp_path / "out.csv").read_text().splitlines()[1:] == ["short,loss,0,1000.0,1.0"]
     with pytest.warns(CorruptRecordWarning, match="path too long, skipped"):
-        assert [run.name for run in find_runs(top)] == ["short"]
+        assert [run.name for run in find_runs(top, jobs=jobs)] == ["short"]
     unreadable: list[tbexport.Corruption] = []
-    find_runs(top, unreadable=unreadable)
+    find_runs(top, unreadable=unreadable, jobs=jobs)
     assert [(c.path, c.reason, c.unit) for c in unreadable] == [(skipped, "path too long", "file")]
 
 

@@ -26,13 +26,13 @@ from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 
 import tbexport
-from tbexport import decode, records
+from tbexport import decode, native, records, source, tuning
 from tbexport.load import ScalarData
 
 from .builders import DT, file_version, record_bytes, scalars_metadata, simple, tensor_event
 
 EVERY_READER = pytest.mark.usefixtures("reader")
-NEEDS_C = pytest.mark.skipif(decode._fastscan is None, reason="the C extension is not built")
+NEEDS_C = pytest.mark.skipif(native.codec is None, reason="the C extension is not built")
 
 SHRANK = "file shrank while being read"
 
@@ -162,75 +162,85 @@ def test_a_record_protobuf_cannot_make_a_number_of_is_reported_not_raised(
 def _shrink_when_read_past(
     monkeypatch: pytest.MonkeyPatch, path: Path, past: int, to: int
 ) -> list[int]:
-    """Truncate ``path`` to ``to`` bytes once a reader has read past ``past`` (the C
-    scanner says so in its progress callback; protobuf's reader reads through
-    FileBytes). Returns a list that gets the position it happened at."""
+    """Truncate ``path`` to ``to`` bytes when a read from past byte ``past`` begins
+    (at the reading path's one seam with storage). Returns a list that gets the offset
+    of that read."""
     happened: list[int] = []
-    real_advance, real_read = decode._Advance.__call__, records.FileBytes._read
+    real_read = source.LocalFile.read
 
-    def shrink(position: int) -> None:
-        if not happened and position >= past:
-            happened.append(position)
+    def read(self: source.LocalFile, offset: int, length: int) -> bytes:
+        if not happened and offset >= past:
+            happened.append(offset)
             os.truncate(path, to)
+        return real_read(self, offset, length)
 
-    def advance(self: decode._Advance, position: int) -> None:
-        shrink(position)
-        real_advance(self, position)
-
-    def read(self: records.FileBytes, offset: int, wanted: int, needed: int) -> bytes:
-        shrink(offset)
-        return real_read(self, offset, wanted, needed)
-
-    monkeypatch.setattr(decode._Advance, "__call__", advance)
-    monkeypatch.setattr(records.FileBytes, "_read", read)
-    # every file read a window at a time, in small windows and blocks
-    monkeypatch.setattr(decode, "_MAP_MIN_BYTES", 0)
-    monkeypatch.setattr(decode, "_WINDOW_BYTES", 1024)
-    monkeypatch.setattr(decode, "_CHUNK_BYTES", 256)
-    monkeypatch.setattr(records, "_BLOCK_BYTES", 1024)
+    monkeypatch.setattr(source.LocalFile, "read", read)
     return happened
 
 
+_LONG_TAG = "loss/" + "l" * 200  # records of about 250 bytes
+
+
 @pytest.fixture
-def shrinking(tmp_path: Path) -> tuple[Path, list[bytes], int]:
-    """400 records, and a cut inside the record that starts past byte 8000."""
-    frames = _frames([file_version(), *_losses(range(399))])
+def shrinking(tmp_path: Path) -> tuple[Path, list[bytes], int, int]:
+    """3 MiB of records (more than one of the 1 MiB blocks protobuf's reader reads), a
+    read past 1.5 MiB to shrink the file at, and a cut inside a record past 2.5 MiB."""
+    frames = _frames([file_version(), *(simple(_LONG_TAG, s, s / 4) for s in range(12_500))])
     path = tmp_path / "events.out.tfevents.1"
     path.write_bytes(b"".join(frames))
-    return path, frames, 8000
+    return path, frames, 3 << 19, 5 << 19
 
 
 @EVERY_READER
 @pytest.mark.parametrize("strict", [False, True])
-def test_a_file_that_shrinks_while_read_keeps_what_was_read_and_says_so(
-    shrinking: tuple[Path, list[bytes], int], monkeypatch: pytest.MonkeyPatch, strict: bool
+def test_a_file_that_shrinks_while_read_says_so(
+    shrinking: tuple[Path, list[bytes], int, int], monkeypatch: pytest.MonkeyPatch, strict: bool
 ) -> None:
-    path, frames, cut = shrinking
+    path, frames, past, cut = shrinking
     size = len(b"".join(frames))
-    happened = _shrink_when_read_past(monkeypatch, path, 2000, cut)
+    happened = _shrink_when_read_past(monkeypatch, path, past, cut)
+    with tuning.tuned(whole_file_bytes=0, window_bytes=1024):  # read as big files are
+        if strict:
+            with pytest.raises(tbexport.CorruptEventFileError, match=f"{SHRANK} at byte"):
+                tbexport.load_scalars(path, strict=True)
+            return
+        data = tbexport.load_scalars(path)
+    assert happened and past <= happened[0] < cut
     ends = np.cumsum([len(f) for f in frames])
-    whole = int(np.searchsorted(ends, cut, side="right"))  # records that end by the cut
-    cut_record = int(ends[whole - 1])  # where the record the cut falls in starts
-    if strict:
-        with pytest.raises(
-            tbexport.CorruptEventFileError, match=f"{SHRANK} at byte {cut_record}, skipped"
-        ):
-            tbexport.load_scalars(path, strict=True)
-        return
-    data = tbexport.load_scalars(path)
-    assert happened and happened[0] < cut
-    assert _points(data.frame) == [("loss", s, s / 4) for s in range(whole - 1)]
-    assert [(c.path, c.offset, c.skipped, c.reason) for c in data.corruptions] == [
-        (str(path), cut_record, size - cut_record, SHRANK)
-    ]
+    [corruption] = data.corruptions
+    assert (corruption.path, corruption.skipped, corruption.reason) == (
+        str(path),
+        size - corruption.offset,
+        SHRANK,
+    )
+    # it happened at a record's start, before the cut: the points of the records before it
+    assert corruption.offset in set(ends.tolist()) and corruption.offset <= cut
+    kept = int(np.searchsorted(ends, corruption.offset, side="right")) - 1
+    assert _points(data.frame) == [(_LONG_TAG, s, s / 4) for s in range(kept)]
     assert data.truncated == {}
 
 
-def test_a_file_that_shrinks_below_a_record_left_to_protobuf_says_so(
+@EVERY_READER
+def test_a_file_that_shrinks_while_read_keeps_every_record_before_the_cut(
+    shrinking: tuple[Path, list[bytes], int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, frames, past, cut = shrinking
+    _shrink_when_read_past(monkeypatch, path, past, cut)
+    ends = np.cumsum([len(f) for f in frames])
+    whole = int(np.searchsorted(ends, cut, side="right"))  # records that end by the cut
+    cut_record = int(ends[whole - 1])  # where the record the cut falls in starts
+    with tuning.tuned(whole_file_bytes=0, window_bytes=1024):
+        data = tbexport.load_scalars(path)
+    assert _points(data.frame) == [(_LONG_TAG, s, s / 4) for s in range(whole - 1)]
+    assert [c.offset for c in data.corruptions] == [cut_record]
+
+
+def test_a_record_left_to_protobuf_is_decoded_from_the_bytes_already_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader: str
 ) -> None:
-    """The C scanner leaves some records for protobuf to decode once it is done: by
-    then the file may no longer hold them."""
+    """The C scanner leaves some records for protobuf to decode once the file is
+    scanned; by then the file may have shrunk below them: they are decoded from the
+    bytes the scan read."""
     if reader == "python":
         pytest.skip("protobuf reads every record as it goes")
     tensor = tensor_event("t", 0, _half_tensor(0x3C00, "half"), metadata=scalars_metadata())
@@ -239,23 +249,18 @@ def test_a_file_that_shrinks_below_a_record_left_to_protobuf_says_so(
     path = tmp_path / "events.out.tfevents.1"
     path.write_bytes(b"".join(frames))
     size = path.stat().st_size
-    left_at = sum(len(f) for f in frames[:201])
-    monkeypatch.setattr(decode, "_MAP_MIN_BYTES", 0)
-    real = decode._decode_left
-
-    def shrink_first(buf, left, scan, points) -> None:  # type: ignore[no-untyped-def]
-        if scan.valid_records:  # the scan's own call (not a first pass's trial decoding)
-            os.truncate(path, left_at + 5)
-            buf._cached = b""  # (what the trial decoding read stays readable: forget it)
-        real(buf, left, scan, points)
-
-    monkeypatch.setattr(decode, "_decode_left", shrink_first)
-    data = tbexport.load_scalars(path)
-    assert _points(data.frame) == [("loss", s, s / 4) for s in range(400)]
-    assert [(c.offset, c.skipped, c.reason) for c in data.corruptions] == [
-        (left_at, len(frames[201]), SHRANK)
-    ]
-    assert size == sum(len(f) for f in frames)
+    left_end = sum(len(f) for f in frames[:202])
+    # the first read after the tensor's record shrinks the file to end with it
+    happened = _shrink_when_read_past(monkeypatch, path, left_end + 1, left_end)
+    with tuning.tuned(whole_file_bytes=0, window_bytes=1024):
+        data = tbexport.load_scalars(path)
+    assert happened and size == sum(len(f) for f in frames)
+    [corruption] = data.corruptions
+    assert (corruption.reason, corruption.offset + corruption.skipped) == (SHRANK, size)
+    points = _points(data.frame)
+    assert ("t", 0, 1.0) in points
+    losses = [p for p in points if p[0] == "loss"]
+    assert len(losses) >= 200 and losses == [("loss", s, s / 4) for s in range(len(losses))]
 
 
 def _big_event_file(path: Path, megabytes: int) -> int:
@@ -272,24 +277,16 @@ def _big_event_file(path: Path, megabytes: int) -> int:
 
 SHRINK_IN_A_CHILD = """
 import os, sys
-from tbexport import decode, records
+from tbexport import source
 path, past, to = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 done = []
-def shrink(position):
-    if not done and position >= past:
+real_read = source.LocalFile.read
+def read(self, offset, length):
+    if not done and offset >= past:
         done.append(1)
         os.truncate(path, to)
-real_advance = decode._Advance.__call__
-def advance(self, position):
-    shrink(position)
-    real_advance(self, position)
-decode._Advance.__call__ = advance
-if hasattr(records, "FileBytes"):  # (protobuf's reader: where it reads)
-    real_read = records.FileBytes._read
-    def read(self, offset, wanted, needed):
-        shrink(offset)
-        return real_read(self, offset, wanted, needed)
-    records.FileBytes._read = read
+    return real_read(self, offset, length)
+source.LocalFile.read = read
 from tbexport.cli import main
 sys.argv = ["tbexport", path, "-o", sys.argv[4], *sys.argv[5:]]
 main()
@@ -302,8 +299,9 @@ main()
 def test_an_export_of_a_big_file_that_shrinks_ends_in_a_report_not_a_signal(
     tmp_path: Path, pure_python: bool, strict: bool
 ) -> None:
-    """A mapped file that shrank killed the process with SIGBUS (exit 135)."""
-    if not pure_python and decode._fastscan is None:
+    """A mapped file that shrank killed the process with SIGBUS (exit 135); a file too
+    big to read whole is read a window at a time."""
+    if not pure_python and native.codec is None:
         pytest.skip("the C extension is not built")
     path = tmp_path / "run" / "events.out.tfevents.1"
     _big_event_file(path, 17)  # above the size read whole
@@ -423,12 +421,13 @@ def test_the_command_fails_under_strict_on_a_length_past_the_end_mid_file(
 
 
 @pytest.fixture(params=["c", "numpy"])
-def resync(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+def resync(request: pytest.FixtureRequest) -> str:
     """Resynchronise in C, or with the vectorised search of builds without it."""
-    if request.param == "c" and getattr(records, "_c_resync", None) is None:
-        pytest.skip("the C extension tbexport._fastscan is not built")
-    if request.param == "numpy":
-        monkeypatch.setattr(records, "_c_resync", None)
+    if request.param == "c" and native.codec is None:
+        pytest.skip("the C extension tbexport._codec is not built")
+    if request.param == "numpy" and native.codec is not None:
+        # (the search does not follow tuning.native: without the extension only)
+        pytest.skip("the vectorised search runs in builds without the C extension")
     return str(request.param)
 
 
@@ -499,6 +498,7 @@ def test_resynchronising_finds_the_first_valid_record_after_any_garbage(
 
 @NEEDS_C
 def test_the_c_and_vectorised_searches_agree() -> None:
+    assert native.codec is not None
     rng = np.random.default_rng(3)
     frames = _frames(_losses(range(20)))
     blob = bytearray(b"".join(frames))
@@ -509,51 +509,41 @@ def test_the_c_and_vectorised_searches_agree() -> None:
         else:
             blob[at : at + int(rng.integers(1, 60))] = bytes(60)[: len(blob[at : at + 60])]
     data = bytes(blob)
+    found = 0
     for start in range(0, len(data), 7):
-        assert records._python_next_valid_record(data, start, len(data)) == records._c_resync(
-            data, start
-        ), start
+        in_c = native.codec.resync(data, start, len(data))
+        expected = in_c.position if in_c.state == native.codec.RESYNC_VERIFIED else len(data)
+        assert records._python_next_valid_record(data, start, len(data)) == expected, start
+        found += expected < len(data)
+    assert found > 10
 
 
-@pytest.mark.skipif(not getattr(records, "_C_READS_FILES", False), reason="the C search on a file")
-def test_resync_reads_a_file_a_window_at_a_time(tmp_path: Path) -> None:
-    """In a file the C search reads windows: records straddle them, and a record longer
-    than a window is checked in pieces."""
+@EVERY_READER
+@pytest.mark.parametrize("window", [16, 100, 1024])
+def test_the_search_after_damage_reads_a_file_a_window_at_a_time(
+    tmp_path: Path, window: int
+) -> None:
+    """Records straddle the windows, and a record longer than a window is checked in
+    pieces; garbage past the last record is damage up to the end."""
     big = record_bytes([simple("x" * 5000, 1, 1.0)])
-    data = bytes(3000) + b"\x05" * 33 + record_bytes(_losses(range(2))) + big
-    path = tmp_path / "f"
+    data = bytes(3000) + b"\x05" * 33 + record_bytes(_losses(range(2))) + big + b"\x05" * 40
+    path = tmp_path / "events.out.tfevents.1"
     path.write_bytes(data)
-    with path.open("rb") as handle:
-        fd = handle.fileno()
-        for window in (16, 100, 1024, 1 << 20):
-            for start in (0, 1, 2999, 3033, 3034, len(data) - len(big) - 1):
-                expected = records._c_resync(data, start)
-                assert records._c_resync((fd, len(data), window), start) == expected
-        past_the_last = len(data) - len(big) + 1
-        assert records._c_resync((fd, len(data), 64), past_the_last) == len(data)
-        assert records._c_resync((fd, len(data) + 10, 64), past_the_last) == -1  # ended early
+    with tuning.tuned(whole_file_bytes=0, window_bytes=window):
+        read = tbexport.load_scalars(path)
+    assert _points(read.frame) == [("loss", 0, 0.0), ("loss", 1, 0.25), ("x" * 5000, 1, 1.0)]
+    assert [(c.offset, c.skipped) for c in read.corruptions] == [
+        (0, 3033),
+        (len(data) - 40, 40),
+    ]
 
 
 # ---------- 5. sizes multiplied before they are checked ----------
 
 
 @NEEDS_C
-def test_join_checks_row_counts_before_multiplying() -> None:
-    fastscan = decode._fastscan
-    assert fastscan is not None
-    into = np.zeros(4, np.int64)
-    for rows in (2**62, 2**61 + 1, 2**63 - 1, 5):
-        with pytest.raises(ValueError, match="overflow the destination"):
-            fastscan.join((((0, rows),),), (into,), 0)
-    with pytest.raises(ValueError, match="start past the end"):
-        fastscan.join(((),), (into,), 2**62)
-    fastscan.join((((7, 2),),), (into,), 2)
-    assert into.tolist() == [0, 0, 7, 7]
-
-
-@NEEDS_C
 def test_sheet_rows_refuses_row_numbers_that_would_overflow() -> None:
-    fastscan = decode._fastscan
+    fastscan = native.codec
     assert fastscan is not None
     steps, values = np.arange(3, dtype=np.int64), np.ones(3)
     with pytest.raises(ValueError, match="row numbers"):
@@ -593,7 +583,7 @@ def test_every_reader_reads_a_hostile_file_alike(tmp_path: Path, reader: str) ->
 @NEEDS_C
 @pytest.mark.parametrize("seed", range(30))
 def test_files_read_in_windows_of_any_size_read_as_protobuf_reads_them(
-    tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, seed: int
 ) -> None:
     """Random files with damage, restarts, far lengths, zeros and half_val of 32 bits:
     the C scanner reading windows of any size (records straddling them, records longer
@@ -610,13 +600,9 @@ def test_files_read_in_windows_of_any_size_read_as_protobuf_reads_them(
         blob[at:at] = hostile
     path = tmp_path / "events.out.tfevents.1"
     path.write_bytes(bytes(blob))
-    with monkeypatch.context() as python:
-        python.setattr(decode, "_fastscan", None)
+    with tuning.tuned(native=False):
         expected = decode.read_event_file(path)
     _assert_same(decode.read_event_file(path), expected)  # read whole
-    monkeypatch.setattr(decode, "_MAP_MIN_BYTES", 0)
-    for window, chunk in ((13, 100), (64, 1 << 20), (1000, 256), (1 << 20, 1 << 20)):
-        monkeypatch.setattr(decode, "_WINDOW_BYTES", window)
-        monkeypatch.setattr(decode, "_CHUNK_BYTES", chunk)
-        monkeypatch.setattr(decode._tables, "table", decode._TagTable(), raising=False)
-        _assert_same(decode.read_event_file(path), expected)
+    for window in (16, 64, 1000, 1 << 20):
+        with tuning.tuned(whole_file_bytes=0, window_bytes=window):
+            _assert_same(decode.read_event_file(path), expected)

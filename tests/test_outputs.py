@@ -14,6 +14,7 @@ import pytest
 import scipy.io
 
 import tbexport
+from tbexport import tuning
 from tbexport.options import WriteOptions
 from tbexport.writers import excel
 
@@ -213,9 +214,7 @@ def test_wide_csv_layouts_carry_the_smoothed_values_and_keep_run_order(tmp_path:
     )
     write_events(root / "a" / "events.out.tfevents.1", [simple("acc", 0, 2.0)])
     write_events(root / "b" / "events.out.tfevents.1", [simple("zloss", 5, 4.0)])
-    runs = pd.read_csv(
-        tbexport.export(root, tmp_path / "r.csv", layout="wide", smoothing=0.5).output
-    )
+    runs = pd.read_csv(tbexport.export(root, tmp_path / "r.csv", layout="wide", smooth=0.5).output)
     assert list(runs.columns) == [
         "tag", "step", "a", "b", "c", "a (smoothed)", "b (smoothed)", "c (smoothed)"
     ]  # fmt: skip
@@ -224,7 +223,7 @@ def test_wide_csv_layouts_carry_the_smoothed_values_and_keep_run_order(tmp_path:
     # TensorBoard's debiased EMA: (0.5 * 1 + 0.5 * 3) / (1 - 0.25) after two points
     assert acc["c (smoothed)"].tolist() == [1.0, (0.25 * 1.0 + 0.5 * 3.0) / 0.75]
     assert runs[runs["tag"] == "zloss"]["b (smoothed)"].tolist() == [4.0]
-    tags = pd.read_csv(tbexport.export(root, tmp_path / "t.csv", wide=True, smoothing=0.5).output)
+    tags = pd.read_csv(tbexport.export(root, tmp_path / "t.csv", wide=True, smooth=0.5).output)
     assert list(tags.columns) == [
         "run",
         "step",
@@ -262,7 +261,6 @@ def test_csv_writes_nan_and_inf(odd_values: Path, tmp_path: Path) -> None:
 def test_c_python_and_parallel_rendering_write_identical_files(
     two_runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
 ) -> None:
-    from tbexport.writers import csv as csv_writer
     from tbexport.writers import render
 
     def contents(path: Path) -> dict[str, bytes] | bytes:
@@ -275,9 +273,8 @@ def test_c_python_and_parallel_rendering_write_identical_files(
     monkeypatch.setattr(render, "PARALLEL_MIN_ROWS", 0)
     monkeypatch.setattr(render, "default_jobs", lambda: 2)
     parallel = contents(tbexport.export(two_runs, tmp_path / f"p{suffix}").output)
-    monkeypatch.setattr(csv_writer, "_fastscan", None)
-    monkeypatch.setattr(excel, "_fastscan", None)
-    python = contents(tbexport.export(two_runs, tmp_path / f"py{suffix}").output)
+    with tuning.tuned(native=False):  # Python renders the numbers
+        python = contents(tbexport.export(two_runs, tmp_path / f"py{suffix}").output)
     assert first == parallel == python
 
 
@@ -290,9 +287,8 @@ def test_xlsx_wide_layout_holds_hundreds_of_runs(
     for run in range(360):
         events = [simple("loss", step, run + step / 4) for step in range(3)]
         write_events(root / f"version_{run}" / "events.out.tfevents.1", events)
-    if not c_writer:
-        monkeypatch.setattr(excel, "_fastscan", None)
-    out = tbexport.export(root, tmp_path / "w.xlsx", layout="wide", smoothing=0.5).output
+    with tuning.tuned(native=c_writer):
+        out = tbexport.export(root, tmp_path / "w.xlsx", layout="wide", smooth=0.5).output
     rows = _sheet_rows(out, "loss")
     assert len(rows[0]) == 721
     assert rows[0][:2] == ("step", "version_0") and rows[0][360] == "version_359"

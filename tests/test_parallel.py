@@ -1,12 +1,12 @@
-"""Reading on several threads or processes gives exactly what one reader reads."""
+"""Reading on several threads gives exactly what one reader reads."""
 
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,19 @@ from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import Summary
 
 import tbexport
-from tbexport import decode, load, parallel, placing
+from tbexport import load, native, parallel, tuning
+from tbexport.model import Corruption
 
-from .builders import session_start, simple, write_events
+from .builders import (
+    content_tensor,
+    record_bytes,
+    scalars_metadata,
+    session_start,
+    simple,
+    tensor_event,
+    write_events,
+)
+from .test_fast_path import _lightning_like_file
 
 
 @pytest.fixture
@@ -31,58 +41,38 @@ def sweep(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.mark.parametrize("workers", ["prefetch", "threads", "processes"])
-def test_parallel_read_equals_serial(
-    sweep: Path, workers: str, monkeypatch: pytest.MonkeyPatch, prefetch_takes: list[bool]
-) -> None:
-    """prefetch: small files scanned on C threads, taken by this one; threads: each run
-    read on a Python thread (as big files are); processes: without the C scanner."""
-    serial = tbexport.read_scalars(sweep, jobs=1)
-    monkeypatch.setattr(parallel, "PROCESSES_MIN_BYTES", 0)
-    monkeypatch.setattr(load, "scans_without_gil", lambda: workers != "processes")
-    if workers == "threads":
-        monkeypatch.setattr(load, "prefetcher", lambda *args, **kwargs: None)
-    pools: list[int] = []
-    real_pool = parallel._process_pool
+@pytest.mark.parametrize("native_reader", [True, False], ids=["c", "python"])
+def test_parallel_read_equals_serial(sweep: Path, native_reader: bool) -> None:
+    """c: each run read on a pool thread; python: protobuf holds the GIL, so the runs
+    are read on the calling thread alone, whatever ``jobs`` says."""
+    if native_reader and native.codec is None:
+        pytest.skip("the C extension is not built")
+    with tuning.tuned(native=native_reader):
+        serial = tbexport.read_scalars(sweep, jobs=1)
+        readers: set[str] = set()
+        seen: list[int] = []
 
-    def process_pool(count: int) -> Executor:
-        pools.append(count)
-        return real_pool(count)
+        def progress(done: int) -> None:  # called by the thread that reads
+            readers.add(threading.current_thread().name)
+            seen.append(done)
 
-    monkeypatch.setattr(parallel, "_process_pool", process_pool)
-    readers: set[str] = set()
-    real_read_run = load.read_run
-
-    def read_run(*args: Any, **kwargs: Any) -> load.RunScalars:
-        readers.add(threading.current_thread().name)
-        return real_read_run(*args, **kwargs)
-
-    if workers != "processes":  # (processes would have to pickle it)
-        monkeypatch.setattr(load, "read_run", read_run)
-    seen: list[int] = []
-    data = tbexport.load_scalars(
-        sweep, jobs=2, progress=seen.append, progress_total=lambda total: seen.append(-total)
-    )
+        data = tbexport.load_scalars(
+            sweep, jobs=2, progress=progress, progress_total=lambda total: seen.append(-total)
+        )
     pd.testing.assert_frame_equal(serial, data.frame)
     assert len(serial) == 12 * 200 * 3
     assert list(serial["run"].cat.categories) == [f"version_{v}" for v in range(12)]
+    first_two = serial[serial["run"] == "version_5"]["value"].iloc[:2].tolist()
+    assert first_two == [5.0, float(np.float32(5 + 1 / 7))]  # m0 at steps 0 and 1
     total = sum(f.stat().st_size for f in sweep.rglob("events.out.*"))
     assert seen[0] == -total and sum(seen[1:]) == total  # the total first, once
-    if workers == "prefetch":  # every file was scanned ahead; this thread took them
-        assert pools == [] and readers == {threading.current_thread().name}
-        assert prefetch_takes == [True] * 12
-    elif workers == "threads":
-        assert pools == [] and readers and readers <= {"tbexport-0", "tbexport-1"}
-    else:  # the reads ran in the pool's processes
-        assert pools == [2] and readers == set()
+    if native_reader:
+        assert readers and readers <= {"tbexport_0", "tbexport_1"}
+    else:
+        assert readers == {threading.current_thread().name}
 
 
-def test_an_unreadable_file_is_reported_with_worker_processes(
-    sweep: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Choosing processes by the input's size must not stat the file first and fail."""
-    monkeypatch.setattr(parallel, "PROCESSES_MIN_BYTES", 0)
-    monkeypatch.setattr(load, "scans_without_gil", lambda: False)
+def test_an_unreadable_file_is_reported_when_read_on_threads(sweep: Path) -> None:
     broken = sweep / "version_3" / "events.out.tfevents.9"
     broken.symlink_to(sweep / "gone")
     data = load.load_scalars(sweep, jobs=2)
@@ -93,28 +83,51 @@ def test_an_unreadable_file_is_reported_with_worker_processes(
 
 
 def test_threads_return_results_in_order_and_raise_the_first_failure() -> None:
+    threads: set[str] = set()
+
     def double(item: int) -> int:
+        threads.add(threading.current_thread().name)
+        time.sleep(0.001 * (item % 3))  # (finishing out of order)
         return 2 * item
 
-    finished: list[int] = []
-    results = parallel.map_in_order(double, range(60), jobs=3, threads=True, done=finished.append)
-    assert list(results) == [2 * i for i in range(60)]
-    assert sorted(finished) == [2 * i for i in range(60)]  # each once, as it finished
+    assert list(parallel.map_in_order(double, range(60), jobs=3)) == [2 * i for i in range(60)]
+    assert threads and threads <= {"tbexport_0", "tbexport_1", "tbexport_2"}
+    threads.clear()
+    assert list(parallel.map_in_order(double, range(5), jobs=1)) == [0, 2, 4, 6, 8]
+    assert threads == {threading.current_thread().name}  # one job: on the calling thread
+    assert list(parallel.map_in_order(double, [], jobs=4)) == []
+
+    started: list[int] = []
 
     def fail_at_7_and_40(item: int) -> int:
+        started.append(item)
         if item in (7, 40):
             raise ValueError(f"item {item}")
+        time.sleep(0.002)
         return item
 
-    def stop_at_10(result: int) -> None:
-        if result == 10:
-            raise KeyboardInterrupt  # e.g. from a progress bar
-
-    with pytest.raises(KeyboardInterrupt):
-        list(parallel.map_in_order(double, range(60), jobs=2, threads=True, done=stop_at_10))
-
     with pytest.raises(ValueError, match=r"^item 7$"):
-        list(parallel.map_in_order(fail_at_7_and_40, range(60), jobs=2, threads=True))
+        list(parallel.map_in_order(fail_at_7_and_40, range(2000), jobs=2))
+    time.sleep(0.05)
+    assert len(started) < 100 and 40 not in started  # the items after it dropped
+
+
+def test_a_progress_error_stops_the_reading_of_the_other_runs(sweep: Path) -> None:
+    """Ctrl-C in a progress bar, on a reading thread: raised, and no run started after."""
+    calls: list[int] = []
+
+    def progress(done: int) -> None:
+        calls.append(done)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    for _ in range(200):  # (more runs than can be in flight)
+        version = len(list(sweep.iterdir()))
+        write_events(sweep / f"version_{version}" / "events.out.tfevents.1", [simple("x", 0, 1)])
+    with pytest.raises(KeyboardInterrupt):
+        load.load_scalars(sweep, jobs=2, progress=progress)
+    time.sleep(0.05)
+    assert 2 <= len(calls) <= 4 * 2 + 2  # what was in flight, at most
 
 
 def test_cli_jobs_and_no_verify(sweep: Path, tmp_path: Path) -> None:
@@ -133,19 +146,27 @@ def test_cli_jobs_and_no_verify(sweep: Path, tmp_path: Path) -> None:
     assert len(pd.read_csv(out)) == 12 * 200 * 3
 
 
-def _process_id(item: int) -> int:
-    return os.getpid()
+def test_at_most_four_items_a_job_are_in_flight() -> None:
+    """A long ``items`` is taken as the threads go, not all at once."""
+    taken: list[int] = []
+    release = threading.Event()
 
+    def produce() -> Iterator[int]:
+        for item in range(1000):
+            taken.append(item)
+            yield item
 
-def test_processes_start_only_for_enough_input() -> None:
-    small = parallel.map_in_order(
-        _process_id, range(4), jobs=2, sizes=lambda items: [10] * len(items)
-    )
-    assert set(small) == {os.getpid()}
-    big = parallel.map_in_order(
-        _process_id, range(4), jobs=2, sizes=lambda items: [1 << 30] * len(items)
-    )
-    assert os.getpid() not in set(big)
+    def wait(item: int) -> int:
+        release.wait(5)
+        return item
+
+    results = parallel.map_in_order(wait, produce(), jobs=3)
+    first = threading.Timer(0.1, release.set)
+    first.start()
+    assert next(results) == 0
+    assert len(taken) <= 4 * 3 + 1  # taken before the first result was in
+    assert list(results) == list(range(1, 1000))
+    first.join()
 
 
 def test_threads_take_items_while_a_generator_still_produces_them() -> None:
@@ -157,20 +178,23 @@ def test_threads_take_items_while_a_generator_still_produces_them() -> None:
     def double(item: int) -> int:
         return 2 * item
 
-    assert list(parallel.map_in_order(double, produce(False), jobs=2, threads=True)) == [
-        2 * i for i in range(10)
-    ]
+    assert list(parallel.map_in_order(double, produce(False), jobs=2)) == [2 * i for i in range(10)]
     with pytest.raises(RuntimeError, match="the walk failed"):
-        list(parallel.map_in_order(double, produce(True), jobs=2, threads=True))
+        list(parallel.map_in_order(double, produce(True), jobs=2))
+
+
+def test_a_failing_item_comes_before_a_later_error_of_the_items() -> None:
+    def produce() -> Iterator[int]:
+        yield from range(10)
+        raise RuntimeError("the walk failed")
 
     def fail_at_3(item: int) -> int:
         if item == 3:
             raise ValueError("item 3")
         return item
 
-    # a failing item before the generator's own error comes first, as in order
     with pytest.raises(ValueError, match="item 3"):
-        list(parallel.map_in_order(fail_at_3, produce(True), jobs=2, threads=True))
+        list(parallel.map_in_order(fail_at_3, produce(), jobs=2))
 
 
 def test_runs_come_out_in_find_runs_order(tmp_path: Path) -> None:
@@ -234,9 +258,11 @@ def test_one_file_run_columns_are_used_without_a_copy() -> None:
     assert joined["value"].tolist() == [30.0, *range(30), *range(31, 100)]
 
 
-def test_an_interrupt_of_the_calling_thread_stops_the_workers(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer")
+def test_an_interrupt_of_the_calling_thread_stops_the_workers() -> None:
+    """Ctrl-C while the calling thread waits for a result: no item is started after."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach the main thread only")
     started: list[int] = []
 
     def slow(item: int) -> int:
@@ -244,136 +270,147 @@ def test_an_interrupt_of_the_calling_thread_stops_the_workers(
         time.sleep(0.002)
         return item
 
-    def interrupted_wait(pool: list[threading.Thread]) -> None:
-        time.sleep(0.05)
-        raise KeyboardInterrupt  # Ctrl-C while waiting
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
 
-    monkeypatch.setattr(parallel, "_wait_for", interrupted_wait)
-    with pytest.raises(KeyboardInterrupt):
-        list(parallel.map_in_order(slow, range(2000), jobs=2, threads=True))
-    time.sleep(0.1)
+    before = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        with pytest.raises(KeyboardInterrupt):
+            list(parallel.map_in_order(slow, range(2000), jobs=2))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, before)
+    time.sleep(0.05)
     stopped_at = len(started)
     time.sleep(0.1)
-    assert len(started) == stopped_at < 500  # nothing taken after the interrupt
+    assert 0 < len(started) == stopped_at < 500  # nothing taken after the interrupt
 
 
-def _mixed_tree(root: Path) -> Path:
-    """Runs of every shape the placing must keep in order: restarts, two files, a
-    purge, no points at all, a CSVLogger run, tags that differ from run to run."""
+def _mixed_sweep(root: Path) -> Path:
+    """Runs of every kind the reading handles: plain, damaged, truncated, with records
+    only protobuf decodes (hparams, restarts, TF2 tensors), empty, several files, a
+    CSVLogger run, a run with no point at all, tags that differ from run to run."""
     for version in range(6):
-        events = [simple(f"m{t}", s, version + s / 7 + t) for s in range(50) for t in range(3)]
+        events = [simple(f"m{t}", s, version + s / 7 + t) for s in range(300) for t in range(3)]
         write_events(root / f"version_{version}" / "events.out.tfevents.1", events)
-    write_events(
-        root / "version_6" / "events.out.tfevents.1",
-        [simple("loss", s, s) for s in range(30)] + [simple("loss", 10, -1.0)],  # a restart
-    )
-    write_events(root / "version_6" / "events.out.tfevents.2", [simple("acc", 3, 0.5)])
-    write_events(
-        root / "version_7" / "events.out.tfevents.1",
-        [simple("loss", s, s) for s in range(20)] + [session_start(5), simple("loss", 5, 9.0)],
-    )
-    write_events(root / "version_8" / "events.out.tfevents.1", [session_start(0)])  # no point
-    (root / "version_9").mkdir()
-    (root / "version_9" / "metrics.csv").write_text("epoch,step,val_loss\n0,9,0.25\n1,19,0.5\n")
-    write_events(root / "version_10" / "events.out.tfevents.1", [simple("other", 1, 2.0)])
+    damaged = record_bytes(simple("loss", s, s / 3) for s in range(50))
+    middle = len(damaged) // 2
+    flipped = damaged[:middle] + bytes([damaged[middle] ^ 0xFF]) + damaged[middle + 1 :]
+    (root / "version_2" / "events.out.tfevents.1").write_bytes(flipped + b"\x07" * 9)
+    second = _lightning_like_file(root / "lightning")  # a second file for version_3
+    second.rename(root / "version_3" / "events.out.tfevents.2")
+    (root / "lightning").rmdir()
+    restarted = [simple("loss", s, s) for s in range(20)] + [session_start(10)]
+    restarted += [simple("loss", s, -s) for s in range(10, 15)]
+    tensors = (content_tensor(s / 4, "double") for s in range(5))
+    restarted += [
+        tensor_event("acc", s, t, metadata=scalars_metadata()) for s, t in enumerate(tensors)
+    ]
+    write_events(root / "version_4" / "events.out.tfevents.2", restarted)
+    (root / "version_5" / "events.out.tfevents.0").write_bytes(b"")
+    write_events(root / "version_6" / "events.out.tfevents.1", [session_start(0)])  # no point
+    (root / "version_7").mkdir()
+    (root / "version_7" / "metrics.csv").write_text("epoch,step,val_loss\n0,9,0.25\n1,19,0.5\n")
+    write_events(root / "version_8" / "events.out.tfevents.1", [simple("other", 1, 2.0)])
     return root
 
 
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_runs_placed_in_shared_columns_read_as_joined_ones(
-    tmp_path: Path, jobs: int, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    "changes",
+    [{}, {"whole_file_bytes": 0, "window_bytes": 256}, {"native": False}],
+    ids=["c", "c-windows", "python"],
+)
+def test_a_mixed_sweep_read_on_threads_equals_the_serial_read(
+    tmp_path: Path, changes: dict[str, Any]
 ) -> None:
-    root = _mixed_tree(tmp_path)
-    placed = tbexport.read_scalars(root, jobs=jobs)
-    if decode.scans_without_gil():  # threads: the columns are views of one reservation
-        step = placed["step"].to_numpy()
-        assert isinstance(step.base, np.ndarray) and len(step.base) > len(placed)
-    monkeypatch.setattr(placing, "_RESERVE_MAX_BYTES", 0)  # nothing reserved: joined
-    joined = tbexport.read_scalars(root, jobs=jobs)
-    assert joined["step"].to_numpy().base is None or len(joined) == len(
-        joined["step"].to_numpy().base
+    if changes.get("native", True) and native.codec is None:
+        pytest.skip("the C extension is not built")
+    root = _mixed_sweep(tmp_path / "logs")
+    serial = load.load_scalars(root, jobs=1)  # (the default tuning)
+    seen: list[int] = []
+    with tuning.tuned(**changes):
+        data = load.load_scalars(root, jobs=3, progress=seen.append)
+    pd.testing.assert_frame_equal(serial.frame, data.frame)
+    assert data.corruptions == serial.corruptions and len(data.corruptions) == 1
+    assert data.truncated == serial.truncated and list(data.truncated.values()) == [9]
+    assert data.hparams == serial.hparams and data.hparams["version_3"]["lr"] == 0.01
+    assert (
+        sum(seen)
+        == sum(f.stat().st_size for f in root.rglob("*") if f.name.startswith("events.out."))
+        + (root / "version_7" / "metrics.csv").stat().st_size
     )
-    pd.testing.assert_frame_equal(placed, joined)
-    # the restart keeps loss 0..9 then 10; the purge keeps 0..4 then 5; epoch is a metric
-    assert len(placed) == 6 * 150 + (10 + 1 + 1) + (5 + 1) + 0 + 2 * 2 + 1
+    restarted = data.frame[data.frame["run"] == "version_4"]
+    loss = restarted[restarted["tag"] == "loss"]
+    assert loss["step"].tolist() == list(range(15))  # steps 10.. of the first session went
+    assert loss["value"].tolist()[10:] == [-10.0, -11.0, -12.0, -13.0, -14.0]
+    assert restarted[restarted["tag"] == "acc"]["value"].tolist() == [0, 0.25, 0.5, 0.75, 1.0]
+    csv_run = data.frame[data.frame["run"] == "version_7"]
+    assert csv_run["value"].tolist() == [0.0, 1.0, 0.25, 0.5]  # epoch, then val_loss
+    assert "version_6" not in set(data.frame["run"]) and len(data.runs) == 9
 
 
-@pytest.mark.parametrize("bound", [1, 60])
-def test_a_file_grown_past_its_reservation_stops_the_placing(
-    tmp_path: Path, bound: int, monkeypatch: pytest.MonkeyPatch
+def test_strict_stops_at_a_damaged_file_among_many(tmp_path: Path) -> None:
+    root = _mixed_sweep(tmp_path / "logs")
+    for jobs in (1, 3):
+        with pytest.raises(
+            tbexport.CorruptEventFileError,
+            match=r"version_2/events.out.tfevents.1: .* at byte \d+",
+        ):
+            load.load_scalars(root, jobs=jobs, strict=True)
+
+
+def test_a_file_gone_since_the_walk_is_reported_as_in_a_serial_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = _mixed_tree(tmp_path)
-    expected = tbexport.read_scalars(root, jobs=2)
-    # As if every file had been smaller when its size was taken. 12 files of 60 points
-    # at most: the first four runs (150 points each) are placed, the fifth does not fit.
-    monkeypatch.setattr(placing, "max_points", lambda path, size: bound)
-    placed_runs: list[int] = []
-    real_series_of = placing.RunPlacer.series_of
+    root = _mixed_sweep(tmp_path / "logs")
+    going = root / "version_1" / "events.out.tfevents.1"
+    contents = going.read_bytes()
+    real_find_runs = load.find_runs
 
-    def series_of(self: placing.RunPlacer, placed: placing.Placed) -> Any:
-        placed_runs.append(placed.start)
-        return real_series_of(self, placed)
+    def find_then_remove(paths: Any, **options: Any) -> list[Any]:
+        runs = real_find_runs(paths, **options)
+        going.unlink()
+        return runs
 
-    monkeypatch.setattr(placing.RunPlacer, "series_of", series_of)
-    for jobs in (1, 2):
-        data = tbexport.load_scalars(root, jobs=jobs)
-        pd.testing.assert_frame_equal(data.frame, expected)
-        assert not np.shares_memory(data.frame["value"].to_numpy(), expected["value"].to_numpy())
-    if decode.scans_without_gil():  # placed runs are joined from their places
-        assert placed_runs == ([] if bound == 1 else [0, 150, 300, 450] * 2)
+    monkeypatch.setattr(load, "find_runs", find_then_remove)
+    serial = load.load_scalars(root, jobs=1)
+    going.write_bytes(contents)
+    data = load.load_scalars(root, jobs=3)
+    gone = Corruption(str(going), 0, 0, "cannot be read (No such file or directory)", "file")
+    assert data.corruptions[0] == serial.corruptions[0] == gone
+    assert str(gone) == f"{going}: cannot be read (No such file or directory), skipped"
+    pd.testing.assert_frame_equal(serial.frame, data.frame)
+    assert "version_1" not in set(data.frame["run"])  # its only file is gone
+    going.write_bytes(contents)
+    with pytest.raises(tbexport.UnreadableFileError, match=r"cannot read .*version_1.*: No such"):
+        load.load_scalars(root, jobs=3, strict=True)
 
 
-def test_no_file_holds_more_points_than_its_bound(tmp_path: Path) -> None:
-    # the densest encodings there are: many untagged values in one record (7 bytes
-    # each), and a CSVLogger row of one-character cells
+def test_the_densest_encodings_read_every_point(tmp_path: Path) -> None:
+    # many untagged values in one record (7 bytes each), and a CSVLogger row of
+    # one-character cells
     dense = Event(step=1, summary=Summary(value=[Summary.Value(simple_value=1.0)] * 1000))
-    path = write_events(tmp_path / "run" / "events.out.tfevents.1", [dense])
+    write_events(tmp_path / "run" / "events.out.tfevents.1", [dense])
     csv = tmp_path / "csv" / "metrics.csv"
     csv.parent.mkdir()
     csv.write_text(
         "step," + ",".join(f"m{i}" for i in range(50)) + "\n" + ("1" + ",1" * 50 + "\n") * 20
     )
-    for file, points in ((path, 1000), (csv, 1000)):
-        read = decode.read_event_file(file)
-        assert sum(len(s.steps) for s in read.series.values()) == points
-        assert points <= decode.max_points(file, file.stat().st_size) < 1.2 * points + 20
+    frame = load.load_scalars(tmp_path, jobs=2, keep_duplicates=True).frame
+    counts = frame.groupby("run", observed=True).size().to_dict()
+    assert counts == {"csv": 1000, "run": 1000}
+    assert (frame["value"] == 1.0).all()
 
 
-def test_more_tags_than_one_byte_codes_stop_the_placing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_more_tags_than_one_byte_codes_read_on_threads(tmp_path: Path) -> None:
     for run in range(3):  # 150 tags in all: codes past int8
         events = [simple(f"r{run}/t{t}", s, run + t + s) for t in range(50) for s in range(3)]
         write_events(tmp_path / f"version_{run}" / "events.out.tfevents.1", events)
     read = tbexport.read_scalars(tmp_path, jobs=2)
-    monkeypatch.setattr(placing, "_RESERVE_MAX_BYTES", 0)
-    pd.testing.assert_frame_equal(read, tbexport.read_scalars(tmp_path, jobs=2))
+    pd.testing.assert_frame_equal(read, tbexport.read_scalars(tmp_path, jobs=1))
     assert len(read["tag"].cat.categories) == 150 and read["tag"].cat.codes.dtype == np.int16
     assert read["tag"].astype(str).iloc[-1] == "r2/t49" and read["value"].iloc[-1] == 2 + 49 + 2
-
-
-def test_a_refused_reservation_leaves_the_frame_joined(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    root = _mixed_tree(tmp_path)
-    expected = tbexport.read_scalars(root, jobs=2)
-
-    class Refusing:  # numpy, but with no address space for big arrays
-        def __getattr__(self, name: str) -> Any:
-            return getattr(np, name)
-
-        def empty(self, rows: int, dtype: Any = float) -> np.ndarray:
-            if rows > 100:
-                raise MemoryError("refused")
-            return np.empty(rows, dtype)
-
-    monkeypatch.setattr(placing, "np", Refusing())
-    for jobs in (1, 2):
-        read = tbexport.read_scalars(root, jobs=jobs)
-        pd.testing.assert_frame_equal(read, expected)
-        assert read["step"].to_numpy().base is None or len(read["step"].to_numpy().base) == len(
-            read
-        )
 
 
 def test_a_huge_jobs_starts_no_more_threads_than_help(tmp_path: Path) -> None:

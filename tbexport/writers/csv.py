@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..decode import _fastscan
+from ..native import codec
 from ..options import WriteOptions
 from ..reshape import runs_side_by_side, to_wide, value_columns, wide_column
 from ..transform import time_column
+from ..tuning import current
 from .render import BLOCK_ROWS, render
 
 
@@ -106,8 +107,8 @@ def _all_blocks(
 
 
 def _csv_rows(prefix: bytes, steps: np.ndarray, columns: tuple[np.ndarray, ...]) -> bytes:
-    if _fastscan is not None:
-        return bytes(_fastscan.csv_rows(prefix, steps, columns))
+    if codec is not None and current().native:
+        return bytes(codec.csv_rows(prefix, steps, columns))
     texts = [_number_texts(c) for c in columns]
     head = prefix.decode()
     lines = [

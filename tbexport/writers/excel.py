@@ -23,12 +23,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..decode import _fastscan
 from ..exceptions import OutputError, OutputWarning
 from ..names import sheet_continuation, sheet_names
+from ..native import codec
 from ..options import WriteOptions
 from ..reshape import SMOOTHED, runs_side_by_side, summarize, value_columns, wide_column
 from ..transform import time_column
+from ..tuning import current
 from ..xlsx import (
     DATE_STYLE,
     MAX_COLUMNS,
@@ -329,10 +330,8 @@ def _sheet_rows(
     styles: tuple[int, ...],
     words: tuple[bool, ...],
 ) -> bytes:
-    if _fastscan is not None:
-        return bytes(
-            _fastscan.sheet_rows(first_row, run_xml.encode(), steps, columns, styles, words)
-        )
+    if codec is not None and current().native:
+        return bytes(codec.sheet_rows(first_row, run_xml.encode(), steps, columns, styles, words))
     lists = [c.tolist() for c in columns]
     rows = _data_rows(first_row, run_xml, steps.tolist(), lists, styles, words)
     return "".join(rows).encode()
