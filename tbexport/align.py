@@ -55,7 +55,7 @@ from .exceptions import InvalidOptionError
 from .reshape import value_columns
 
 if TYPE_CHECKING:
-    from .options import AlignMode
+    from .values import AlignMode
 
 __all__ = ["ALIGN_MODES", "align_runs", "check_align", "parse_align"]
 

@@ -19,7 +19,9 @@ from . import __version__
 from .discover import readable_name
 from .exceptions import InvalidOptionError, TbexportError
 from .export import ExportResult, export
-from .load import ScalarData, load_scalars
+from .formats import FORMATS, RESULTS_FORMATS
+from .load import load_scalars
+from .model import Corruption, ScalarData
 from .options import (
     BANDS,
     LAYOUTS,
@@ -30,11 +32,9 @@ from .options import (
     ReadOptions,
     ShapeOptions,
 )
-from .records import Corruption
 from .reshape import tag_stats
 from .results import AGGREGATIONS
 from .transform import REDUCTIONS, TIME_MODES
-from .write import FORMATS, RESULTS_FORMATS
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 FORMAT_NAMES = ("xlsx", "mat", "csv", "md", "tex", "tfevents")

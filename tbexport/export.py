@@ -21,8 +21,10 @@ from .exceptions import (
     OutputWriteError,
     option,
 )
+from .formats import format_for
 from .hparams import hparams_frame, run_labels
-from .load import Paths, ScalarData, load_scalars
+from .load import Paths, load_scalars
+from .model import Corruption, ScalarData
 from .options import (
     Band,
     FigureOptions,
@@ -36,10 +38,9 @@ from .options import (
     grouped,
     renamed,
 )
-from .records import Corruption
 from .results import ResultsTable, results_table
 from .transform import reduced, relabel_runs, smoothed, with_time
-from .write import atomic_path, format_for, write_scalars
+from .write import atomic_path, write_scalars
 
 __all__ = [
     "ExportResult",

@@ -46,6 +46,7 @@ from .transform import (
     check_weight,
     statistics_list,
 )
+from .values import AlignMode, Band, Layout, Statistic, TimeMode, XAxis
 
 __all__ = [
     "BANDS",
@@ -68,13 +69,6 @@ __all__ = [
     "grouped",
     "renamed",
 ]
-
-Layout = Literal["long", "wide"]
-Statistic = Literal["mean", "std", "min", "max", "median", "count"]
-TimeMode = Literal["unix", "datetime", "relative"]
-AlignMode = Literal["steps", "bins", "grid"]
-XAxis = Literal["step", "wall_time", "relative"]
-Band = Literal["std", "minmax"]
 
 LAYOUTS = ("long", "wide")
 X_AXES = ("step", "wall_time", "relative")
@@ -215,7 +209,7 @@ class OutputOptions:
 
     def __post_init__(self) -> None:
         if self.format is not None:
-            from .write import format_for  # (write imports this module)
+            from .formats import format_for
 
             format_for("", self.format)
         if self.layout is not None and self.layout not in LAYOUTS:

@@ -17,7 +17,7 @@ from .exceptions import InvalidOptionError
 from .reshape import SMOOTHED, value_columns
 
 if TYPE_CHECKING:
-    from .options import AlignMode, TimeMode
+    from .values import AlignMode, TimeMode
 
 __all__ = [
     "REDUCTIONS",

@@ -13,36 +13,16 @@ import os
 import socket
 import stat
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 
 from .exceptions import OutputWriteError, UnknownFormatError, option
+from .formats import FORMATS, RESULTS_FORMATS, Writer, format_for
 from .options import WriteOptions
 
-__all__ = [
-    "FORMATS",
-    "RESULTS_FORMATS",
-    "atomic_path",
-    "atomic_paths",
-    "check_replaceable",
-    "format_for",
-    "write_scalars",
-]
-
-Writer = Callable[..., None]
-
-# suffix -> module in tbexport.writers, or a writer function; the one table that
-# decides what tbexport can write. Modules are imported on use (scipy is slow to load).
-FORMATS: dict[str, str | Writer] = {
-    ".xlsx": "excel",
-    ".mat": "matlab",
-    ".csv": "csv",
-    ".tfevents": "tfevents",  # a directory of TensorBoard runs, not one file
-}
-# Formats that hold only a results table (tbexport.results), never the points.
-RESULTS_FORMATS = (".md", ".tex")
+__all__ = ["atomic_path", "atomic_paths", "check_replaceable", "write_scalars"]
 
 
 def _writer(suffix: str) -> Writer:
@@ -52,17 +32,6 @@ def _writer(suffix: str) -> Writer:
     module = importlib.import_module(f"tbexport.writers.{entry}")
     function: Writer = module.write
     return function
-
-
-def format_for(path: str | os.PathLike[str], format: str | None = None) -> str:
-    """The format (a key of ``FORMATS``) for ``path``, or for an explicit ``format``."""
-    suffix = ("." + format.lower().lstrip(".")) if format else Path(path).suffix.lower()
-    if suffix not in FORMATS and suffix not in RESULTS_FORMATS:
-        files = [f for f in FORMATS if f != ".tfevents"]
-        known = ", ".join([*files, *RESULTS_FORMATS, ".tfevents (a directory)"])
-        what = f"format {format!r}" if format else f"output suffix {suffix or '(none)'!r}"
-        raise UnknownFormatError(f"unknown {what}; known formats: {known}")
-    return suffix
 
 
 def write_scalars(

@@ -161,8 +161,8 @@ def test_digits_int_refuses_are_text_in_the_natural_order(tmp_path: Path) -> Non
 
 
 def test_the_walk_notes_which_runs_have_an_hparams_yaml(tmp_path: Path) -> None:
-    from tbexport.discover import Run
     from tbexport.hparams import read_hparams_yaml
+    from tbexport.model import Run
 
     for name in ("with", "without"):
         write_events(tmp_path / name / "events.out.tfevents.1", [simple("loss", 0, 1.0)])

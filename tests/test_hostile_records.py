@@ -27,7 +27,7 @@ from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 
 import tbexport
 from tbexport import decode, native, records, source, tuning
-from tbexport.load import ScalarData
+from tbexport.model import ScalarData
 
 from .builders import DT, file_version, record_bytes, scalars_metadata, simple, tensor_event
 
@@ -421,14 +421,13 @@ def test_the_command_fails_under_strict_on_a_length_past_the_end_mid_file(
 
 
 @pytest.fixture(params=["c", "numpy"])
-def resync(request: pytest.FixtureRequest) -> str:
-    """Resynchronise in C, or with the vectorised search of builds without it."""
+def resync(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Resynchronise in C, or with the vectorised search of builds without it (and of
+    ``tuning.native`` off)."""
     if request.param == "c" and native.codec is None:
         pytest.skip("the C extension tbexport._codec is not built")
-    if request.param == "numpy" and native.codec is not None:
-        # (the search does not follow tuning.native: without the extension only)
-        pytest.skip("the vectorised search runs in builds without the C extension")
-    return str(request.param)
+    with tuning.tuned(native=request.param == "c"):
+        yield str(request.param)
 
 
 def _with_gap(path: Path, before: list[bytes], gap: int, after: list[bytes]) -> None:
