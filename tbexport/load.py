@@ -42,7 +42,7 @@ from .model import (
     TagFilter,
 )
 from .native import codec
-from .parallel import default_jobs, map_in_order
+from .parallel import chunk_for, default_jobs, map_in_order
 from .tuning import current
 
 __all__ = ["COLUMNS", "ScalarData", "load_scalars", "read_hparams", "read_scalars"]
@@ -177,7 +177,9 @@ def load_scalars(
     # Threads: the C scan releases the GIL. (Without the extension protobuf holds it,
     # and more threads would only take turns.)
     native = codec is not None and current().native
-    ordered = list(map_in_order(read, found, jobs=jobs if native else 1))
+    readers = jobs if native else 1
+    chunk = chunk_for(len(found), readers)
+    ordered = list(map_in_order(read, found, jobs=readers, chunk=chunk))
     data = ScalarData(frame=pd.DataFrame(), runs=[result.run for result in ordered])
     data.corruptions.extend(unlisted)
     for result in ordered:
@@ -486,7 +488,9 @@ def _join_columns(
     return joined
 
 
-_JOIN_ON_THREADS_MIN = 1 << 18  # points in a column
+# points in a column: 8M points joined in 10.8 ms on one thread, 7.7 on two; 1M in
+# 0.6 and 1.1 (1,000 pieces each, best of 5)
+_JOIN_ON_THREADS_MIN = 1 << 22
 
 
 def _concatenate_into(task: tuple[list[np.ndarray], np.ndarray]) -> None:

@@ -437,3 +437,25 @@ def test_a_huge_jobs_starts_no_more_threads_than_help(tmp_path: Path) -> None:
     assert len(frame) == 200 * 2 * 2_000
     cores = len(os.sched_getaffinity(0))
     assert most[0] - before <= 8 * cores + 2  # (and the counter, and a spare)
+
+
+def test_chunks_keep_the_order_and_stop_at_the_first_failure() -> None:
+    from tbexport.parallel import map_in_order
+
+    assert list(map_in_order(lambda n: n * n, range(100), jobs=3, chunk=7)) == [
+        n * n for n in range(100)
+    ]
+    started: list[int] = []
+
+    def work(n: int) -> int:
+        started.append(n)
+        if n in (50, 80):
+            raise ValueError(f"item {n}")
+        time.sleep(0.001)
+        return n
+
+    with pytest.raises(ValueError, match="item 50"):
+        list(map_in_order(work, range(1000), jobs=2, chunk=10))
+    time.sleep(0.05)
+    # the chunks in flight stop at their next item: at most what was in flight started
+    assert 50 in started and 80 not in started and len(started) <= 4 * 2 * 10
