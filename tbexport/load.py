@@ -3,46 +3,39 @@
 from __future__ import annotations
 
 import difflib
-import itertools
 import os
 import threading
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from .decode import read_event_file, strictly_increasing, tag_filter
-from .discover import HPARAMS_FILE, as_list, find_runs, natural_key
+from .decode import tag_filter
+from .discover import as_list, find_runs
 from .exceptions import (
-    CorruptEventFileError,
     CorruptRecordWarning,
     InputError,
     InvalidOptionError,
     NoMatchingTagsError,
-    NotAnEventFileError,
     TbexportError,
     UnreadableFileError,
     option,
 )
-from .hparams import hparams_frame, merge_hparams, read_hparams_yaml
+from .frame import frame_order, long_frame
+from .hparams import hparams_frame
 from .model import (
     COLUMNS,
     Corruption,
-    FileScalars,
     GlobFilter,
     HParam,
     Run,
     ScalarData,
-    Series,
-    TagFilter,
 )
 from .native import codec
 from .parallel import chunk_for, default_jobs, map_in_order
+from .runs import RunScalars, read_run
 from .tuning import current
 
 __all__ = ["COLUMNS", "ScalarData", "load_scalars", "read_hparams", "read_scalars"]
@@ -199,18 +192,8 @@ def load_scalars(
         raise NoMatchingTagsError(_no_match(paths, list(tags), accept, jobs))
     for pattern in accept.unmatched(data.tags_seen) if tags else []:
         data.notes.append(f"the tag pattern {pattern!r} matches no tag (the others do)")
-    data.frame = _long_frame(names, pieces, data.tags_seen, jobs)
+    data.frame = long_frame(names, pieces, data.tags_seen, jobs)
     return data
-
-
-def frame_order(by_tag: dict[str, Series]) -> list[tuple[str, Series]]:
-    """A run's series as the frame holds them: tags in natural order, empty ones left out."""
-    return [(tag, by_tag[tag]) for tag in sorted(by_tag, key=natural_key) if len(by_tag[tag].steps)]
-
-
-def code_dtype(categories: int) -> type[np.signedinteger[Any]]:
-    """The integer type of categorical codes, as pandas makes them."""
-    return np.int8 if categories < 2**7 else np.int16 if categories < 2**15 else np.int32
 
 
 def _size(path: Path) -> int:
@@ -219,73 +202,6 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
-
-
-@dataclass
-class RunScalars:
-    """One run read: its series (restarts resolved unless kept) and what was noticed."""
-
-    run: Run
-    series: dict[str, Series]
-    corruptions: list[Corruption]
-    truncated: dict[str, int]
-    hparams: dict[str, HParam]
-    bytes_read: int = 0
-    notes: list[str] = field(default_factory=list)
-
-
-def read_run(
-    run: Run,
-    *,
-    accept: TagFilter,
-    verify: bool = True,
-    keep_duplicates: bool = False,
-    strict: bool = False,
-    explicit_files: frozenset[str] = frozenset(),
-    progress: Callable[[int], None] | None = None,
-) -> RunScalars:
-    """Read one run's files, merge them in order and resolve restarts (one worker's job).
-
-    ``progress`` is called with the bytes read since its last call, as the files are read.
-    """
-    results: list[FileScalars] = []
-    for path in run.files:
-        try:
-            result = read_event_file(path, accept, verify=verify, progress=progress)
-        except OSError as error:  # a broken link, no permission, gone since the walk
-            result = _unreadable(path, error, strict=strict, explicit=explicit_files)
-        results.append(result)
-    corruptions: list[Corruption] = []
-    truncated: dict[str, int] = {}
-    from_events: dict[str, HParam] = {}
-    for result in results:
-        _check_file(result, strict=strict, explicit=result.path in explicit_files)
-        corruptions.extend(result.corruptions)
-        if result.truncated_tail:
-            truncated[result.path] = result.truncated_tail
-        from_events.update(result.hparams)
-    notes: list[str] = []
-    try:
-        from_yaml = read_hparams_yaml(run.files[0].parent, run.hparams_yaml, notes)
-    except OSError as error:  # no permission, not a file, not UTF-8: as an event file
-        yaml_path = run.files[0].parent / HPARAMS_FILE
-        unreadable = _unreadable(yaml_path, error, strict=strict, explicit=frozenset())
-        corruptions.extend(unreadable.corruptions)
-        from_yaml = {}
-    hparams = merge_hparams(from_yaml, from_events) if from_yaml else from_events
-    series = {}
-    for tag, merged in _merge_files(results).items():
-        if not len(merged.steps):
-            continue
-        if keep_duplicates or (not merged.purges and strictly_increasing(merged.steps)):
-            series[tag] = merged  # the common case: nothing superseded
-            continue
-        keep = superseded_mask(merged.steps, merged.purges)
-        if not keep.all():
-            merged = Series(merged.steps[keep], merged.wall_times[keep], merged.values[keep])
-        series[tag] = merged
-    bytes_read = sum(result.size for result in results)
-    return RunScalars(run, series, corruptions, truncated, hparams, bytes_read, notes=notes)
 
 
 def _no_match(paths: Paths, patterns: list[str], accept: GlobFilter, jobs: int) -> str:
@@ -325,191 +241,3 @@ def _serialized(callback: Callable[[int], None]) -> Callable[[int], None]:
 
 def _explicit_files(paths: Paths) -> frozenset[str]:
     return frozenset(os.fspath(p) for p in as_list(paths) if os.path.isfile(p))
-
-
-def _unreadable(
-    path: Path, error: OSError, *, strict: bool, explicit: frozenset[str]
-) -> FileScalars:
-    """A file that cannot be read, as read: no points, reported as skipped whole. An
-    error if it was named to read, or with ``strict``."""
-    name, reason = os.fspath(path), error.strerror or str(error)
-    if strict or name in explicit:
-        raise UnreadableFileError(f"cannot read {name}: {reason}") from error
-    skipped = Corruption(name, 0, 0, f"cannot be read ({reason})", unit="file")
-    return FileScalars(name, {}, [skipped], truncated_tail=0, valid_records=0)
-
-
-def _check_file(result: FileScalars, *, strict: bool, explicit: bool) -> None:
-    # A file named on the command line with bytes but no complete record (a short text
-    # file reads as a "truncated" record) is not an event file.
-    if explicit and result.valid_records == 0 and (result.corruptions or result.truncated_tail):
-        raise NotAnEventFileError(f"not a TensorBoard event file: {result.path}")
-    if strict and result.corruptions:
-        raise CorruptEventFileError(str(result.corruptions[0]))
-
-
-def _merge_files(results: list[FileScalars]) -> dict[str, Series]:
-    """Concatenate each tag's points over the run's files, in file-name order."""
-    if len(results) == 1 and not results[0].purges:
-        return results[0].series
-    parts: dict[str, list[Series]] = {}
-    purges: dict[str, list[tuple[int, int]]] = {}
-    lengths: dict[str, int] = {}
-    for result in results:
-        for step, counts in result.purges:
-            # A purge also covers tags this file has not logged yet (count 0).
-            for tag in lengths.keys() | counts.keys():
-                position = lengths.get(tag, 0) + counts.get(tag, 0)
-                purges.setdefault(tag, []).append((position, step))
-        for tag, series in result.series.items():
-            parts.setdefault(tag, []).append(series)
-            lengths[tag] = lengths.get(tag, 0) + len(series.steps)
-    return {
-        tag: Series(
-            np.concatenate([s.steps for s in chunks]),
-            np.concatenate([s.wall_times for s in chunks]),
-            np.concatenate([s.values for s in chunks]),
-            purges.get(tag, []),
-        )
-        for tag, chunks in parts.items()
-    }
-
-
-def superseded_mask(steps: np.ndarray, purges: Sequence[tuple[int, int]] = ()) -> np.ndarray:
-    """Which points survive restarts: those with no later point at the same or an earlier step.
-
-    ``purges`` are ``(position, step)`` restarts (``purge_step``): every point
-    before ``position`` at a step ``>= step`` is dropped too, as TensorBoard does.
-    """
-    keep = np.ones(len(steps), dtype=bool)
-    if len(steps) == 0:
-        return keep
-    later_min = np.minimum.accumulate(steps[::-1])[::-1]
-    keep[:-1] = steps[:-1] < later_min[1:]
-    if purges:
-        positions = np.array([p for p, _ in purges], dtype=np.int64)
-        order = np.argsort(positions, kind="stable")
-        positions = positions[order]
-        purge_steps = np.array([s for _, s in purges], dtype=np.int64)[order]
-        # lowest purge step among purges at or after each position
-        purge_min = np.append(
-            np.minimum.accumulate(purge_steps[::-1])[::-1], np.iinfo(np.int64).max
-        )
-        first_after = np.searchsorted(positions, np.arange(len(steps)), side="right")
-        keep &= steps < purge_min[first_after]
-    return keep
-
-
-def _long_frame(
-    run_names: list[str],
-    pieces: list[tuple[int, str, int, Series]],
-    tags: set[str],
-    jobs: int | None = None,
-) -> pd.DataFrame:
-    """One frame of every run's series (``tags``: their union), runs then tags in order.
-
-    ``pieces``: (run code, tag, points, series) in frame order.
-    """
-    tag_names = sorted(tags, key=natural_key)
-    tag_codes = {tag: i for i, tag in enumerate(tag_names)}
-    lengths = [length for _, _, length, _ in pieces]
-    run_codes = np.array([code for code, _, _, _ in pieces], dtype=code_dtype(len(run_names)))
-    tag_of = np.array([tag_codes[t] for _, t, _, _ in pieces], dtype=code_dtype(len(tag_names)))
-    columns = _join_columns(
-        {
-            "step": [s.steps for _, _, _, s in pieces],
-            "wall_time": [s.wall_times for _, _, _, s in pieces],
-            "value": [s.values for _, _, _, s in pieces],
-        },
-        {"step": np.int64, "wall_time": np.float64, "value": np.float64},
-        jobs,
-    )
-    return _frame(
-        run_names, np.repeat(run_codes, lengths), tag_names, np.repeat(tag_of, lengths), columns
-    )
-
-
-def _frame(
-    run_names: list[str],
-    run_codes: np.ndarray,
-    tag_names: list[str],
-    tag_codes: np.ndarray,
-    columns: dict[str, np.ndarray],
-) -> pd.DataFrame:
-    # (the codes are positions in the names by construction: checking each row's code
-    # is a pass over the whole column, on one core)
-    return pd.DataFrame(
-        copy=False,
-        data={
-            "run": pd.Categorical.from_codes(
-                run_codes, categories=pd.Index(run_names), validate=False
-            ),
-            "tag": pd.Categorical.from_codes(
-                tag_codes, categories=pd.Index(tag_names), validate=False
-            ),
-            **columns,
-        },
-    )
-
-
-def _join_columns(
-    pieces: dict[str, list[np.ndarray]], dtypes: dict[str, type[np.generic]], jobs: int | None
-) -> dict[str, np.ndarray]:
-    """Each column's pieces concatenated (or viewed whole, when they are one array in order).
-
-    Large columns are joined on threads, a stretch of pieces each: filling fresh
-    memory costs page faults, and both those and the copy go faster on several cores.
-    """
-    joined: dict[str, np.ndarray] = {}
-    tasks: list[tuple[list[np.ndarray], np.ndarray]] = []
-    threads = 1
-    for name, arrays in pieces.items():
-        whole = _whole(arrays)
-        if whole is not None:
-            joined[name] = whole
-            continue
-        ends = np.cumsum([len(a) for a in arrays], dtype=np.int64)
-        total = int(ends[-1]) if len(arrays) else 0
-        out = joined[name] = np.empty(total, dtype=dtypes[name])
-        parts = 1
-        if total >= _JOIN_ON_THREADS_MIN:
-            # (no more stretches than pieces: -j 99999999 made a list of 10**8 cuts)
-            parts = min(jobs or default_jobs(), len(arrays))
-            threads = max(threads, parts)
-        # stretches of about total / parts points: pieces cuts[k]..cuts[k + 1]
-        targets = [total * k // parts for k in range(1, parts)]
-        cuts = [0, *np.searchsorted(ends, targets, side="right").tolist(), len(arrays)]
-        for first, last in itertools.pairwise(cuts):
-            if last > first:
-                begin = int(ends[first - 1]) if first else 0
-                tasks.append((arrays[first:last], out[begin : int(ends[last - 1])]))
-    for _ in map_in_order(_concatenate_into, tasks, jobs=threads):
-        pass
-    return joined
-
-
-# points in a column: 8M points joined in 10.8 ms on one thread, 7.7 on two; 1M in
-# 0.6 and 1.1 (1,000 pieces each, best of 5)
-_JOIN_ON_THREADS_MIN = 1 << 22
-
-
-def _concatenate_into(task: tuple[list[np.ndarray], np.ndarray]) -> None:
-    arrays, out = task
-    np.concatenate(arrays, out=out)
-
-
-def _whole(arrays: list[np.ndarray]) -> np.ndarray | None:
-    """The one array ``arrays`` are consecutive views of, in order (a one-file run), if so."""
-    if not arrays:
-        return None
-    base = arrays[0].base
-    if not (isinstance(base, np.ndarray) and base.ndim == 1 and base.flags.c_contiguous):
-        return None
-    size = arrays[0].itemsize
-    start = (arrays[0].ctypes.data - base.ctypes.data) // size
-    position = start
-    for array in arrays:
-        if array.base is not base or array.ctypes.data != base.ctypes.data + position * size:
-            return None
-        position += len(array)
-    return base[start:position]

@@ -14,7 +14,7 @@ import scipy.io
 from click.testing import CliRunner
 
 import tbexport
-from tbexport import load
+from tbexport import runs
 from tbexport.cli import cli
 
 from .builders import simple, write_events
@@ -370,14 +370,14 @@ def test_an_unreadable_event_file_is_reported_and_export_goes_on(
     assert strict.stderr == f"Error: cannot read {broken}: No such file or directory\n"
     # a file named to read is an error even without --strict (root reads past chmod 000)
     named = run_dir / "events.out.tfevents.1"
-    real_read = load.read_event_file
+    real_read = runs.read_event_file
 
     def denied(path: Any, *args: Any, **kwargs: Any) -> Any:
         if os.fspath(path) == str(named):
             raise PermissionError(13, "Permission denied", str(named))
         return real_read(path, *args, **kwargs)
 
-    monkeypatch.setattr(load, "read_event_file", denied)
+    monkeypatch.setattr(runs, "read_event_file", denied)
     alone = invoke(named, "-o", tmp_path / "z.csv")
     assert alone.exit_code == 1
     assert alone.stderr == f"Error: cannot read {named}: Permission denied\n"

@@ -17,7 +17,7 @@ from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import Summary
 
 import tbexport
-from tbexport import load, native, parallel, tuning
+from tbexport import frame, load, native, parallel, tuning
 from tbexport.model import Corruption
 
 from .builders import (
@@ -210,15 +210,20 @@ def test_runs_come_out_in_find_runs_order(tmp_path: Path) -> None:
         assert data.frame["run"].astype(str).tolist() == expected
 
 
+@pytest.fixture
+def join_on_threads() -> Iterator[None]:
+    """Even small columns joined on threads."""
+    with tuning.tuned(join_threads_points=0):
+        yield
+
+
+@pytest.mark.usefixtures("join_on_threads")
 @pytest.mark.parametrize("jobs", [1, 2, 3])
-def test_columns_are_joined_in_stretches_on_threads(
-    jobs: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(load, "_JOIN_ON_THREADS_MIN", 0)  # split even small columns
+def test_columns_are_joined_in_stretches_on_threads(jobs: int) -> None:
     rng = np.random.default_rng(jobs)
     pieces = [rng.random(int(n)) for n in rng.integers(0, 50, 40)]
     steps = [np.arange(len(p), dtype=np.int64) for p in pieces]
-    joined = load._join_columns(
+    joined = frame.join_columns(
         {"value": list(pieces), "step": list(steps), "none": []},
         {"value": np.float64, "step": np.int64, "none": np.float64},
         jobs,
@@ -228,21 +233,21 @@ def test_columns_are_joined_in_stretches_on_threads(
     assert joined["step"].dtype == np.int64 and len(joined["none"]) == 0
 
 
+@pytest.mark.usefixtures("join_on_threads")
 def test_a_huge_jobs_value_joins_on_no_more_threads_than_pieces(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """-j 99999999 made a list of 10**8 cuts (the process grew to 24 GB on 3,000 runs)."""
-    monkeypatch.setattr(load, "_JOIN_ON_THREADS_MIN", 0)
     threads: list[int] = []
-    real_map = load.map_in_order
+    real_map = frame.map_in_order
 
     def map_in_order(*args: Any, jobs: int, **kwargs: Any) -> Any:
         threads.append(jobs)
         return real_map(*args, jobs=jobs, **kwargs)
 
-    monkeypatch.setattr(load, "map_in_order", map_in_order)
+    monkeypatch.setattr(frame, "map_in_order", map_in_order)
     pieces = [np.full(n, float(n)) for n in range(1, 41)]
-    joined = load._join_columns({"value": pieces}, {"value": np.float64}, 10**6)
+    joined = frame.join_columns({"value": pieces}, {"value": np.float64}, 10**6)
     assert np.array_equal(joined["value"], np.concatenate(pieces))
     assert threads == [40]
 
@@ -250,10 +255,10 @@ def test_a_huge_jobs_value_joins_on_no_more_threads_than_pieces(
 def test_one_file_run_columns_are_used_without_a_copy() -> None:
     column = np.arange(100, dtype=np.float64)
     views = [column[0:30], column[30:31], column[31:100]]
-    joined = load._join_columns({"value": views}, {"value": np.float64}, 2)
+    joined = frame.join_columns({"value": views}, {"value": np.float64}, 2)
     assert np.shares_memory(joined["value"], column) and len(joined["value"]) == 100
     shuffled = [column[30:31], column[0:30], column[31:100]]  # not in order: copied
-    joined = load._join_columns({"value": shuffled}, {"value": np.float64}, 2)
+    joined = frame.join_columns({"value": shuffled}, {"value": np.float64}, 2)
     assert not np.shares_memory(joined["value"], column)
     assert joined["value"].tolist() == [30.0, *range(30), *range(31, 100)]
 
