@@ -117,8 +117,6 @@ def join_columns(
     return joined
 
 
-
-
 def _concatenate_into(task: tuple[list[np.ndarray], np.ndarray]) -> None:
     arrays, out = task
     np.concatenate(arrays, out=out)
