@@ -5,23 +5,22 @@
 >>> wide = tbexport.to_wide(frame)                               # one column per tag
 >>> tbexport.export("lightning_logs/version_0", "losses.xlsx")   # one sheet per tag
 
-The pipeline, module by module (each passes on the types of :mod:`tbexport.model`)::
+The pipeline, package by package (each passes on the types of :mod:`tbexport.model`)::
 
-    source        list a directory, read a file at offsets (the one seam to storage)
+    reading/      source       list a directory, read a file at offsets (the seam)
+      |           discover     the runs under the paths given
+      |           framing      TFRecord records, both CRCs, recovery after damage
+      |           event_file   events -> points: the C scan (tbexport._codec) over
+      |                        the bytes, protobuf for the records it leaves
+      |           runs         a run's files merged, restarts resolved
+      |           frame        every run in one long DataFrame
+    load          the reading verb: read_scalars, load_scalars, read_hparams
       |
-    discover      the runs under the paths given: directories of event files
+    shaping       smoothing, statistics across runs (align), labels, time; long,
+      |           wide and per-tag tables; results: the paper's table
       |
-    records       TFRecord framing, both CRCs, recovery after damage
-      |
-    decode        events -> points: C scan over the bytes (tbexport._codec), the
-      |           records it leaves decoded by protobuf_events into points
-    load          per run: files merged, restarts resolved; all runs: one frame
-      |           (csvlogger and hparams read the other inputs; parallel, threads)
-    transform,    smoothing, statistics across runs (align), labels, time;
-    reshape       long, wide and per-tag tables; results: the paper's table
-      |
-    write         the format table and atomic writes; writers/: one per format
-      |           (xlsx: the streaming workbook), plot: figures
+    writing/      formats (the table), atomic (all or nothing), one module per
+      |           format (xlsx: the streaming workbook); plot: figures
     export, cli   the whole job in one call; the command line around it
 """
 
@@ -31,12 +30,11 @@ import os as _os
 import sys as _sys
 
 if _os.path.basename(_sys.argv[0] if _sys.argv else "") == "tbexport":  # the command
-    from ._startup import quiet_interrupts as _quiet_interrupts
+    from tbexport._startup import quiet_interrupts as _quiet_interrupts
 
     _quiet_interrupts()  # (before the imports below: they take half a second)
 
-from .discover import find_runs
-from .exceptions import (
+from tbexport.exceptions import (
     CorruptEventFileError,
     CorruptRecordWarning,
     InputError,
@@ -53,15 +51,15 @@ from .exceptions import (
     UnknownFormatError,
     UnreadableFileError,
 )
-from .export import ExportResult, export
-from .formats import FORMATS
-from .load import load_scalars, read_hparams, read_scalars
-from .model import Corruption, Run, ScalarData
-from .plot import plot_scalars
-from .reshape import summarize, tag_stats, to_wide
-from .results import results
-from .transform import reduce_runs, smooth
-from .write import write_scalars
+from tbexport.export import ExportResult, export
+from tbexport.load import load_scalars, read_hparams, read_scalars
+from tbexport.model import Corruption, Run, ScalarData
+from tbexport.plot import plot_scalars
+from tbexport.reading.discover import find_runs
+from tbexport.results import results
+from tbexport.shaping import reduce_runs, smooth, summarize, tag_stats, to_wide
+from tbexport.write import write_scalars
+from tbexport.writing.formats import FORMATS
 
 # The one place the version is written: pyproject.toml reads it from here (and
 # importlib.metadata would cost a twentieth of a second at every start).

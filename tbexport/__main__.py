@@ -1,6 +1,6 @@
 """``python -m tbexport`` runs the command line."""
 
-from .cli import main
+from tbexport.cli import main
 
 if __name__ == "__main__":
     main()

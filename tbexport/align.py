@@ -51,11 +51,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .exceptions import InvalidOptionError
-from .reshape import value_columns
+from tbexport.exceptions import InvalidOptionError
+from tbexport.model import value_columns
 
 if TYPE_CHECKING:
-    from .values import AlignMode
+    from tbexport.values import AlignMode
 
 __all__ = ["ALIGN_MODES", "align_runs", "check_align", "parse_align"]
 

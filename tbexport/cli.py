@@ -15,14 +15,12 @@ from typing import Any, Literal
 import click
 from tqdm import tqdm
 
-from . import __version__
-from .discover import readable_name
-from .exceptions import InvalidOptionError, TbexportError
-from .export import ExportResult, export
-from .formats import FORMATS, RESULTS_FORMATS
-from .load import load_scalars
-from .model import Corruption, ScalarData
-from .options import (
+from tbexport import __version__
+from tbexport.exceptions import InvalidOptionError, TbexportError
+from tbexport.export import ExportResult, export
+from tbexport.load import load_scalars
+from tbexport.model import Corruption, ScalarData
+from tbexport.options import (
     BANDS,
     LAYOUTS,
     PLOT_FORMATS,
@@ -32,9 +30,10 @@ from .options import (
     ReadOptions,
     ShapeOptions,
 )
-from .reshape import tag_stats
-from .results import AGGREGATIONS
-from .transform import REDUCTIONS, TIME_MODES
+from tbexport.reading.discover import readable_name
+from tbexport.results import AGGREGATIONS
+from tbexport.shaping import LIST_COLUMNS, REDUCTIONS, TIME_MODES, summarize
+from tbexport.writing.formats import FORMATS, RESULTS_FORMATS
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 FORMAT_NAMES = ("xlsx", "mat", "csv", "md", "tex", "tfevents")
@@ -535,7 +534,7 @@ def _progress(quiet: bool, desc: str = "reading", unit: str = "B") -> Iterator[t
 
 
 def _list(data: ScalarData, filtered: bool) -> None:
-    stats = tag_stats(data.frame)
+    stats = summarize(data.frame)[LIST_COLUMNS]
     # each run's rows as plain tuples, split once (selecting and iterating each run's
     # rows in pandas took seconds for 3,000 runs)
     columns = ["tag", "points", "first_step", "last_step"]

@@ -12,20 +12,17 @@ from typing import Any
 
 import pandas as pd
 
-from . import rules
-from .discover import HPARAMS_FILE, as_list
-from .exceptions import (
+from tbexport import rules
+from tbexport.exceptions import (
     InvalidOptionError,
     NoScalarsError,
     OutputWarning,
     OutputWriteError,
     option,
 )
-from .formats import format_for
-from .hparams import hparams_frame, run_labels
-from .load import Paths, load_scalars
-from .model import Corruption, ScalarData
-from .options import (
+from tbexport.load import Paths, load_scalars
+from tbexport.model import Corruption, ScalarData
+from tbexport.options import (
     Band,
     FigureOptions,
     Layout,
@@ -38,9 +35,13 @@ from .options import (
     grouped,
     renamed,
 )
-from .results import ResultsTable, results_table
-from .transform import reduced, relabel_runs, smoothed, with_time
-from .write import atomic_path, write_scalars
+from tbexport.reading.discover import HPARAMS_FILE, as_list
+from tbexport.reading.hparams import hparams_frame, run_labels
+from tbexport.results import ResultsTable, results_table
+from tbexport.shaping import reduced, relabel_runs, smoothed, with_time
+from tbexport.write import write_scalars
+from tbexport.writing.atomic import atomic_path
+from tbexport.writing.formats import format_for
 
 __all__ = [
     "ExportResult",
@@ -101,7 +102,7 @@ def shape(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Apply run labels, statistics (on the steps ``align`` gives) and smoothing; return
     (frame, hparams per run). The options are a :class:`ShapeOptions` or its fields as
-    keywords (its ``time`` is the writers': see :func:`tbexport.transform.with_time`);
+    keywords (its ``time`` is the writers': see :func:`tbexport.shaping.with_time`);
     ``smoothing=`` is the deprecated name of ``smooth=``."""
     keywords = {"smooth": smooth}
     renamed("shape", renamed_keywords, _RENAMED_SHAPE, keywords)
@@ -407,7 +408,7 @@ def _write_results(
     force: bool,
     csv_safe: bool,
 ) -> None:
-    from .writers.results import write
+    from tbexport.writing.results import write
 
     with atomic_path(target, force=force) as temporary:
         write(table, temporary, suffix, DEFAULT_DIGITS if digits is None else digits, csv_safe)
@@ -418,7 +419,7 @@ def _plots(
 ) -> list[Path]:
     if not figure.figures:
         return []
-    from .plot import DPI, plot_scalars
+    from tbexport.plot import DPI, plot_scalars
 
     common: dict[str, Any] = {
         "x": figure.x or "step",

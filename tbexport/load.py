@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .decode import tag_filter
-from .discover import as_list, find_runs
-from .exceptions import (
+from tbexport.exceptions import (
     CorruptRecordWarning,
     InputError,
     InvalidOptionError,
@@ -23,9 +21,7 @@ from .exceptions import (
     UnreadableFileError,
     option,
 )
-from .frame import frame_order, long_frame
-from .hparams import hparams_frame
-from .model import (
+from tbexport.model import (
     COLUMNS,
     Corruption,
     GlobFilter,
@@ -33,10 +29,14 @@ from .model import (
     Run,
     ScalarData,
 )
-from .native import codec
-from .parallel import chunk_for, default_jobs, map_in_order
-from .runs import RunScalars, read_run
-from .tuning import current
+from tbexport.native import codec
+from tbexport.parallel import chunk_for, default_jobs, map_in_order
+from tbexport.reading.discover import as_list, find_runs
+from tbexport.reading.event_file import tag_filter
+from tbexport.reading.frame import frame_order, long_frame
+from tbexport.reading.hparams import hparams_frame
+from tbexport.reading.runs import RunScalars, read_run
+from tbexport.tuning import current
 
 __all__ = ["COLUMNS", "ScalarData", "load_scalars", "read_hparams", "read_scalars"]
 

@@ -16,6 +16,7 @@ import pandas as pd
 
 __all__ = [
     "COLUMNS",
+    "SMOOTHED",
     "Corruption",
     "FileScalars",
     "GlobFilter",
@@ -24,9 +25,17 @@ __all__ = [
     "ScalarData",
     "Series",
     "TagFilter",
+    "value_columns",
 ]
 
 COLUMNS = ("run", "tag", "step", "wall_time", "value")  # of the long frame, in order
+SMOOTHED = "value_smoothed"  # the column tbexport.smooth adds
+
+
+def value_columns(frame: pd.DataFrame) -> list[str]:
+    """The frame's value columns: ``value``, and ``value_smoothed`` when smoothed."""
+    return [c for c in ("value", SMOOTHED) if c in frame]
+
 
 HParam = float | str | bool
 

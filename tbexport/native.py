@@ -10,6 +10,6 @@ from __future__ import annotations
 __all__ = ["codec"]
 
 try:
-    from . import _codec as codec
+    from tbexport import _codec as codec
 except ImportError:  # built without a C compiler
     codec = None  # type: ignore[assignment]

@@ -35,18 +35,18 @@ from typing import Any, Literal, TypeVar, cast
 
 import pandas as pd
 
-from .align import parse_align
-from .exceptions import InvalidOptionError, UnknownFormatError, option
-from .hparams import check_name_by
-from .results import Metric, check_group_by, parse_metrics
-from .transform import (
+from tbexport.align import parse_align
+from tbexport.exceptions import InvalidOptionError, UnknownFormatError, option
+from tbexport.reading.hparams import check_name_by
+from tbexport.results import Metric, check_group_by, parse_metrics
+from tbexport.shaping import (
     check_min_runs,
     check_statistics,
     check_time_mode,
     check_weight,
     statistics_list,
 )
-from .values import AlignMode, Band, Layout, Statistic, TimeMode, XAxis
+from tbexport.values import AlignMode, Band, Layout, Statistic, TimeMode, XAxis
 
 __all__ = [
     "BANDS",
@@ -209,7 +209,7 @@ class OutputOptions:
 
     def __post_init__(self) -> None:
         if self.format is not None:
-            from .formats import format_for
+            from tbexport.writing.formats import format_for
 
             format_for("", self.format)
         if self.layout is not None and self.layout not in LAYOUTS:

@@ -28,14 +28,14 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import numpy as np
 import pandas as pd
 
-from .exceptions import (
+from tbexport.exceptions import (
     InvalidOptionError,
     NoScalarsError,
     OutputWarning,
     OutputWriteError,
     option,
 )
-from .options import (
+from tbexport.options import (
     BANDS,
     PLOT_FORMATS,
     X_AXES,
@@ -44,9 +44,8 @@ from .options import (
     check_plot_path,
     plot_suffix,
 )
-from .reshape import SMOOTHED
-from .transform import REDUCTIONS
-from .write import atomic_paths
+from tbexport.shaping import REDUCTIONS, SMOOTHED
+from tbexport.writing.atomic import atomic_paths
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -196,7 +195,7 @@ def plot_scalars(
     if per_tag:
         pages = [[tag] for tag in data.tags]
         directory = _directory(Path(output))
-        from .names import file_names
+        from tbexport.names import file_names
 
         names = file_names(data.tags)  # readable, unique, safe in file names
         paths = [directory / f"{names[tag]}{suffix}" for tag in data.tags]

@@ -37,9 +37,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from .discover import natural_key
-from .exceptions import InvalidOptionError, NoScalarsError
-from .load import Paths, load_scalars
+from tbexport.exceptions import InvalidOptionError, NoScalarsError
+from tbexport.load import Paths, load_scalars
+from tbexport.reading.discover import natural_key
 
 __all__ = [
     "AGGREGATIONS",

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .exceptions import InvalidOptionError, option
-from .options import FigureOptions, OutputOptions, ReadOptions, ShapeOptions
+from tbexport.exceptions import InvalidOptionError, option
+from tbexport.options import FigureOptions, OutputOptions, ReadOptions, ShapeOptions
 
 __all__ = ["Asked", "check", "check_options"]
 

@@ -41,8 +41,9 @@ from tensorboard.compat.proto.event_pb2 import Event, SessionLog
 from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-from tbexport import decode, native, tuning
+from tbexport import native, tuning
 from tbexport.model import FileScalars
+from tbexport.reading import event_file
 
 from .builders import DT, content_tensor, frame_payloads, typed_tensor
 
@@ -361,7 +362,7 @@ def _read(path: Path, fast: bool, windows: bool) -> FileScalars:
     if windows:  # the file read in small windows, as big files are
         changes |= {"whole_file_bytes": 0, "window_bytes": 64}
     with tuning.tuned(**changes):
-        return decode.read_event_file(path)
+        return event_file.read_event_file(path)
 
 
 def _bits(array: np.ndarray) -> list[int]:

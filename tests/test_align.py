@@ -21,7 +21,7 @@ import pytest
 import tbexport
 from tbexport.align import ALIGN_MODES, align_runs, check_align, parse_align
 from tbexport.exceptions import InvalidOptionError
-from tbexport.transform import reduce_runs
+from tbexport.shaping import reduce_runs
 
 NAN = math.nan
 ALL = ["mean", "std", "min", "max", "median", "count"]

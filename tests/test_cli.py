@@ -14,8 +14,8 @@ import scipy.io
 from click.testing import CliRunner
 
 import tbexport
-from tbexport import runs
 from tbexport.cli import cli
+from tbexport.reading import runs
 
 from .builders import simple, write_events
 
@@ -55,7 +55,7 @@ def test_the_input_is_walked_once_and_the_bar_gets_its_total(
     from tqdm import tqdm
 
     from tbexport import cli as cli_module
-    from tbexport import discover
+    from tbexport.reading import discover
 
     walks: list[str] = []
     real_walk = discover._directories_with_runs

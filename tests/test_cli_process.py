@@ -47,7 +47,7 @@ def stalled_export(run: Path, out: Path, *extra: str) -> subprocess.Popen[bytes]
     """An export whose CSV writer stalls once its temporary file exists."""
     script = (
         "import time, sys\n"
-        "from tbexport.writers import csv as w\n"
+        "from tbexport.writing import csv as w\n"
         "def slow(frame, path, options=None):\n"
         "    path.write_text('partial')\n"
         "    time.sleep(60)\n"
@@ -153,7 +153,7 @@ def run_without_root_rights(*args: str) -> subprocess.CompletedProcess[str]:
     """The command as an ordinary user: root reads unreadable files. (Python and the
     modules are loaded first, as root: they may lie where that user cannot read.)"""
     drop = (
-        "import os, sys, yaml, tbexport.cli, tbexport.writers.csv\n"
+        "import os, sys, yaml, tbexport.cli, tbexport.writing.csv\n"
         "if os.getuid() == 0:\n"
         "    os.setgroups([]); os.setgid(65534); os.setuid(65534)\n"
         f"sys.argv = ['tbexport', *{list(args)!r}]\n"

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 import tbexport
-from tbexport.records import RecordScan
+from tbexport.reading.framing import RecordScan
 
 from .builders import (
     file_version,
@@ -161,7 +161,7 @@ def test_a_file_that_grew_since_its_size_was_taken_is_read_to_the_end(
     (A file read whole is read to its end; one read in windows, to the size it had
     when it was opened: there the records after it are a truncated tail.)
     """
-    from tbexport import decode
+    from tbexport.reading import event_file
 
     path = tmp_path / "events.out.tfevents.1"
     write_events(path, [file_version()] + [simple("loss", s, s / 4) for s in range(50)])
@@ -173,7 +173,7 @@ def test_a_file_that_grew_since_its_size_was_taken_is_read_to_the_end(
 
     with monkeypatch.context() as patch:
         patch.setattr(os, "fstat", fstat_before_the_last_records)
-        result = decode.read_event_file(path)
+        result = event_file.read_event_file(path)
     if reader == "c-windows":
         assert result.truncated_tail == 26 and result.corruptions == []  # cut at the size
         assert result.series["loss"].steps.tolist() == list(range(47))

@@ -138,7 +138,7 @@ def test_missing_paths_and_empty_trees_are_errors(tmp_path: Path) -> None:
 
 
 def test_natural_order_is_total() -> None:
-    from tbexport.discover import natural_key
+    from tbexport.reading.discover import natural_key
 
     names = ["b", "a10", "a2", "a1", "a01", "a", "a1b", "version_10", "version_2"]
     expected = ["a", "a01", "a1", "a1b", "a2", "a10", "b", "version_2", "version_10"]
@@ -149,7 +149,7 @@ def test_natural_order_is_total() -> None:
 
 def test_digits_int_refuses_are_text_in_the_natural_order(tmp_path: Path) -> None:
     """ "²" is a digit to str.isdigit() but no number to int(); "٣" is both."""
-    from tbexport.discover import natural_key
+    from tbexport.reading.discover import natural_key
 
     names = ["x1²", "x10", "x2", "x٣", "x1"]
     assert sorted(names, key=natural_key) == ["x1", "x1²", "x2", "x٣", "x10"]
@@ -161,8 +161,8 @@ def test_digits_int_refuses_are_text_in_the_natural_order(tmp_path: Path) -> Non
 
 
 def test_the_walk_notes_which_runs_have_an_hparams_yaml(tmp_path: Path) -> None:
-    from tbexport.hparams import read_hparams_yaml
     from tbexport.model import Run
+    from tbexport.reading.hparams import read_hparams_yaml
 
     for name in ("with", "without"):
         write_events(tmp_path / name / "events.out.tfevents.1", [simple("loss", 0, 1.0)])
@@ -201,7 +201,7 @@ def _tricky_tree(root: Path) -> Path:
 
 
 def test_a_listing_tells_files_directories_and_links_apart(tmp_path: Path) -> None:
-    from tbexport import source
+    from tbexport.reading import source
 
     root = _tricky_tree(tmp_path)
     listing = source.list_directory(str(root))
@@ -235,7 +235,7 @@ def test_a_listing_tells_files_directories_and_links_apart(tmp_path: Path) -> No
 
 
 def test_listing_on_threads_gives_the_same_runs_in_order(tmp_path: Path) -> None:
-    from tbexport import discover
+    from tbexport.reading import discover
 
     for n in range(150):  # more directories than threads
         directory = tmp_path / f"version_{n}"

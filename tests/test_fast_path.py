@@ -16,7 +16,8 @@ import pytest
 from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
 
-from tbexport import decode, native, tuning
+from tbexport import native, tuning
+from tbexport.reading import event_file
 
 from .builders import (
     content_tensor,
@@ -113,7 +114,7 @@ def test_c_and_python_readers_agree(
     calls = _spy_on_scans(monkeypatch)
     with tuning.tuned(**changes):
         first, again = _on_a_new_thread(
-            lambda: (decode.read_event_file(path), decode.read_event_file(path))
+            lambda: (event_file.read_event_file(path), event_file.read_event_file(path))
         )
     half = len(calls) // 2
     if seed % 2 == 0 and seed % 3 == 0:  # whole and undamaged: grouped once every tag known
@@ -123,12 +124,12 @@ def test_c_and_python_readers_agree(
     if seed % 2:
         assert half > 1  # (more than one window)
     with tuning.tuned(native=False):
-        slow = decode.read_event_file(path)
+        slow = event_file.read_event_file(path)
     _assert_same(first, slow)
     _assert_same(again, slow)
 
 
-def _assert_same(fast: decode.FileScalars, slow: decode.FileScalars) -> None:
+def _assert_same(fast: event_file.FileScalars, slow: event_file.FileScalars) -> None:
     assert fast.corruptions == slow.corruptions
     assert fast.truncated_tail == slow.truncated_tail
     assert fast.valid_records == slow.valid_records
@@ -292,15 +293,17 @@ def test_grouped_files_honour_tag_globs_and_skip_tags_they_lack(
         + [simple(t, s, -s) for s in range(4) for t in ("a10", "acc")]
         + [tensor_event("a_t", s, typed_tensor(s * 3.0, "double")) for s in range(2)],
     )
-    accept = decode.tag_filter(["a*"])
-    results = _on_a_new_thread(lambda: [decode.read_event_file(p, accept) for p in (first, second)])
+    accept = event_file.tag_filter(["a*"])
+    results = _on_a_new_thread(
+        lambda: [event_file.read_event_file(p, accept) for p in (first, second)]
+    )
     assert _grouped(calls) == [False, True]
     assert list(results[1].series) == ["a10", "a_t", "acc"]  # natural order, "b" filtered
     assert results[1].series["a_t"].values.tolist() == [0.0, 3.0]
     assert results[0].series["a2"].values.tolist() == [s + 0.5 for s in range(5)]
     with tuning.tuned(native=False):
         for fast, path in zip(results, (first, second), strict=True):
-            _assert_same(fast, decode.read_event_file(path, accept))
+            _assert_same(fast, event_file.read_event_file(path, accept))
 
 
 def test_a_file_stopped_by_an_exception_leaves_the_tag_table_usable(
@@ -316,8 +319,8 @@ def test_a_file_stopped_by_an_exception_leaves_the_tag_table_usable(
 
     def read() -> list[list[float]]:
         with pytest.raises(KeyboardInterrupt):
-            decode.read_event_file(path, progress=interrupt)
-        return [decode.read_event_file(path).series["loss"].values.tolist() for _ in range(2)]
+            event_file.read_event_file(path, progress=interrupt)
+        return [event_file.read_event_file(path).series["loss"].values.tolist() for _ in range(2)]
 
     assert _on_a_new_thread(read) == [[0.5], [0.5]]
     assert [known for known, _ in calls] == [0, 1, 1]
@@ -337,7 +340,7 @@ def test_the_tag_table_starts_afresh_past_its_limit(
         )
         for run in range(300)
     ]
-    results = _on_a_new_thread(lambda: [decode.read_event_file(p) for p in paths])
+    results = _on_a_new_thread(lambda: [event_file.read_event_file(p) for p in paths])
     for run, result in enumerate(results):
         assert {t: s.values.tolist() for t, s in result.series.items()} == {
             f"r{run}/acc": [-run],
@@ -383,7 +386,7 @@ def test_python_crc_matches_tensorboard() -> None:
     # the crc32c package serves installs built without the C extension
     from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 
-    from tbexport.records import _python_masked_crc32c
+    from tbexport.reading.framing import _python_masked_crc32c
 
     data = bytes(range(256)) * 4
     for size in (0, 1, 8, 9, 1000):
@@ -503,7 +506,7 @@ def test_an_error_in_progress_stops_the_reading(tmp_path: Path, error: type) -> 
             raise error("stop")
 
     with _windows(1000), pytest.raises(error):
-        decode.read_event_file(path, progress=progress)
+        event_file.read_event_file(path, progress=progress)
     assert len(calls) == 3 and all(0 < c <= 1000 for c in calls)
     assert sum(calls) < path.stat().st_size // 10
 
@@ -544,10 +547,10 @@ def test_big_files_read_in_windows_give_what_a_whole_read_gives(
         blob = bytearray(path.read_bytes())
         blob[len(blob) // 2] ^= 0x40
         path.write_bytes(bytes(blob))
-    whole = decode.read_event_file(path)
+    whole = event_file.read_event_file(path)
     reported: list[int] = []
     with _windows():
-        fast = decode.read_event_file(path, progress=reported.append)
+        fast = event_file.read_event_file(path, progress=reported.append)
     assert sum(reported) == path.stat().st_size and all(r > 0 for r in reported)
     assert len(reported) > 4 and max(reported) <= 4000  # a report a window
     assert fast.hparams == {"lr": 0.01, "optimizer": "adam"}
@@ -560,7 +563,7 @@ def test_big_files_read_in_windows_give_what_a_whole_read_gives(
         assert fast.corruptions == []
     _assert_same(fast, whole)
     with tuning.tuned(native=False):
-        _assert_same(fast, decode.read_event_file(path))
+        _assert_same(fast, event_file.read_event_file(path))
 
 
 @pytest.mark.parametrize("window", [16, 64, 1000])
@@ -576,7 +579,7 @@ def test_records_longer_than_a_window_and_damage_across_windows(
     frames[15] = frames[15][:-1] + bytes([frames[15][-1] ^ 1])  # a data CRC broken
     path = tmp_path / "events.out.tfevents.1"
     path.write_bytes(b"".join(frames))
-    whole = decode.read_event_file(path)
+    whole = event_file.read_event_file(path)
     ends = np.cumsum([0, *(len(f) for f in frames)])
     assert [(c.offset, c.skipped) for c in whole.corruptions] == [
         (int(ends[12]), len(frames[12])),
@@ -585,9 +588,9 @@ def test_records_longer_than_a_window_and_damage_across_windows(
     assert whole.series[long_tag].values.tolist() == [0.5]
     assert len(whole.series["a"].steps) == 19
     with _windows(window):
-        _assert_same(decode.read_event_file(path), whole)
+        _assert_same(event_file.read_event_file(path), whole)
     with tuning.tuned(native=False):
-        _assert_same(decode.read_event_file(path), whole)
+        _assert_same(event_file.read_event_file(path), whole)
 
 
 def test_a_progress_error_late_in_a_big_file_is_raised(tmp_path: Path) -> None:
@@ -600,7 +603,7 @@ def test_a_progress_error_late_in_a_big_file_is_raised(tmp_path: Path) -> None:
             raise ValueError("stop")
 
     with _windows(), pytest.raises(ValueError, match="stop"):
-        decode.read_event_file(path, progress=progress)
+        event_file.read_event_file(path, progress=progress)
     assert reported[0] < size
 
 
@@ -608,11 +611,11 @@ def test_a_file_being_written_is_read_up_to_its_last_whole_record(tmp_path: Path
     path = _lightning_like_file(tmp_path / "run")
     path.write_bytes(path.read_bytes()[:-7])  # the last record half written
     with _windows():
-        fast = decode.read_event_file(path)
+        fast = event_file.read_event_file(path)
     assert fast.truncated_tail > 0 and fast.corruptions == []
     assert fast.series["val/loss2"].steps.tolist() == list(range(299))  # the last one cut
     with tuning.tuned(native=False):
-        _assert_same(fast, decode.read_event_file(path))
+        _assert_same(fast, event_file.read_event_file(path))
 
 
 @pytest.mark.parametrize("windows", [False, True], ids=["whole", "windows"])
@@ -633,11 +636,11 @@ def test_records_only_protobuf_reads_as_points_are_left_to_it(
     path.write_bytes(record_bytes([file_version(), *earlier]) + frame_payloads([both]))
     calls = _spy_on_scans(monkeypatch)
     with _windows(64) if windows else tuning.tuned():
-        fast = decode.read_event_file(path)
+        fast = event_file.read_event_file(path)
     assert [f[0] for _, got in calls for f in got.fallbacks] == [6]  # record 6, to protobuf
     assert fast.series["loss"].values.tolist() == [0, 1 / 8, 2 / 8, 3 / 8, 4 / 8, 2.0]
     with tuning.tuned(native=False):
-        _assert_same(fast, decode.read_event_file(path))
+        _assert_same(fast, event_file.read_event_file(path))
 
 
 def test_a_big_run_moves_the_progress_while_it_is_read(tmp_path: Path) -> None:
@@ -655,14 +658,14 @@ def test_a_big_run_moves_the_progress_while_it_is_read(tmp_path: Path) -> None:
 
 def test_files_that_cannot_be_read_are_errors_not_crashes(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError) as missing:
-        decode.read_event_file(tmp_path / "events.out.tfevents.gone")
+        event_file.read_event_file(tmp_path / "events.out.tfevents.gone")
     assert missing.value.filename == str(tmp_path / "events.out.tfevents.gone")
     (tmp_path / "events.out.tfevents.dir").mkdir()
     with pytest.raises(OSError, match="not a regular file"):
-        decode.read_event_file(tmp_path / "events.out.tfevents.dir")
+        event_file.read_event_file(tmp_path / "events.out.tfevents.dir")
     empty = tmp_path / "events.out.tfevents.empty"
     empty.write_bytes(b"")
     for changes in ({}, {"whole_file_bytes": 0, "window_bytes": 16}, {"native": False}):
         with tuning.tuned(**changes):
-            read = decode.read_event_file(empty)
+            read = event_file.read_event_file(empty)
         assert (read.series, read.corruptions, read.size, read.valid_records) == ({}, [], 0, 0)

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 import tbexport
 from tbexport.cli import cli
-from tbexport.transform import smooth_values
+from tbexport.shaping import smooth_values
 
 from .builders import simple, write_events
 
@@ -248,12 +248,12 @@ def test_summary_matches_an_independent_computation(sweep: Path) -> None:
 
 def test_summary_of_a_frame_in_any_row_order_is_the_same(sweep: Path) -> None:
     """A frame as read is split into stretches of its codes; any other is grouped."""
-    from tbexport import reshape
+    from tbexport import shaping
 
     frame = tbexport.read_scalars(sweep)
-    assert all(isinstance(rows, slice) for _, rows in reshape._run_tag_groups(frame))
+    assert all(isinstance(rows, slice) for _, rows in shaping.run_tag_groups(frame))
     shuffled = frame.sample(frac=1.0, random_state=3).sort_values("step", kind="stable")
-    assert not any(isinstance(rows, slice) for _, rows in reshape._run_tag_groups(shuffled))
+    assert not any(isinstance(rows, slice) for _, rows in shaping.run_tag_groups(shuffled))
     columns = ["run", "tag", "points", "min", "max", "nonfinite", "duration_s"]
     pd.testing.assert_frame_equal(
         tbexport.summarize(frame)[columns], tbexport.summarize(shuffled)[columns]
@@ -335,7 +335,7 @@ def test_wide_charts_and_scripts_draw_runs_logged_at_different_steps(tmp_path: P
 def test_plots(sweep: Path, tmp_path: Path) -> None:
     from PIL import Image
 
-    frame = tbexport.transform.smooth(tbexport.read_scalars(sweep), 0.6)
+    frame = tbexport.shaping.smooth(tbexport.read_scalars(sweep), 0.6)
     [png] = tbexport.plot_scalars(frame, tmp_path / "f.png")
     with Image.open(png) as image:
         # 2 tags: a 2x1 grid of 4.2 x 3.2 in panels, and the legend's row of 3 runs below

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from tensorboard.compat.proto.event_pb2 import Event
 
-from tbexport import decode, native, tuning
+from tbexport import native, tuning
 from tbexport.model import FileScalars
+from tbexport.reading import event_file
 
 from . import fuzz_events
 from .builders import file_version, frame_payloads, record_bytes, simple
@@ -137,7 +138,7 @@ REGRESSIONS = {
 
 def _read(path: Path, fast: bool) -> FileScalars:
     with tuning.tuned(native=fast):
-        return decode.read_event_file(path)
+        return event_file.read_event_file(path)
 
 
 @pytest.mark.parametrize("windows", [False, True], ids=["whole", "windows"])

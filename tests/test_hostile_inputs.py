@@ -22,8 +22,8 @@ from click.testing import CliRunner, Result
 
 import tbexport
 from tbexport.cli import cli
-from tbexport.discover import find_runs, natural_key
 from tbexport.exceptions import CorruptRecordWarning, UnreadableFileError
+from tbexport.reading.discover import find_runs, natural_key
 
 from .builders import simple, write_events
 
@@ -66,7 +66,7 @@ def odd_logs(tmp_path: Path) -> Path:
 
 
 def test_undecodable_names_are_shown_with_backslash_escapes() -> None:
-    from tbexport.discover import readable_name
+    from tbexport.reading.discover import readable_name
 
     assert readable_name(os.fsdecode(b"run_\xff\xfe")) == "run_\\xff\\xfe"
     assert readable_name("a\ud800b") == "a\\ud800b"  # a lone surrogate of another kind
@@ -273,7 +273,7 @@ def test_a_hostile_hparams_yaml_is_left_out_with_a_note(
 
 
 def test_the_billion_laughs_bomb_is_refused_at_once(tmp_path: Path) -> None:
-    from tbexport.hparams import read_hparams_yaml
+    from tbexport.reading.hparams import read_hparams_yaml
 
     (tmp_path / "hparams.yaml").write_text(_billion_laughs())
     notes: list[str] = []
@@ -287,7 +287,7 @@ def test_the_billion_laughs_bomb_is_refused_at_once(tmp_path: Path) -> None:
 
 
 def test_aliases_within_the_bounds_are_followed(tmp_path: Path) -> None:
-    from tbexport.hparams import MAX_DEPTH, read_hparams_yaml
+    from tbexport.reading.hparams import MAX_DEPTH, read_hparams_yaml
 
     # as yaml.dump writes one object met twice, and YAML's merge key
     (tmp_path / "hparams.yaml").write_text(

@@ -26,8 +26,9 @@ from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 
 import tbexport
-from tbexport import decode, native, records, source, tuning
+from tbexport import native, tuning
 from tbexport.model import ScalarData
+from tbexport.reading import event_file, framing, protobuf, source
 
 from .builders import DT, file_version, record_bytes, scalars_metadata, simple, tensor_event
 
@@ -123,7 +124,7 @@ def test_half_val_outside_16_bits_reads_as_tensorflow_does(
 
 
 def test_tensor_number_masks_half_val_like_tensorflow() -> None:
-    from tbexport.protobuf_events import tensor_number
+    from tbexport.reading.protobuf import tensor_number
 
     for stored, dtype, number in HALF_VALUES:
         value = tensor_number(_half_tensor(stored, dtype))
@@ -135,12 +136,11 @@ def test_a_record_protobuf_cannot_make_a_number_of_is_reported_not_raised(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The safety net: a value error while decoding one record skips that record."""
-    from tbexport import protobuf_events
 
     def refuse(tensor: TensorProto) -> float | None:
         raise OverflowError("no number")
 
-    monkeypatch.setattr(protobuf_events, "tensor_number", refuse)
+    monkeypatch.setattr(protobuf, "tensor_number", refuse)
     frames = _frames([simple("loss", 0, 1.0), Event(step=1), simple("loss", 2, 3.0)])
     tensor = tensor_event("t", 1, _half_tensor(-1, "half"), metadata=scalars_metadata())
     tensor.summary.value.add(tag="m").metadata.CopyFrom(scalars_metadata())  # to protobuf
@@ -277,7 +277,7 @@ def _big_event_file(path: Path, megabytes: int) -> int:
 
 SHRINK_IN_A_CHILD = """
 import os, sys
-from tbexport import source
+from tbexport.reading import source
 path, past, to = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 done = []
 real_read = source.LocalFile.read
@@ -431,7 +431,7 @@ def resync(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 def _with_gap(path: Path, before: list[bytes], gap: int, after: list[bytes]) -> None:
-    """Records, ``gap`` bytes of a hole (zeros, no disk), records."""
+    """Records, ``gap`` bytes of a hole (zeros, no disk), framing."""
     with path.open("wb") as out:
         out.write(b"".join(before))
         out.seek(gap, os.SEEK_CUR)
@@ -512,7 +512,7 @@ def test_the_c_and_vectorised_searches_agree() -> None:
     for start in range(0, len(data), 7):
         in_c = native.codec.resync(data, start, len(data))
         expected = in_c.position if in_c.state == native.codec.RESYNC_VERIFIED else len(data)
-        assert records._python_next_valid_record(data, start, len(data)) == expected, start
+        assert framing._python_next_valid_record(data, start, len(data)) == expected, start
         found += expected < len(data)
     assert found > 10
 
@@ -600,8 +600,8 @@ def test_files_read_in_windows_of_any_size_read_as_protobuf_reads_them(
     path = tmp_path / "events.out.tfevents.1"
     path.write_bytes(bytes(blob))
     with tuning.tuned(native=False):
-        expected = decode.read_event_file(path)
-    _assert_same(decode.read_event_file(path), expected)  # read whole
+        expected = event_file.read_event_file(path)
+    _assert_same(event_file.read_event_file(path), expected)  # read whole
     for window in (16, 64, 1000, 1 << 20):
         with tuning.tuned(whole_file_bytes=0, window_bytes=window):
-            _assert_same(decode.read_event_file(path), expected)
+            _assert_same(event_file.read_event_file(path), expected)

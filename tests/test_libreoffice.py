@@ -42,7 +42,7 @@ import pytest
 
 import tbexport
 from tbexport.exceptions import OutputWarning
-from tbexport.writers import charts, excel
+from tbexport.writing import charts, excel
 
 from .builders import content_tensor, scalars_metadata, simple, tensor_event, write_events
 from .programs import require

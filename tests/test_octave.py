@@ -23,8 +23,8 @@ import pytest
 import scipy.io
 
 import tbexport
-from tbexport.writers.matlab import BUILTINS
-from tbexport.writers.matlab_script import literal
+from tbexport.writing.matlab import BUILTINS
+from tbexport.writing.matlab_script import literal
 
 from .builders import simple, write_events
 from .programs import require

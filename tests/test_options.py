@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -279,3 +280,12 @@ def test_the_help_says_the_units_of_relative() -> None:
     assert "relative: seconds since the run's first exported point" in help_text
     assert "in seconds, minutes, hours or days as the longest run suits" in help_text
     assert "--time relative is always seconds" in help_text
+
+
+def test_tag_stats_is_summarize_and_says_it_is_deprecated(sample_runs: Path) -> None:
+    frame = tbexport.read_scalars(sample_runs / "lightning_logs" / "version_0")
+    with pytest.warns(DeprecationWarning, match=r"tag_stats\(\) is deprecated.*summarize"):
+        stats = tbexport.tag_stats(frame)
+    expected = tbexport.summarize(frame)[tbexport.shaping.LIST_COLUMNS]
+    pd.testing.assert_frame_equal(stats, expected)
+    assert list(stats.columns)[:3] == ["run", "tag", "points"]

@@ -16,7 +16,7 @@ import scipy.io
 import tbexport
 from tbexport import tuning
 from tbexport.options import WriteOptions
-from tbexport.writers import excel
+from tbexport.writing import excel
 
 from .builders import simple, write_events
 
@@ -261,7 +261,7 @@ def test_csv_writes_nan_and_inf(odd_values: Path, tmp_path: Path) -> None:
 def test_c_python_and_parallel_rendering_write_identical_files(
     two_runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
 ) -> None:
-    from tbexport.writers import render
+    from tbexport.writing import render
 
     def contents(path: Path) -> dict[str, bytes] | bytes:
         if suffix == ".csv":
@@ -342,7 +342,7 @@ def test_a_failing_xlsx_write_reports_its_own_error_and_keeps_the_old_file(
 ) -> None:
     import errno
 
-    from tbexport import xlsx
+    from tbexport.writing import xlsx
 
     out = tmp_path / "out.xlsx"
     out.write_bytes(b"an earlier export")
@@ -364,7 +364,7 @@ def test_a_failure_while_finishing_an_xlsx_leaves_no_file_open(
     import errno
     import os
 
-    from tbexport import xlsx
+    from tbexport.writing import xlsx
 
     def disk_full(self: xlsx.Workbook) -> dict[str, str]:
         raise OSError(errno.ENOSPC, "No space left on device")

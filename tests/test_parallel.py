@@ -17,8 +17,9 @@ from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import Summary
 
 import tbexport
-from tbexport import frame, load, native, parallel, tuning
+from tbexport import load, native, parallel, tuning
 from tbexport.model import Corruption
+from tbexport.reading import frame
 
 from .builders import (
     content_tensor,

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 import tbexport
 from tbexport.cli import cli
 from tbexport.results import parse_metrics
-from tbexport.writers.results import latex_escape, significant
+from tbexport.writing.results import latex_escape, significant
 
 from .builders import file_version, simple, write_events
 from .programs import require

@@ -1,4 +1,4 @@
-"""``tbexport.writers.tfevents.write_runs``: a frame's runs as TensorBoard event files.
+"""``tbexport.writing.tfevents.write_runs``: a frame's runs as TensorBoard event files.
 
 Everything written is read back with TensorBoard's own readers (the Python
 ``EventAccumulator`` and, where it can be started, the Rust data server that
@@ -26,8 +26,8 @@ from tensorboard.backend.event_processing.event_file_loader import EventFileLoad
 
 import tbexport
 from tbexport import OutputWriteError
-from tbexport.writers import tfevents
-from tbexport.writers.tfevents import write_runs
+from tbexport.writing import tfevents
+from tbexport.writing.tfevents import write_runs
 
 Series = dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]]
 

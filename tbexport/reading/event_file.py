@@ -7,7 +7,7 @@ plugin (TF2 ``tf.summary.scalar``, ``SummaryWriter(new_style=True)``), in
 
 Two readers give identical results: the C extension :mod:`tbexport._codec` decodes the
 common simple_value and tensor events itself and hands every other record to
-:mod:`tbexport.protobuf_events`; without the extension, every record goes there.
+:mod:`tbexport.reading.protobuf`; without the extension, every record goes there.
 """
 
 from __future__ import annotations
@@ -22,17 +22,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .discover import natural_key
-from .model import Corruption, FileScalars, GlobFilter, Series, TagFilter
-from .native import codec
-from .points import HAS_VALUE, PLAIN, PLUGIN_OTHER, PLUGIN_SCALARS, SIMPLE, Points
-from .records import FileBuffer, FileBytes, RecordScan
-from .source import FileShrank, RandomAccessFile, open_file
-from .tuning import current
+from tbexport.model import Corruption, FileScalars, GlobFilter, Series, TagFilter
+from tbexport.native import codec
+from tbexport.reading.discover import natural_key
+from tbexport.reading.framing import FileBuffer, FileBytes, RecordScan
+from tbexport.reading.points import HAS_VALUE, PLAIN, PLUGIN_OTHER, PLUGIN_SCALARS, SIMPLE, Points
+from tbexport.reading.source import FileShrank, RandomAccessFile, open_file
+from tbexport.tuning import current
 
 if TYPE_CHECKING:
-    from ._codec import Scan
-    from .protobuf_events import Event
+    from tbexport._codec import Scan
+    from tbexport.reading.protobuf import Event
 
 __all__ = ["read_event_file", "strictly_increasing", "tag_filter"]
 
@@ -58,11 +58,11 @@ def read_event_file(
 ) -> FileScalars:
     """Read every scalar point of one event file, skipping (and reporting) damaged records.
 
-    A Lightning CSVLogger ``metrics.csv`` is read too (see :mod:`tbexport.csvlogger`).
+    A Lightning CSVLogger ``metrics.csv`` is read too (see :mod:`tbexport.reading.csvlogger`).
     ``progress`` is called with the bytes read since its last call, as the file is read.
     """
     if _is_metrics_csv(path):
-        from .csvlogger import read_metrics_csv
+        from tbexport.reading.csvlogger import read_metrics_csv
 
         result = read_metrics_csv(path, accept)
         if progress is not None:
@@ -105,12 +105,12 @@ def _decode_or_report(
     points: Points,
     event: Event,
 ) -> None:
-    protobuf = _protobuf_events()
+    protobuf = _protobuf()
     try:
         protobuf.add_event(points, payload, before, event)
     except (protobuf.DecodeError, ValueError, OverflowError):
         # CRC-valid but not an Event (a foreign TFRecord file, or a writer bug); or a
-        # field no number can be made of (protobuf_events turns those it knows into
+        # field no number can be made of (tbexport.reading.protobuf turns those it knows into
         # numbers as TensorFlow does: this is the safety net).
         scan.corruptions.append(
             Corruption(scan.path, offset, len(payload) + 16, "undecodable event")
@@ -118,12 +118,12 @@ def _decode_or_report(
 
 
 @functools.cache
-def _protobuf_events() -> ModuleType:
-    """:mod:`tbexport.protobuf_events`, imported on first use (an import statement in
+def _protobuf() -> ModuleType:
+    """:mod:`tbexport.reading.protobuf`, imported on first use (an import statement in
     the loop over records would cost as much as a record's decoding)."""
-    from . import protobuf_events
+    from tbexport.reading import protobuf
 
-    return protobuf_events
+    return protobuf
 
 
 def _scan_python(
@@ -134,7 +134,7 @@ def _scan_python(
 ) -> int:
     """Every record decoded by protobuf (no C extension, or ``tuning.native`` off); the
     bytes read."""
-    from .protobuf_events import Event
+    from tbexport.reading.protobuf import Event
 
     size = file.size
     buf: FileBuffer = FileBytes(file)
@@ -306,7 +306,7 @@ def _event() -> Event:
     """An Event message to parse into, one per thread (made once: ~60 ms of imports)."""
     event: Event | None = getattr(_events, "event", None)
     if event is None:
-        from .protobuf_events import Event
+        from tbexport.reading.protobuf import Event
 
         event = _events.event = Event()
     return event

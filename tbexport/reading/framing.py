@@ -8,7 +8,7 @@ TensorBoard's own readers stop at the first bad record and drop the rest of the
 file. Here a bad record is reported (offset and bytes skipped) and reading resumes
 at the next position where a complete, CRC-valid record starts.
 
-The bytes come from :mod:`tbexport.source` (a file that shrinks while it is read is
+The bytes come from :mod:`tbexport.reading.source` (a file that shrinks while it is read is
 reported like damage).
 """
 
@@ -19,10 +19,10 @@ import struct
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Final
 
-from .model import Corruption
-from .native import codec
-from .source import FileShrank, RandomAccessFile, open_file
-from .tuning import current
+from tbexport.model import Corruption
+from tbexport.native import codec
+from tbexport.reading.source import FileShrank, RandomAccessFile, open_file
+from tbexport.tuning import current
 
 if TYPE_CHECKING:
     import numpy as np
@@ -67,7 +67,7 @@ _BLOCK_BYTES: Final = 1 << 20
 
 
 class FileBytes:
-    """A file's bytes, read on demand from a :class:`~tbexport.source.RandomAccessFile`.
+    """A file's bytes, read on demand from a :class:`~tbexport.reading.source.RandomAccessFile`.
 
     ``len()`` is the size when it was opened; slices are ``bytes``, small ones served
     from a cached block. A slice the file no longer holds raises :class:`FileShrank`.

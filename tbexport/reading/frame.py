@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .discover import natural_key
-from .model import (
+from tbexport.model import (
     Series,
 )
-from .parallel import default_jobs, map_in_order
-from .tuning import current
+from tbexport.parallel import default_jobs, map_in_order
+from tbexport.reading.discover import natural_key
+from tbexport.tuning import current
 
 __all__ = ["code_dtype", "frame_order", "join_columns", "long_frame"]
 

@@ -44,11 +44,10 @@ from typing import Any, BinaryIO
 import numpy as np
 import pandas as pd
 
-from .. import __version__
-from ..names import MATLAB_MAX, matlab_name, matlab_names
-from ..options import WriteOptions
-from ..reshape import runs_side_by_side, value_columns
-from ..transform import time_column
+from tbexport import __version__
+from tbexport.names import MATLAB_MAX, matlab_name, matlab_names
+from tbexport.options import WriteOptions
+from tbexport.shaping import runs_side_by_side, time_column, value_columns
 
 OWN_VARIABLES = ("tbexport_tags", "tbexport_runs", "hparams", "stats")
 DIRECTORY_FIELD = "tbexport_directory"  # (a hyperparameter of that name gets a "_")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..options import WriteOptions
+from tbexport.options import WriteOptions
 
 _LOAD = """\
 %% Plots every tag in {comment} (written by tbexport): one panel per tag.

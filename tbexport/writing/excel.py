@@ -23,14 +23,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..exceptions import OutputError, OutputWarning
-from ..names import sheet_continuation, sheet_names
-from ..native import codec
-from ..options import WriteOptions
-from ..reshape import SMOOTHED, runs_side_by_side, summarize, value_columns, wide_column
-from ..transform import time_column
-from ..tuning import current
-from ..xlsx import (
+from tbexport.exceptions import OutputError, OutputWarning
+from tbexport.names import sheet_continuation, sheet_names
+from tbexport.native import codec
+from tbexport.options import WriteOptions
+from tbexport.shaping import (
+    SMOOTHED,
+    runs_side_by_side,
+    summarize,
+    time_column,
+    value_columns,
+    wide_column,
+)
+from tbexport.tuning import current
+from tbexport.writing.charts import ChartSeries, line_chart
+from tbexport.writing.render import BLOCK_ROWS, render
+from tbexport.writing.xlsx import (
     DATE_STYLE,
     MAX_COLUMNS,
     MAX_ROWS,
@@ -42,8 +50,6 @@ from ..xlsx import (
     string_cell,
     xml_text,
 )
-from .charts import ChartSeries, line_chart
-from .render import BLOCK_ROWS, render
 
 INDEX_COLUMNS = [
     "run",

@@ -6,13 +6,13 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from .exceptions import UnknownFormatError
+from tbexport.exceptions import UnknownFormatError
 
 __all__ = ["FORMATS", "RESULTS_FORMATS", "Writer", "format_for"]
 
 Writer = Callable[..., None]
 
-# suffix -> module in tbexport.writers, or a writer function; the one table that
+# suffix -> module in tbexport.writing, or a writer function; the one table that
 # decides what tbexport can write. Modules are imported on use (scipy is slow to load).
 FORMATS: dict[str, str | Writer] = {
     ".xlsx": "excel",

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..results import Metric, ResultsTable
+from tbexport.results import Metric, ResultsTable
 
 __all__ = ["cells", "latex", "latex_escape", "markdown", "significant", "write"]
 
@@ -32,7 +32,7 @@ def write(
     if suffix == ".csv":
         frame = table.frame
         if csv_safe:
-            from .csv import safe_text
+            from tbexport.writing.csv import safe_text
 
             frame = frame.map(lambda v: safe_text(v) if isinstance(v, str) else v)
             frame.columns = [safe_text(str(c)) for c in frame.columns]

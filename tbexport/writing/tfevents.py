@@ -57,7 +57,7 @@ from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer.record_writer import RecordWriter
 
-from ..exceptions import OutputWriteError
+from tbexport.exceptions import OutputWriteError
 
 __all__ = ["write_runs"]
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import pandas as pd
 
-from .discover import HPARAMS_FILE, readable_name
-from .exceptions import InvalidOptionError
-from .model import HParam
-from .source import open_file
+from tbexport.exceptions import InvalidOptionError
+from tbexport.model import HParam
+from tbexport.reading.discover import HPARAMS_FILE, readable_name
+from tbexport.reading.source import open_file
 
 __all__ = ["check_name_by", "hparams_frame", "merge_hparams", "read_hparams_yaml", "run_labels"]
 

@@ -15,7 +15,7 @@ import warnings
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
-from ..exceptions import OutputWarning
+from tbexport.exceptions import OutputWarning
 
 __all__ = ["MARKER_POINTS", "MAX_SERIES", "ChartSeries", "line_chart"]
 

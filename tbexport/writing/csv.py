@@ -20,12 +20,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..native import codec
-from ..options import WriteOptions
-from ..reshape import runs_side_by_side, to_wide, value_columns, wide_column
-from ..transform import time_column
-from ..tuning import current
-from .render import BLOCK_ROWS, render
+from tbexport.native import codec
+from tbexport.options import WriteOptions
+from tbexport.shaping import runs_side_by_side, time_column, to_wide, value_columns, wide_column
+from tbexport.tuning import current
+from tbexport.writing.render import BLOCK_ROWS, render
 
 
 def write(frame: pd.DataFrame, path: Path, options: WriteOptions | None = None) -> None:

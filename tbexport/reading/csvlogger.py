@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from .discover import readable_name
-from .model import Corruption, FileScalars, Series, TagFilter
-from .source import open_file, stream
+from tbexport.model import Corruption, FileScalars, Series, TagFilter
+from tbexport.reading.discover import readable_name
+from tbexport.reading.source import open_file, stream
 
 __all__ = ["METRICS_FILE", "read_metrics_csv"]
 
@@ -35,7 +35,7 @@ def read_metrics_csv(path: str | os.PathLike[str], accept: TagFilter | None = No
     beyond int64 (``inf``, ``1e30``), a value of it is no number, it holds bytes that
     are not UTF-8, or a field of it is longer than Python's csv module reads (131,072
     characters); the rows around it are kept. A column name that is not UTF-8 names
-    its tag with backslash escapes (:func:`~tbexport.discover.readable_name`). A file
+    its tag with backslash escapes (:func:`~tbexport.reading.discover.readable_name`). A file
     whose header cannot be read is reported whole.
     """
     accept = accept or (lambda tag: True)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from ..parallel import default_jobs
+from tbexport.parallel import default_jobs
 
 PARALLEL_MIN_ROWS = 200_000
 BLOCK_ROWS = 50_000

@@ -14,16 +14,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from .exceptions import (
+from tbexport.exceptions import (
     CorruptRecordWarning,
     InvalidOptionError,
     NoEventFilesError,
     PathNotFoundError,
     UnreadableFileError,
 )
-from .model import Corruption, Run
-from .parallel import chunk_for, default_jobs, map_in_order
-from .source import Listing, list_directory
+from tbexport.model import Corruption, Run
+from tbexport.parallel import chunk_for, default_jobs, map_in_order
+from tbexport.reading.source import Listing, list_directory
 
 __all__ = ["Run", "as_list", "find_runs", "is_event_file", "readable_name", "run_order"]
 
@@ -331,7 +331,7 @@ _PROBE = 8  # directories listed first, to measure
 
 
 def _list_dirs(paths: list[str], threads: int = 1) -> list[Listing | None]:
-    """Each directory's listing (see :func:`tbexport.source.list_directory`): on the
+    """Each directory's listing (see :func:`tbexport.reading.source.list_directory`): on the
     calling thread, or on up to ``threads`` threads where listing is slow."""
     start = time.perf_counter()
     listed = [list_directory(path) for path in paths[:_PROBE]]

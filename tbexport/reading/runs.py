@@ -10,15 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .decode import read_event_file, strictly_increasing
-from .discover import HPARAMS_FILE
-from .exceptions import (
+from tbexport.exceptions import (
     CorruptEventFileError,
     NotAnEventFileError,
     UnreadableFileError,
 )
-from .hparams import merge_hparams, read_hparams_yaml
-from .model import (
+from tbexport.model import (
     Corruption,
     FileScalars,
     HParam,
@@ -26,6 +23,9 @@ from .model import (
     Series,
     TagFilter,
 )
+from tbexport.reading.discover import HPARAMS_FILE
+from tbexport.reading.event_file import read_event_file, strictly_increasing
+from tbexport.reading.hparams import merge_hparams, read_hparams_yaml
 
 __all__ = ["RunScalars", "read_run", "superseded_mask"]
 

@@ -17,8 +17,8 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.compat.proto.tensor_pb2 import TensorProto
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-from .model import HParam
-from .points import HAS_VALUE, PLAIN, PLUGIN_OTHER, PLUGIN_SCALARS, Points
+from tbexport.model import HParam
+from tbexport.reading.points import HAS_VALUE, PLAIN, PLUGIN_OTHER, PLUGIN_SCALARS, Points
 
 __all__ = ["DecodeError", "Event", "add_event", "tensor_number"]
 
@@ -68,7 +68,7 @@ def add_event(points: Points, payload: bytes | memoryview, before: int, event: E
         elif kind == "tensor":
             # Whether a tensor is a scalar depends on the tag's plugin, which TF2 writers
             # send with a tag's first point only: flag the point like the C scanner does,
-            # and let decode._scalar_points decide over all of the tag's points.
+            # and let event_file._scalar_points decide over all of the tag's points.
             number = _rank0_number(value.tensor)
             flags = _plugin_flag(value) | (HAS_VALUE if number is not None else 0)
             if flags:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from array import array
 from dataclasses import dataclass, field
 
-from .model import HParam
+from tbexport.model import HParam
 
 __all__ = ["HAS_VALUE", "PLAIN", "PLUGIN_OTHER", "PLUGIN_SCALARS", "SIMPLE", "Points"]
 
