@@ -58,11 +58,11 @@ def test_the_input_is_walked_once_and_the_bar_gets_its_total(
     from tbexport.reading import discover
 
     walks: list[str] = []
-    real_walk = discover._directories_with_runs
+    real_list = discover.list_directory
 
-    def walk(*args: Any) -> Any:
-        walks.append(args[0])
-        return real_walk(*args)
+    def listing(path: str) -> Any:
+        walks.append(path)
+        return real_list(path)
 
     bars: list[Any] = []
     disable: list[Any] = []
@@ -73,10 +73,11 @@ def test_the_input_is_walked_once_and_the_bar_gets_its_total(
             super().__init__(*args, **{**kwargs, "disable": False})  # (as on a terminal)
             bars.append(self)
 
-    monkeypatch.setattr(discover, "_directories_with_runs", walk)
+    monkeypatch.setattr(discover, "list_directory", listing)  # (the seam to storage)
     monkeypatch.setattr(cli_module, "tqdm", Bar)
     assert invoke(run_dir.parent, "-o", tmp_path / "out.csv").exit_code == 0
-    assert walks == [str(run_dir.parent)]  # (the bar's total came from the reading's walk)
+    # each directory listed once: the bar's total came from the reading's walk
+    assert sorted(walks) == [str(run_dir.parent), str(run_dir)]
     size = os.path.getsize(run_dir / "events.out.tfevents.1")
     assert len(bars) == 1 and bars[0].total == bars[0].n == size
     # tqdm decides, and draws no bar where stderr is no terminal (a log file)

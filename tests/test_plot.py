@@ -200,16 +200,16 @@ def test_each_figure_is_let_go_before_the_next_is_drawn(
     frame = _frame(tmp_path, 2, [f"m{i:02d}" for i in range(50)], points=3)
     made: list[weakref.ref[Figure]] = []
     alive: list[int] = []
-    real_save = plotting._save
+    real_save = Figure.savefig
 
-    def save(drawn: Figure, path: Path, suffix: str, dpi: int) -> None:
+    def save(drawn: Figure, *args: Any, **kwargs: Any) -> None:
         gc.collect()
         alive.append(sum(ref() is not None for ref in made))
         made.append(weakref.ref(drawn))
         assert len(drawn.axes) <= 48
-        real_save(drawn, path, suffix, dpi)
+        real_save(drawn, *args, **kwargs)
 
-    monkeypatch.setattr(plotting, "_save", save)
+    monkeypatch.setattr(Figure, "savefig", save)
     grid, _ = _written(frame, tmp_path / "f.png")
     few = frame[frame["tag"].isin(["m00", "m01", "m02", "m03"])]
     per_tag, _ = _written(few, tmp_path / "each", per_tag=True)
