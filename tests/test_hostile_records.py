@@ -30,7 +30,15 @@ from tbexport import native, tuning
 from tbexport.model import ScalarData
 from tbexport.reading import event_file, framing, protobuf, source
 
-from .builders import DT, file_version, record_bytes, scalars_metadata, simple, tensor_event
+from .builders import (
+    DT,
+    file_version,
+    frame_payloads,
+    record_bytes,
+    scalars_metadata,
+    simple,
+    tensor_event,
+)
 
 EVERY_READER = pytest.mark.usefixtures("reader")
 NEEDS_C = pytest.mark.skipif(native.codec is None, reason="the C extension is not built")
@@ -605,3 +613,40 @@ def test_files_read_in_windows_of_any_size_read_as_protobuf_reads_them(
     for window in (16, 64, 1000, 1 << 20):
         with tuning.tuned(whole_file_bytes=0, window_bytes=window):
             _assert_same(event_file.read_event_file(path), expected)
+
+
+@EVERY_READER
+def test_a_file_that_shrinks_before_its_whole_read_keeps_the_records_before_the_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Truncated between the open and the read (a run restarted in place)."""
+    path = tmp_path / "events.out.tfevents.1"
+    events = [simple("loss", s, s / 4) for s in range(10)]
+    kept = len(record_bytes(events[:4]))  # four whole records, then 5 bytes of the fifth
+    path.write_bytes(record_bytes(events))
+    real = event_file.open_file
+
+    def opened_then_cut(name: str) -> source.LocalFile:
+        file = real(name)
+        os.truncate(name, kept + 5)
+        return file
+
+    monkeypatch.setattr(event_file, "open_file", opened_then_cut)
+    result = event_file.read_event_file(path)
+    assert result.series["loss"].steps.tolist() == [0, 1, 2, 3]
+    assert [(c.offset, c.reason) for c in result.corruptions] == [(kept, SHRANK)]
+
+
+@EVERY_READER
+def test_damage_is_reported_in_file_order(tmp_path: Path) -> None:
+    """A CRC-valid record that is no Event, then bytes that are no record: both readers
+    report the record first, so that --strict names the same one."""
+    path = tmp_path / "events.out.tfevents.1"
+    path.write_bytes(frame_payloads([b"\xff"]) + b"\x01" * 20 + record_bytes([simple("x", 1, 0.5)]))
+    data = tbexport.load_scalars(path)
+    assert [(c.offset, c.reason) for c in data.corruptions] == [
+        (0, "undecodable event"),
+        (17, "invalid record header"),
+    ]
+    with pytest.raises(tbexport.CorruptEventFileError, match="undecodable event at byte 0"):
+        tbexport.load_scalars(path, strict=True)

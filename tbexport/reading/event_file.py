@@ -296,6 +296,8 @@ def _scan_native(
         points.tag_ids.update((name, index) for index, name in enumerate(table.decoded))
         for payload, before, offset in left:  # (protobuf imported only for these)
             _decode_or_report(payload, before, offset - 12, scan, points, _event())
+        # in file order, as the protobuf reader reports them (--strict names the first)
+        scan.corruptions.sort(key=lambda corruption: corruption.offset)
     return size, scanned
 
 

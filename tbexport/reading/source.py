@@ -107,7 +107,10 @@ class LocalFile:
         wanted = max(0, self.size - offset) + 1
         data = os.pread(self.fd, wanted, offset)
         if len(data) < wanted - 1:  # a short read: read on as read() does
-            data += self.read(offset + len(data), self.size - offset - len(data))
+            try:
+                data += self.read(offset + len(data), self.size - offset - len(data))
+            except FileShrank as error:  # with every byte read, from offset on
+                raise FileShrank(str(error), data + error.data) from None
         parts, got = [data], len(data)
         while len(data) == wanted and (part := os.pread(self.fd, 1 << 20, offset + got)):
             parts.append(part)  # it grew since it was opened
