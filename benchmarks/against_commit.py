@@ -10,6 +10,11 @@ each version in turn, old and new alternating, ``--rounds`` times; the time is t
 inside the process around the work alone (imports excluded). Reported: the medians
 and the median of the per-round ratios (new / old). The inputs are the benchmark
 inputs of ``benchmarks.run`` (generated here when missing).
+
+``--in-process`` times the reading cases in this one process instead, the old
+package imported beside the new one (copied as ``tbexport_old``), alternating, with
+the middle half of the ratios: far steadier than fresh processes on a shared
+machine, where a fresh process's speed drifts by a factor of 1.5.
 """
 
 from __future__ import annotations
@@ -96,12 +101,56 @@ def _time(python: Path, statement: str, source: Path) -> float:
     return float(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
+def _in_process(commit: str, rounds: int, only: str | None) -> None:
+    """The reading cases, both versions imported here, alternating (see the module)."""
+    import importlib
+    import shutil
+    import time
+
+    python = _old_python(commit)
+    (site,) = (python.parent.parent / "lib").glob("python*/site-packages")
+    copy = DATA / f"at-{commit}-package"
+    if not (copy / "tbexport_old").exists():
+        shutil.copytree(site / "tbexport", copy / "tbexport_old")  # relative imports: renamable
+    sys.path.insert(0, str(copy))
+    old, new = importlib.import_module("tbexport_old"), importlib.import_module("tbexport")
+    inputs = _inputs()
+    head = f"| case (one process, {rounds} rounds) | {commit} (s) | now (s) | now / then"
+    print(f"{head} (middle half) |")
+    print("|---|---:|---:|---:|")
+    for label, source, statement in CASES:
+        if "export" in label or (only and only not in label):
+            continue
+        call = statement.removeprefix("tbexport.")
+        times: dict[str, list[float]] = {"old": [], "new": []}
+        for module in (old, new):  # warm: imports, the page cache
+            eval(call, {"load_scalars": module.load_scalars, "src": inputs[source]})
+        for round_ in range(rounds):
+            pair = [("old", old), ("new", new)] if round_ % 2 == 0 else [("new", new), ("old", old)]
+            for name, module in pair:
+                start = time.perf_counter()
+                eval(call, {"load_scalars": module.load_scalars, "src": inputs[source]})
+                times[name].append(time.perf_counter() - start)
+        ratios = [n / t for n, t in zip(times["new"], times["old"], strict=True)]
+        low, _, high = statistics.quantiles(ratios, n=4)
+        print(
+            f"| {label} | {statistics.median(times['old']):.4f} "
+            f"| {statistics.median(times['new']):.4f} "
+            f"| {statistics.median(ratios):.2f} ({low:.2f} to {high:.2f}) |",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("commit")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--only", help="run the cases whose label contains this")
+    parser.add_argument("--in-process", action="store_true", help="the reading cases, here")
     args = parser.parse_args()
+    if args.in_process:
+        _in_process(args.commit, args.rounds, args.only)
+        return
     inputs = _inputs()
     old, new = _old_python(args.commit), Path(sys.executable)
     print(f"| case | {args.commit} (s) | now (s) | now / then |")
