@@ -126,10 +126,9 @@ static int group_column(const Buf *from, size_t item, size_t n, const int32_t *t
 }
 
 /* Groups the columns of `out` by rank[tag] (steps, wall times, values, and flags when
-   unusual) into `into` (new memory, the sources left as they are; NULL: in place, each
-   source freed once copied, so one extra column at most); bounds gets int64[k+1] row
-   starts. */
-static int group_columns(Out *out, const int32_t *ranks, int64_t k, Buf *bounds, Buf *into) {
+   unusual) in place, each source freed once copied (so one extra column at most);
+   bounds gets int64[k+1] row starts. */
+static int group_out(Out *out, const int32_t *ranks, int64_t k, Buf *bounds) {
     size_t n = out->tags.used / 4;
     const int32_t *tag = (const int32_t *)out->tags.data;
     int64_t *cursor = malloc((size_t)(k ? k : 1) * sizeof(int64_t));
@@ -146,12 +145,8 @@ static int group_columns(Out *out, const int32_t *ranks, int64_t k, Buf *bounds,
             free(bound);
             return 0;
         }
-        if (into) {
-            into[c] = grouped;
-        } else {
-            free(columns[c]->data);
-            *columns[c] = grouped;
-        }
+        free(columns[c]->data);
+        *columns[c] = grouped;
     }
     free(cursor);
     bounds->data = (char *)bound;
@@ -159,9 +154,6 @@ static int group_columns(Out *out, const int32_t *ranks, int64_t k, Buf *bounds,
     return 1;
 }
 
-static int group_out(Out *out, const int32_t *ranks, int64_t k, Buf *bounds) {
-    return group_columns(out, ranks, k, bounds, NULL);
-}
 
 /* scan()'s second pass found other records than count() did: an exception of its own,
    so that the caller tells it from anything its progress callback raises. */
