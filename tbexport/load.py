@@ -29,14 +29,13 @@ from tbexport.model import (
     Run,
     ScalarData,
 )
-from tbexport.native import codec
+from tbexport.native import in_use
 from tbexport.parallel import chunk_for, default_jobs, map_in_order
 from tbexport.reading.discover import as_list, find_runs
 from tbexport.reading.event_file import tag_filter
 from tbexport.reading.frame import frame_order, long_frame
 from tbexport.reading.hparams import hparams_frame
 from tbexport.reading.runs import RunScalars, read_run
-from tbexport.tuning import current
 
 __all__ = ["COLUMNS", "ScalarData", "load_scalars", "read_hparams", "read_scalars"]
 
@@ -101,7 +100,8 @@ def read_hparams(paths: Paths) -> pd.DataFrame:
     # no tag accepted: the files' points are never assembled, only their hparams kept
     read = partial(read_run, accept=_no_tag, explicit_files=_explicit_files(paths))
     hparams: dict[str, dict[str, HParam]] = {}
-    for result in map_in_order(read, runs, jobs=_threads(len(runs))):
+    readers = _readers(max(1, min(default_jobs(), len(runs))))
+    for result in map_in_order(read, runs, jobs=readers, chunk=chunk_for(len(runs), readers)):
         for corruption in result.corruptions:
             warnings.warn(str(corruption), CorruptRecordWarning, stacklevel=2)
         for note in result.notes:
@@ -117,9 +117,10 @@ def _no_tag(tag: str) -> bool:
     return False
 
 
-def _threads(runs: int) -> int:
-    native = codec is not None and current().native
-    return max(1, min(default_jobs(), runs)) if native else 1
+def _readers(jobs: int) -> int:
+    """Threads to read runs on: ``jobs`` where the C scan releases the GIL; one without
+    it (protobuf holds the GIL: more threads would only take turns)."""
+    return jobs if in_use() else 1
 
 
 def load_scalars(
@@ -167,10 +168,7 @@ def load_scalars(
         explicit_files=_explicit_files(paths),
         progress=_serialized(progress) if progress is not None else None,
     )
-    # Threads: the C scan releases the GIL. (Without the extension protobuf holds it,
-    # and more threads would only take turns.)
-    native = codec is not None and current().native
-    readers = jobs if native else 1
+    readers = _readers(jobs)
     chunk = chunk_for(len(found), readers)
     ordered = list(map_in_order(read, found, jobs=readers, chunk=chunk))
     data = ScalarData(frame=pd.DataFrame(), runs=[result.run for result in ordered])

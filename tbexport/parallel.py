@@ -34,7 +34,7 @@ def map_in_order(
     function: Callable[[T], R], items: Iterable[T], *, jobs: int | None = None, chunk: int = 1
 ) -> Iterator[R]:
     """``function(item)`` for each item, in order; on ``jobs`` threads (default: one per
-    core) when there is more than one item.
+    core).
 
     A thread takes ``chunk`` items at a time (a future per item costs ~50 us of
     hand-overs: more than listing a directory, a quarter of reading a small run). At
@@ -46,12 +46,9 @@ def map_in_order(
     if jobs == 1:
         yield from map(function, items)
         return
-    if chunk > 1:
-        stop = threading.Event()  # an item failed: the other chunks take no more
-        for results in _on_threads(_apply(function, stop), _chunks(iter(items), chunk), jobs):
-            yield from results
-        return
-    yield from _on_threads(function, iter(items), jobs)
+    stop = threading.Event()  # an item failed: the other chunks take no more
+    for results in _on_threads(_apply(function, stop), _chunks(iter(items), chunk), jobs):
+        yield from results
 
 
 def chunk_for(items: int, jobs: int) -> int:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tbexport.model import Corruption, FileScalars, GlobFilter, Series, TagFilter
-from tbexport.native import codec
+from tbexport.native import codec, in_use
 from tbexport.reading.discover import natural_key
 from tbexport.reading.framing import FileBuffer, FileBytes, RecordScan
 from tbexport.reading.points import HAS_VALUE, PLAIN, PLUGIN_OTHER, PLUGIN_SCALARS, SIMPLE, Points
@@ -71,7 +71,7 @@ def read_event_file(
     scan = RecordScan(path, verify=verify)
     points = Points()
     with open_file(scan.path) as file:
-        if codec is not None and current().native:
+        if in_use():
             size, fast = _scan_native(file, scan, points, progress)
         else:
             size, fast = _scan_python(file, scan, points, progress), _Scanned()
@@ -308,9 +308,7 @@ def _event() -> Event:
     """An Event message to parse into, one per thread (made once: ~60 ms of imports)."""
     event: Event | None = getattr(_events, "event", None)
     if event is None:
-        from tbexport.reading.protobuf import Event
-
-        event = _events.event = Event()
+        event = _events.event = _protobuf().Event()
     return event
 
 

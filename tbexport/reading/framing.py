@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Final
 
 from tbexport.model import Corruption
-from tbexport.native import codec
+from tbexport.native import codec, in_use
 from tbexport.reading.source import FileShrank, RandomAccessFile, open_file
 from tbexport.tuning import current
 
@@ -53,7 +53,7 @@ def _python_masked_crc32c(data: bytes | memoryview) -> int:
 
 def masked_crc32c(data: bytes | memoryview) -> int:
     """CRC32C of ``data``, masked the way TFRecord files store it."""
-    if codec is not None and current().native:
+    if in_use():
         return codec.masked_crc32c(data)
     return _python_masked_crc32c(data)
 
@@ -235,7 +235,7 @@ def _next_valid_record(buf: FileBuffer, start: int, size: int) -> int:
 
     FileShrank when ``buf`` is a file that ended before ``size``.
     """
-    if codec is None or not current().native:
+    if not in_use():
         return _python_next_valid_record(buf, start, size)
     if not isinstance(buf, FileBytes):
         view = buf if size == len(buf) else memoryview(buf)[:size]

@@ -91,31 +91,36 @@ class LocalFile:
         if length < 0:
             return self._read_to_end(offset)
         wanted = max(0, min(length, self.size - offset))
-        data = os.pread(self.fd, wanted, offset) if wanted else b""
-        if len(data) < wanted:  # a short read: the end moved, or a read cut short
+        data = self._pread(offset, wanted)
+        if len(data) < wanted:
+            raise FileShrank(f"ended at byte {offset + len(data)} of {self.size}", data)
+        return data
+
+    def _read_to_end(self, offset: int) -> bytes:
+        wanted = max(0, self.size - offset)
+        # a byte more than the size: a read that gets fewer has met the end (one call)
+        data = self._pread(offset, wanted + 1)
+        if len(data) < wanted:
+            raise FileShrank(f"ended at byte {offset + len(data)} of {self.size}", data)
+        if len(data) > wanted:  # it grew since it was opened: on to its end
+            parts, got = [data], len(data)
+            while part := os.pread(self.fd, 1 << 20, offset + got):
+                parts.append(part)
+                got += len(part)
+            data = b"".join(parts)
+        return data
+
+    def _pread(self, offset: int, wanted: int) -> bytes:
+        """Up to ``wanted`` bytes from ``offset``: fewer only where the file ends (a read
+        cut short is read on)."""
+        data = os.pread(self.fd, wanted, offset) if wanted > 0 else b""
+        if 0 < len(data) < wanted:
             parts, got = [data], len(data)
             while got < wanted and (part := os.pread(self.fd, wanted - got, offset + got)):
                 parts.append(part)
                 got += len(part)
             data = b"".join(parts)
-            if got < wanted:
-                raise FileShrank(f"ended at byte {offset + got} of {self.size}", data)
         return data
-
-    def _read_to_end(self, offset: int) -> bytes:
-        # a byte more than the size: a read that gets fewer has met the end (one call)
-        wanted = max(0, self.size - offset) + 1
-        data = os.pread(self.fd, wanted, offset)
-        if len(data) < wanted - 1:  # a short read: read on as read() does
-            try:
-                data += self.read(offset + len(data), self.size - offset - len(data))
-            except FileShrank as error:  # with every byte read, from offset on
-                raise FileShrank(str(error), data + error.data) from None
-        parts, got = [data], len(data)
-        while len(data) == wanted and (part := os.pread(self.fd, 1 << 20, offset + got)):
-            parts.append(part)  # it grew since it was opened
-            got += len(part)
-        return data if len(parts) == 1 else b"".join(parts)
 
     def shrank(self) -> bool:
         return os.lseek(self.fd, 0, os.SEEK_END) < self.size

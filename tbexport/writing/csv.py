@@ -20,10 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tbexport.native import codec
+from tbexport.native import codec, in_use
 from tbexport.options import WriteOptions
 from tbexport.shaping import runs_side_by_side, time_column, to_wide, value_columns, wide_column
-from tbexport.tuning import current
 from tbexport.writing.render import BLOCK_ROWS, render
 
 
@@ -106,7 +105,7 @@ def _all_blocks(
 
 
 def _csv_rows(prefix: bytes, steps: np.ndarray, columns: tuple[np.ndarray, ...]) -> bytes:
-    if codec is not None and current().native:
+    if in_use():
         return bytes(codec.csv_rows(prefix, steps, columns))
     texts = [_number_texts(c) for c in columns]
     head = prefix.decode()

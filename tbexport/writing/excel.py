@@ -25,7 +25,7 @@ import pandas as pd
 
 from tbexport.exceptions import OutputError, OutputWarning
 from tbexport.names import sheet_continuation, sheet_names
-from tbexport.native import codec
+from tbexport.native import codec, in_use
 from tbexport.options import WriteOptions
 from tbexport.shaping import (
     SMOOTHED,
@@ -35,7 +35,6 @@ from tbexport.shaping import (
     value_columns,
     wide_column,
 )
-from tbexport.tuning import current
 from tbexport.writing.charts import ChartSeries, line_chart
 from tbexport.writing.render import BLOCK_ROWS, render
 from tbexport.writing.xlsx import (
@@ -336,7 +335,7 @@ def _sheet_rows(
     styles: tuple[int, ...],
     words: tuple[bool, ...],
 ) -> bytes:
-    if codec is not None and current().native:
+    if in_use():
         return bytes(codec.sheet_rows(first_row, run_xml.encode(), steps, columns, styles, words))
     lists = [c.tolist() for c in columns]
     rows = _data_rows(first_row, run_xml, steps.tolist(), lists, styles, words)
